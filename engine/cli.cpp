@@ -1,0 +1,404 @@
+#include "engine/cli.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "engine/docs.h"
+#include "engine/json.h"
+#include "engine/log.h"
+#include "engine/pipeline.h"
+#include "engine/runner.h"
+#include "engine/testing.h"
+
+namespace sluice {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitInvalid = 1;
+constexpr int kExitUsage = 2;
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) {
+  if (g_stop.exchange(true)) {
+    // Second signal: the user insists. Positions were not committed past durable writes, so
+    // leaving now loses nothing that a restart will not read again.
+    const char msg[] = "sluice: stopping now\n";
+    (void)!write(2, msg, sizeof(msg) - 1);
+    _exit(130);
+  }
+  const char msg[] = "sluice: draining (Ctrl-C again to stop at once)\n";
+  (void)!write(2, msg, sizeof(msg) - 1);
+}
+
+std::string WithCommas(uint64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(i, ",");
+  return s;
+}
+
+void PrintDiagnostics(const Diagnostics& diags, bool errors_only = false) {
+  for (const auto& d : diags.items()) {
+    if (errors_only && d.severity != Severity::kError) continue;
+    std::fprintf(stderr, "%s\n", d.ToString().c_str());
+  }
+}
+
+std::unique_ptr<Plan> LoadAndPlan(const std::string& file, const Registry& registry,
+                                  Diagnostics& diags) {
+  auto decl = ParsePipelineFile(file, registry, diags);
+  if (!decl) return nullptr;
+  return PlanPipeline(std::move(*decl), diags);
+}
+
+// ---- validate ----
+int Validate(const std::vector<std::string>& files, const std::string& format,
+             const Registry& registry) {
+  bool all_ok = true;
+  std::string json = "[";
+  for (size_t k = 0; k < files.size(); ++k) {
+    Diagnostics diags;
+    LoadAndPlan(files[k], registry, diags);
+    bool ok = !diags.HasErrors();
+    all_ok = all_ok && ok;
+    if (format == "json") {
+      if (k) json += ",";
+      json += "{\"file\":";
+      AppendJsonString(json, files[k]);
+      json += fmt::format(",\"valid\":{},\"problems\":[", ok ? "true" : "false");
+      for (size_t i = 0; i < diags.items().size(); ++i) {
+        const auto& d = diags.items()[i];
+        if (i) json += ",";
+        json += fmt::format("{{\"severity\":\"{}\",\"file\":",
+                            d.severity == Severity::kError ? "error" : "warning");
+        AppendJsonString(json, d.mark.file);
+        json += fmt::format(",\"line\":{},\"column\":{},\"node\":", d.mark.line, d.mark.column);
+        AppendJsonString(json, d.node);
+        json += ",\"message\":";
+        AppendJsonString(json, d.message);
+        json += "}";
+      }
+      json += "]}";
+    } else {
+      PrintDiagnostics(diags);
+      std::fprintf(stderr, "%s: %s\n", files[k].c_str(),
+                   ok ? (diags.items().empty() ? "valid" : "valid, with warnings")
+                      : fmt::format("invalid ({} error{})", diags.ErrorCount(),
+                                    diags.ErrorCount() == 1 ? "" : "s")
+                            .c_str());
+    }
+  }
+  if (format == "json") std::printf("%s]\n", json.c_str());
+  return all_ok ? kExitOk : kExitInvalid;
+}
+
+// ---- graph ----
+int Graph(const std::string& file, const std::string& format, const Registry& registry) {
+  Diagnostics diags;
+  auto plan = LoadAndPlan(file, registry, diags);
+  if (!plan) {
+    PrintDiagnostics(diags);
+    return kExitInvalid;
+  }
+  const auto& nodes = plan->decl.nodes;
+  auto label = [&](size_t i) {
+    std::string schema;
+    if (plan->nodes[i].output_schema) schema = plan->nodes[i].output_schema->FieldNames();
+    return fmt::format("{}\\n({})", nodes[i].name, nodes[i].type);
+  };
+  std::string out;
+  if (format == "mermaid") {
+    out = "flowchart LR\n";
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const char* open = nodes[i].role == Role::kSource ? "[/" : nodes[i].role == Role::kSink ? "[\\" : "[";
+      const char* close = nodes[i].role == Role::kSource ? "/]" : nodes[i].role == Role::kSink ? "\\]" : "]";
+      out += fmt::format("  n{}{}\"{}<br/>{}\"{}\n", i, open, nodes[i].name, nodes[i].type, close);
+    }
+    for (size_t i = 0; i < nodes.size(); ++i)
+      for (int o : plan->nodes[i].outputs) out += fmt::format("  n{} --> n{}\n", i, o);
+  } else {
+    out = fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n", plan->decl.name);
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const char* shape = nodes[i].role == Role::kSource ? "invhouse"
+                          : nodes[i].role == Role::kSink ? "house" : "box";
+      out += fmt::format("  \"{}\" [label=\"{}\", shape={}];\n", nodes[i].name, label(i), shape);
+    }
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      for (int o : plan->nodes[i].outputs) {
+        out += fmt::format("  \"{}\" -> \"{}\";\n", nodes[i].name, nodes[o].name);
+      }
+    }
+    out += "}\n";
+  }
+  std::fputs(out.c_str(), stdout);
+  PrintDiagnostics(diags, true);
+  return diags.HasErrors() ? kExitInvalid : kExitOk;
+}
+
+// ---- test ----
+int Test(const std::vector<std::string>& files, const Registry& registry) {
+  int passed = 0, failed = 0;
+  for (const auto& file : files) {
+    Diagnostics diags;
+    auto plan = LoadAndPlan(file, registry, diags);
+    if (!plan || diags.HasErrors()) {
+      PrintDiagnostics(diags, true);
+      std::fprintf(stderr, "%s: invalid pipeline, tests not run\n", file.c_str());
+      ++failed;
+      continue;
+    }
+    // Test cases live in the pipeline file, or beside it in <name>.tests.yaml.
+    std::vector<std::pair<YAML::Node, std::string>> suites;
+    if (plan->decl.tests.IsDefined()) suites.emplace_back(plan->decl.tests, file);
+    std::filesystem::path side(file);
+    side.replace_extension(".tests.yaml");
+    if (std::filesystem::exists(side)) {
+      try {
+        YAML::Node doc = YAML::LoadFile(side.string());
+        suites.emplace_back(doc["tests"].IsDefined() ? doc["tests"] : doc, side.string());
+      } catch (const YAML::Exception& e) {
+        std::fprintf(stderr, "%s:%d:%d: invalid YAML: %s\n", side.c_str(), e.mark.line + 1,
+                     e.mark.column + 1, e.msg.c_str());
+        ++failed;
+      }
+    }
+    if (suites.empty()) {
+      std::fprintf(stderr, "%s: no test cases (add 'tests:' or %s)\n", file.c_str(),
+                   side.filename().c_str());
+    }
+    for (auto& [tests, where] : suites) {
+      for (const auto& r : RunPipelineTests(*plan, tests, where)) {
+        if (r.failures.empty()) {
+          ++passed;
+          std::printf("ok    %s: %s\n", where.c_str(), r.name.c_str());
+        } else {
+          ++failed;
+          std::printf("FAIL  %s: %s\n", where.c_str(), r.name.c_str());
+          for (const auto& f : r.failures) std::printf("      %s\n", f.c_str());
+        }
+      }
+    }
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 && passed > 0 ? kExitOk : kExitInvalid;
+}
+
+// ---- run ----
+struct RunFlags {
+  bool quiet = false;
+  bool progress = true;
+  int threads = 0;
+};
+
+int Run(const std::string& file, const RunFlags& flags, const Registry& registry) {
+  Diagnostics diags;
+  auto plan = LoadAndPlan(file, registry, diags);
+  for (const auto& d : diags.items()) {
+    Log(d.severity == Severity::kError ? LogLevel::kError : LogLevel::kWarn, d.ToString());
+  }
+  if (!plan || diags.HasErrors()) return kExitInvalid;
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  const bool text = GetLogFormat() == LogFormat::kText;
+  const bool show_progress = flags.progress && !flags.quiet && text && isatty(2);
+  LiveCounters live;
+  RunOptions options;
+  options.stop = &g_stop;
+  options.live = &live;
+  options.threads = flags.threads;
+  if (!flags.quiet) {
+    Log(LogLevel::kInfo, fmt::format("running pipeline '{}'", plan->decl.name),
+        {{"file", file}});
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread progress;
+  if (show_progress) {
+    progress = std::thread([&] {
+      auto start = std::chrono::steady_clock::now();
+      uint64_t last = 0;
+      auto last_t = start;
+      std::unique_lock<std::mutex> lock(mu);
+      while (!cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return done; })) {
+        auto now = std::chrono::steady_clock::now();
+        uint64_t read = live.records_read.load();
+        double dt = std::chrono::duration<double>(now - last_t).count();
+        double rate = dt > 0 ? (read - last) / dt : 0;
+        last = read;
+        last_t = now;
+        std::fprintf(stderr, "\r\033[K  in %s · out %s · %s rec/s · dead letters %s",
+                     WithCommas(read).c_str(), WithCommas(live.rows_written.load()).c_str(),
+                     WithCommas(static_cast<uint64_t>(rate)).c_str(),
+                     WithCommas(live.rejected.load()).c_str());
+      }
+      std::fprintf(stderr, "\r\033[K");
+    });
+  }
+  auto result = RunPipeline(*plan, options);
+  if (progress.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+    }
+    cv.notify_all();
+    progress.join();
+  }
+  if (!result.ok()) {
+    Log(LogLevel::kError, fmt::format("pipeline '{}' failed: {}", plan->decl.name,
+                                      result.status().message()));
+    return kExitInvalid;
+  }
+  const RunSummary& s = *result;
+  if (!flags.quiet) {
+    double rate = s.seconds > 0 ? s.records_read / s.seconds : 0;
+    std::vector<std::pair<std::string, std::string>> fields = {
+        {"records_read", std::to_string(s.records_read)},
+        {"rows_written", std::to_string(s.rows_written)},
+        {"dead_letters", std::to_string(s.dead_letters)},
+        {"seconds", fmt::format("{:.3f}", s.seconds)},
+        {"records_per_s", fmt::format("{:.0f}", rate)},
+    };
+    if (s.dead_letters > 0) fields.emplace_back("dead_letter_file", s.dead_letter_path);
+    std::string msg = fmt::format(
+        "pipeline '{}' {}: read {} records, wrote {} rows, {} dead letters, {:.2f} s ({} "
+        "records/s)",
+        plan->decl.name, g_stop.load() ? "stopped" : "finished", WithCommas(s.records_read),
+        WithCommas(s.rows_written), WithCommas(s.dead_letters), s.seconds,
+        WithCommas(static_cast<uint64_t>(rate)));
+    if (text) {
+      Log(LogLevel::kInfo, msg);
+      for (const auto& n : s.nodes) {
+        std::fprintf(stderr, "  %-10s %-20s in %12s  out %12s  rejected %s\n", RoleName(n.role),
+                     n.name.c_str(), WithCommas(n.rows_in).c_str(), WithCommas(n.rows_out).c_str(),
+                     WithCommas(n.rejected).c_str());
+      }
+      if (s.dead_letters > 0)
+        std::fprintf(stderr, "  dead letters: %s\n", s.dead_letter_path.c_str());
+    } else {
+      Log(LogLevel::kInfo, msg, fields);
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv, const Registry& registry) {
+  CLI::App app{"Sluice: streaming ML inference from declarative pipelines.", "sluice"};
+  app.set_version_flag("--version", std::string("sluice ") + SLUICE_VERSION);
+  app.require_subcommand(1);
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "log format on stderr")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+
+  auto* run = app.add_subcommand("run", "run a pipeline until its input ends or it is stopped");
+  std::string run_file;
+  RunFlags run_flags;
+  bool no_progress = false;
+  run->add_option("FILE", run_file, "pipeline file")->required();
+  run->add_flag("-q,--quiet", run_flags.quiet, "no progress and no summary");
+  run->add_flag("--no-progress", no_progress, "no progress line on a terminal");
+  run->add_option("--threads", run_flags.threads, "worker threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  run->add_option("--log-format", log_format, "log format on stderr")
+      ->check(CLI::IsMember({"text", "json"}));
+
+  auto* validate = app.add_subcommand(
+      "validate", "check pipeline files without running them; exit 0 valid, 1 invalid");
+  std::vector<std::string> validate_files;
+  std::string validate_format = "text";
+  validate->add_option("FILE", validate_files, "pipeline files")->required();
+  validate->add_option("--format", validate_format, "output format")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+
+  auto* test = app.add_subcommand(
+      "test", "run a pipeline's test cases in memory (tests: in the file, or FILE.tests.yaml)");
+  std::vector<std::string> test_files;
+  test->add_option("FILE", test_files, "pipeline files")->required();
+
+  auto* graph = app.add_subcommand("graph", "print a pipeline's graph (DOT or Mermaid)");
+  std::string graph_file, graph_format = "dot";
+  graph->add_option("FILE", graph_file, "pipeline file")->required();
+  graph->add_option("--format", graph_format, "dot or mermaid")
+      ->check(CLI::IsMember({"dot", "mermaid"}))
+      ->capture_default_str();
+
+  auto* ops = app.add_subcommand("operators", "list operators, or write their reference");
+  bool docs = false, json_schema = false;
+  std::string output;
+  ops->add_flag("--docs", docs, "the Markdown reference (docs/operators.md)");
+  ops->add_flag("--json-schema", json_schema,
+                "the JSON Schema of pipeline files (schemas/pipeline.schema.json)");
+  ops->add_option("-o,--output", output, "write to this file instead of standard output");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  SetLogFormat(log_format == "json" ? LogFormat::kJson : LogFormat::kText);
+
+  try {
+    if (*run) {
+      run_flags.progress = !no_progress;
+      return Run(run_file, run_flags, registry);
+    }
+    if (*validate) return Validate(validate_files, validate_format, registry);
+    if (*test) return Test(test_files, registry);
+    if (*graph) return Graph(graph_file, graph_format, registry);
+    if (*ops) {
+      std::string text;
+      if (docs) {
+        text = OperatorsMarkdown(registry);
+      } else if (json_schema) {
+        text = PipelineJsonSchema(registry);
+      } else {
+        for (const OperatorSpec* spec : registry.All()) {
+          text += fmt::format("{:<10} {:<14} {}\n", RoleName(spec->role), spec->name,
+                              spec->summary);
+        }
+      }
+      if (output.empty()) {
+        std::fputs(text.c_str(), stdout);
+      } else {
+        std::ofstream out(output, std::ios::binary);
+        out << text;
+        if (!out) {
+          std::fprintf(stderr, "sluice: cannot write '%s'\n", output.c_str());
+          return kExitInvalid;
+        }
+      }
+      return kExitOk;
+    }
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, fmt::format("internal error: {}", e.what()));
+    return kExitInvalid;
+  }
+  return kExitUsage;
+}
+
+}  // namespace sluice

@@ -1,0 +1,136 @@
+// The operator interface and registry. An operator declares a spec (name, role, config keys) and a
+// factory; the factory parses one node's config into a plan object (no I/O), the plan computes
+// its output schema from its input schema, and builds the runtime object that processes batches.
+//
+// Threading contract:
+// - Plans are used on one thread during validation and build.
+// - SourceReader::Read is called serially from one thread; it may block on I/O.
+// - Decoder::Decode and TransformRuntime::Process are const and called concurrently from TBB
+//   worker threads when the spec says `parallel`; otherwise serially. They do CPU work only.
+// - SinkRuntime methods are called serially, in batch order per source.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/config.h"
+#include "engine/status.h"
+#include "engine/types.h"
+
+namespace sluice {
+
+class DeadLetter;
+
+// What a node sees of the run: its name, the dead-letter output and its counters.
+class NodeContext {
+ public:
+  NodeContext(std::string node, DeadLetter* dead_letter)
+      : node_(std::move(node)), dead_letter_(dead_letter) {}
+  const std::string& node() const { return node_; }
+  // Sends a row that this node cannot process to the dead-letter output, with the reason.
+  void Reject(const Batch& batch, size_t row, std::string_view reason);
+  void RejectRaw(const RawRecords& raw, size_t index, std::string_view reason);
+  uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+
+ private:
+  std::string node_;
+  DeadLetter* dead_letter_;
+  std::atomic<uint64_t> rejected_{0};
+};
+
+// ---- sources ----
+class SourceReader {
+ public:
+  virtual ~SourceReader() = default;
+  // Up to `max_records` raw records; an empty result (nullptr) at the end of input.
+  virtual Result<std::shared_ptr<RawRecords>> Read(size_t max_records) = 0;
+};
+
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // Decodes the records into a batch of the source's schema; undecodable records are rejected
+  // through `ctx` and left out. The batch keeps `raw` for dead letters downstream.
+  virtual Result<std::shared_ptr<Batch>> Decode(std::shared_ptr<const RawRecords> raw,
+                                                NodeContext& ctx) const = 0;
+};
+
+class SourceNode {
+ public:
+  virtual ~SourceNode() = default;
+  virtual Result<SchemaPtr> OutputSchema() = 0;
+  virtual Result<std::unique_ptr<Decoder>> MakeDecoder() const = 0;
+  virtual Result<std::unique_ptr<SourceReader>> OpenReader() const = 0;
+};
+
+// ---- transforms ----
+class TransformRuntime {
+ public:
+  virtual ~TransformRuntime() = default;
+  virtual Result<BatchPtr> Process(const BatchPtr& input, NodeContext& ctx) const = 0;
+};
+
+class TransformNode {
+ public:
+  virtual ~TransformNode() = default;
+  virtual Result<SchemaPtr> OutputSchema(const SchemaPtr& input) = 0;
+  virtual Result<std::unique_ptr<TransformRuntime>> Build() const = 0;
+};
+
+// ---- sinks ----
+class SinkRuntime {
+ public:
+  virtual ~SinkRuntime() = default;
+  // Durably writes (or buffers, then writes in Flush) the batch. Serial.
+  virtual Status Write(const Batch& batch, NodeContext& ctx) = 0;
+  // Makes everything written so far durable.
+  virtual Status Flush() { return Status::Ok(); }
+  virtual Status Close() { return Flush(); }
+};
+
+class SinkNode {
+ public:
+  virtual ~SinkNode() = default;
+  // Checks that rows of `input` can be written (columns, types).
+  virtual Status CheckInput(const SchemaPtr& input) = 0;
+  virtual Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr& input) const = 0;
+};
+
+struct OperatorSpec {
+  std::string name;     // the YAML `type`, the file name, the docs heading
+  Role role = Role::kTransform;
+  std::string summary;  // one line
+  std::string description;  // a paragraph for the docs (optional)
+  std::vector<ConfigField> fields;
+  std::string example;  // YAML of one node's mapping, e.g. "{type: drop-fields, ...}"
+  bool parallel = false;  // Process/Decode may run concurrently on several batches
+
+  std::function<Result<std::unique_ptr<SourceNode>>(const NodeConfig&)> make_source;
+  std::function<Result<std::unique_ptr<TransformNode>>(const NodeConfig&)> make_transform;
+  std::function<Result<std::unique_ptr<SinkNode>>(const NodeConfig&)> make_sink;
+};
+
+class Registry {
+ public:
+  // Registers an operator; a duplicate name is a programmer error.
+  void Add(OperatorSpec spec);
+  // Sources and sinks may share a name (`file`): operators are keyed by role and name.
+  const OperatorSpec* Find(Role role, std::string_view name) const;
+  // Roles that have an operator of this name.
+  std::vector<Role> RolesOf(std::string_view name) const;
+  std::vector<const OperatorSpec*> All() const;  // sorted by role, then name
+  std::vector<std::string> Names(Role role) const;
+
+ private:
+  std::map<std::pair<int, std::string>, std::unique_ptr<OperatorSpec>> specs_;
+};
+
+// Keys every node accepts besides its operator's own.
+const std::vector<ConfigField>& CommonNodeFields(Role role);
+
+}  // namespace sluice

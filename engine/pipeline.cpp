@@ -1,0 +1,646 @@
+#include "engine/pipeline.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+namespace sluice {
+
+std::string Diagnostic::ToString() const {
+  return fmt::format("{}: {}: {}", mark.ToString(),
+                     severity == Severity::kError ? "error" : "warning", message);
+}
+
+void Diagnostics::Error(const Mark& mark, std::string node, std::string message) {
+  items_.push_back({Severity::kError, mark, std::move(node), std::move(message)});
+}
+
+void Diagnostics::Warning(const Mark& mark, std::string node, std::string message) {
+  items_.push_back({Severity::kWarning, mark, std::move(node), std::move(message)});
+}
+
+void Diagnostics::AddStatus(const Status& status, const Mark& fallback, std::string node) {
+  // Messages built by NodeConfig::Error start with "file:line:col: "; split that off so the
+  // structured output has the mark and the message apart.
+  std::string msg = status.message();
+  Mark mark = fallback;
+  const std::string prefix = fallback.file + ":";
+  if (!fallback.file.empty() && msg.rfind(prefix, 0) == 0) {
+    int line = 0, col = 0, consumed = 0;
+    if (std::sscanf(msg.c_str() + prefix.size(), "%d:%d: %n", &line, &col, &consumed) == 2 &&
+        consumed > 0) {
+      mark.line = line;
+      mark.column = col;
+      msg = msg.substr(prefix.size() + consumed);
+    }
+  }
+  Error(mark, std::move(node), std::move(msg));
+}
+
+bool Diagnostics::HasErrors() const { return ErrorCount() > 0; }
+
+size_t Diagnostics::ErrorCount() const {
+  size_t n = 0;
+  for (const auto& d : items_) n += d.severity == Severity::kError;
+  return n;
+}
+
+int PipelineDecl::IndexOf(const std::string& name) const {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+Result<std::string> ExpandEnv(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c != '$') {
+      out.push_back(c);
+      continue;
+    }
+    if (i + 1 < text.size() && text[i + 1] == '$') {
+      out.push_back('$');
+      ++i;
+      continue;
+    }
+    if (i + 1 >= text.size() || text[i + 1] != '{') {
+      out.push_back(c);
+      continue;
+    }
+    size_t close = text.find('}', i + 2);
+    if (close == std::string::npos) {
+      return Status::InvalidConfig(
+          fmt::format("unterminated '${{' in '{}' (write $$ for a literal $)", text));
+    }
+    std::string inner = text.substr(i + 2, close - i - 2);
+    std::string name = inner;
+    std::optional<std::string> fallback;
+    size_t dash = inner.find(":-");
+    if (dash != std::string::npos) {
+      name = inner.substr(0, dash);
+      fallback = inner.substr(dash + 2);
+    }
+    bool valid_name = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
+    for (char ch : name)
+      valid_name = valid_name && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
+    if (!valid_name) {
+      return Status::InvalidConfig(fmt::format(
+          "'${{{}}}' is not a valid environment reference (expected ${{NAME}} or "
+          "${{NAME:-default}})",
+          inner));
+    }
+    const char* value = std::getenv(name.c_str());
+    if (value && (*value || !fallback)) {
+      out += value;
+    } else if (fallback) {
+      out += *fallback;
+    } else {
+      return Status::InvalidConfig(fmt::format(
+          "environment variable '{}' is not set (set it, or give a default: ${{{}:-value}})",
+          name, name));
+    }
+    i = close;
+  }
+  return out;
+}
+
+namespace {
+
+// Expands every scalar in place; yaml-cpp keeps the marks of assigned nodes.
+void ExpandTree(YAML::Node node, const std::string& file, Diagnostics& diags) {
+  if (node.IsScalar()) {
+    const std::string& s = node.Scalar();
+    if (s.find('$') == std::string::npos) return;
+    auto r = ExpandEnv(s);
+    if (!r.ok()) {
+      diags.Error(Mark::Of(file, node), "", r.status().message());
+      return;
+    }
+    if (*r != s) node = *r;
+  } else if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) ExpandTree(it->second, file, diags);
+  } else if (node.IsSequence()) {
+    for (auto item : node) ExpandTree(item, file, diags);
+  }
+}
+
+const char* KindName(const YAML::Node& n) {
+  if (n.IsMap()) return "a mapping";
+  if (n.IsSequence()) return "a list";
+  if (n.IsNull()) return "null";
+  return "a scalar";
+}
+
+bool IsInt(const std::string& s) {
+  if (s.empty()) return false;
+  size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  if (i == s.size()) return false;
+  for (; i < s.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+  return true;
+}
+
+bool IsNumber(const std::string& s) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size();
+}
+
+bool IsBool(const std::string& s) {
+  static const std::set<std::string> kBools = {"true", "false", "True", "False", "yes",
+                                               "no",   "on",    "off",   "TRUE",  "FALSE"};
+  return kBools.count(s) > 0;
+}
+
+// Checks one key's value against its declared type; returns the problem, or empty.
+std::string CheckValue(const ConfigField& f, const YAML::Node& v) {
+  auto expected = [&](const char* what) {
+    return fmt::format("'{}' must be {}, found {}", f.name, what, KindName(v));
+  };
+  switch (f.type) {
+    case ConfigType::kString:
+    case ConfigType::kPath:
+      if (!v.IsScalar()) return expected("a string");
+      if (!f.choices.empty()) {
+        bool found = false;
+        std::string all;
+        for (const auto& c : f.choices) {
+          found = found || c == v.Scalar();
+          all += (all.empty() ? "" : ", ") + c;
+        }
+        if (!found) {
+          auto near = ClosestMatch(v.Scalar(), f.choices);
+          return fmt::format("'{}' must be one of {}, found '{}'{}", f.name, all, v.Scalar(),
+                             near ? fmt::format(" (did you mean '{}'?)", *near) : "");
+        }
+      }
+      return "";
+    case ConfigType::kInt:
+      if (!v.IsScalar() || !IsInt(v.Scalar()))
+        return fmt::format("'{}' must be an integer, found '{}'", f.name,
+                           v.IsScalar() ? v.Scalar() : KindName(v));
+      return "";
+    case ConfigType::kFloat:
+      if (!v.IsScalar() || !IsNumber(v.Scalar()))
+        return fmt::format("'{}' must be a number, found '{}'", f.name,
+                           v.IsScalar() ? v.Scalar() : KindName(v));
+      return "";
+    case ConfigType::kBool:
+      if (!v.IsScalar() || !IsBool(v.Scalar()))
+        return fmt::format("'{}' must be true or false, found '{}'", f.name,
+                           v.IsScalar() ? v.Scalar() : KindName(v));
+      return "";
+    case ConfigType::kStringList:
+      if (v.IsScalar()) return "";  // a single string is a list of one
+      if (!v.IsSequence()) return expected("a list of strings");
+      for (const auto& item : v)
+        if (!item.IsScalar()) return expected("a list of strings");
+      return "";
+    case ConfigType::kStringMap:
+      if (!v.IsMap()) return expected("a mapping of strings");
+      for (auto it = v.begin(); it != v.end(); ++it)
+        if (!it->second.IsScalar()) return expected("a mapping of strings");
+      return "";
+    case ConfigType::kAny:
+      return "";
+  }
+  return "";
+}
+
+struct Section {
+  const char* key;
+  Role role;
+};
+constexpr Section kSections[] = {
+    {"sources", Role::kSource}, {"transforms", Role::kTransform}, {"sinks", Role::kSink}};
+
+void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::Node& body,
+               Role role, PipelineDecl& decl, const Registry& registry, Diagnostics& diags) {
+  NodeConfig cfg;
+  cfg.name = name;
+  cfg.role = role;
+  cfg.mark = Mark::Of(decl.file, body.IsDefined() ? body : key_node);
+  cfg.base_dir = decl.base_dir;
+  cfg.node = body;
+  if (!body.IsMap()) {
+    diags.Error(cfg.mark, name,
+                fmt::format("node '{}' must be a mapping with a 'type' key, found {}", name,
+                            KindName(body)));
+    return;
+  }
+  if (!body["type"].IsDefined() || !body["type"].IsScalar()) {
+    diags.Error(cfg.mark, name, fmt::format("node '{}' has no 'type' (one of: {})", name,
+                                            fmt::join(registry.Names(role), ", ")));
+    return;
+  }
+  cfg.type = body["type"].Scalar();
+  cfg.spec = registry.Find(role, cfg.type);
+  if (!cfg.spec) {
+    auto names = registry.Names(role);
+    auto near = ClosestMatch(cfg.type, names);
+    auto roles = registry.RolesOf(cfg.type);
+    std::string why = roles.empty()
+                          ? fmt::format("unknown {} type '{}'", RoleName(role), cfg.type)
+                          : fmt::format("'{}' is a {}, not a {}", cfg.type, RoleName(roles[0]),
+                                        RoleName(role));
+    diags.Error(Mark::Of(decl.file, body["type"]), name,
+                fmt::format("node '{}': {}{} (known {}s: {})", name, why,
+                            near ? fmt::format(", did you mean '{}'?", *near) : "",
+                            RoleName(role), fmt::join(names, ", ")));
+    // Kept without a spec so that nodes reading from it report no second, misleading error.
+    decl.nodes.push_back(std::move(cfg));
+    return;
+  }
+  // Keys: the operator's own plus the common ones for its role.
+  std::vector<const ConfigField*> fields;
+  for (const auto& f : cfg.spec->fields) fields.push_back(&f);
+  for (const auto& f : CommonNodeFields(role)) fields.push_back(&f);
+  std::vector<std::string> names;
+  for (const auto* f : fields) names.push_back(f->name);
+  bool ok = true;
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    std::string key = it->first.Scalar();
+    const ConfigField* f = nullptr;
+    for (const auto* cand : fields)
+      if (cand->name == key) f = cand;
+    if (!f) {
+      auto near = ClosestMatch(key, names);
+      diags.Error(Mark::Of(decl.file, it->first), name,
+                  fmt::format("{}: unknown key '{}'{} (keys: {})", cfg.Prefix(), key,
+                              near ? fmt::format(" (did you mean '{}'?)", *near) : "",
+                              fmt::join(names, ", ")));
+      ok = false;
+      continue;
+    }
+    std::string problem = CheckValue(*f, it->second);
+    if (!problem.empty()) {
+      diags.Error(Mark::Of(decl.file, it->second), name,
+                  fmt::format("{}: {}", cfg.Prefix(), problem));
+      ok = false;
+    }
+  }
+  for (const auto* f : fields) {
+    if (f->required && !cfg.Has(f->name)) {
+      diags.Error(cfg.mark, name,
+                  fmt::format("{}: missing required key '{}' ({})", cfg.Prefix(), f->name,
+                              f->description));
+      ok = false;
+    }
+  }
+  if (role != Role::kSource && cfg.Has("inputs") && (cfg.node["inputs"].IsSequence() ||
+                                                     cfg.node["inputs"].IsScalar())) {
+    const YAML::Node& in = cfg.node["inputs"];
+    if (in.IsScalar()) {
+      cfg.inputs.push_back(in.Scalar());
+      cfg.input_marks.push_back(Mark::Of(decl.file, in));
+    } else {
+      for (const auto& item : in) {
+        if (!item.IsScalar()) continue;
+        cfg.inputs.push_back(item.Scalar());
+        cfg.input_marks.push_back(Mark::Of(decl.file, item));
+      }
+    }
+    if (cfg.inputs.empty()) {
+      diags.Error(cfg.MarkOf("inputs"), name,
+                  fmt::format("{}: 'inputs' is empty; name the nodes it reads from",
+                              cfg.Prefix()));
+      ok = false;
+    }
+  }
+  (void)ok;  // key problems are reported; the node is still planned so later checks run too
+  decl.nodes.push_back(std::move(cfg));
+}
+
+void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diags) {
+  const YAML::Node s = root["settings"];
+  if (s.IsDefined() && !s.IsNull()) {
+    if (!s.IsMap()) {
+      diags.Error(Mark::Of(decl.file, s), "", "'settings' must be a mapping");
+    } else {
+      for (auto it = s.begin(); it != s.end(); ++it) {
+        std::string key = it->first.Scalar();
+        const YAML::Node& v = it->second;
+        int64_t* target = nullptr;
+        if (key == "batch_size") target = &decl.settings.batch_size;
+        if (key == "max_in_flight") target = &decl.settings.max_in_flight;
+        if (!target) {
+          auto near = ClosestMatch(key, {"batch_size", "max_in_flight"});
+          diags.Error(Mark::Of(decl.file, it->first), "",
+                      fmt::format("settings: unknown key '{}'{} (keys: batch_size, max_in_flight)",
+                                  key, near ? fmt::format(" (did you mean '{}'?)", *near) : ""));
+          continue;
+        }
+        if (!v.IsScalar() || !IsInt(v.Scalar()) || std::stoll(v.Scalar()) < 1 ||
+            std::stoll(v.Scalar()) > 1000000) {
+          diags.Error(Mark::Of(decl.file, v), "",
+                      fmt::format("settings: '{}' must be an integer from 1 to 1000000", key));
+          continue;
+        }
+        *target = std::stoll(v.Scalar());
+      }
+    }
+  }
+  decl.settings.dead_letter_path = decl.name + ".dead-letter.jsonl";
+  const YAML::Node d = root["dead_letter"];
+  if (d.IsDefined() && !d.IsNull()) {
+    if (!d.IsMap()) {
+      diags.Error(Mark::Of(decl.file, d), "", "'dead_letter' must be a mapping: {path: FILE}");
+      return;
+    }
+    for (auto it = d.begin(); it != d.end(); ++it) {
+      std::string key = it->first.Scalar();
+      if (key != "path") {
+        diags.Error(Mark::Of(decl.file, it->first), "",
+                    fmt::format("dead_letter: unknown key '{}' (keys: path)", key));
+      } else if (!it->second.IsScalar() || it->second.Scalar().empty()) {
+        diags.Error(Mark::Of(decl.file, it->second), "", "dead_letter: 'path' must be a file name");
+      } else {
+        decl.settings.dead_letter_path = ResolvePath(decl.base_dir, it->second.Scalar());
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std::string& file,
+                                              const std::string& base_dir,
+                                              const Registry& registry, Diagnostics& diags) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    Mark m{file, e.mark.line + 1, e.mark.column + 1};
+    diags.Error(m, "", fmt::format("invalid YAML: {}", e.msg));
+    return std::nullopt;
+  }
+  if (!root.IsMap()) {
+    diags.Error(Mark{file, 1, 1}, "",
+                "a pipeline file is a mapping with 'sources', 'transforms' and 'sinks'");
+    return std::nullopt;
+  }
+  PipelineDecl decl;
+  decl.file = file;
+  decl.base_dir = base_dir;
+  try {
+    ExpandTree(root, file, diags);
+    static const std::vector<std::string> kTopKeys = {
+        "name", "description", "sources", "transforms", "sinks", "settings", "dead_letter",
+        "tests"};
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+      if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end()) {
+        auto near = ClosestMatch(key, kTopKeys);
+        diags.Error(Mark::Of(file, it->first), "",
+                    fmt::format("unknown top-level key '{}'{} (keys: {})", key,
+                                near ? fmt::format(" (did you mean '{}'?)", *near) : "",
+                                fmt::join(kTopKeys, ", ")));
+      }
+    }
+    if (root["name"].IsDefined() && root["name"].IsScalar()) {
+      decl.name = root["name"].Scalar();
+    } else {
+      decl.name = std::filesystem::path(file).stem().string();
+    }
+    if (root["description"].IsDefined() && root["description"].IsScalar())
+      decl.description = root["description"].Scalar();
+    ParseSettings(root, decl, diags);
+    std::set<std::string> seen;
+    for (const auto& section : kSections) {
+      const YAML::Node sec = root[section.key];
+      if (!sec.IsDefined() || sec.IsNull()) {
+        if (section.role != Role::kTransform) {
+          diags.Error(Mark{file, 1, 1}, "",
+                      fmt::format("missing '{}': a pipeline needs at least one {}", section.key,
+                                  RoleName(section.role)));
+        }
+        continue;
+      }
+      if (!sec.IsMap()) {
+        diags.Error(Mark::Of(file, sec), "",
+                    fmt::format("'{}' must be a mapping of node names to nodes", section.key));
+        continue;
+      }
+      for (auto it = sec.begin(); it != sec.end(); ++it) {
+        std::string name = it->first.Scalar();
+        if (!seen.insert(name).second) {
+          diags.Error(Mark::Of(file, it->first), name,
+                      fmt::format("node name '{}' is used twice; names are unique across "
+                                  "sources, transforms and sinks",
+                                  name));
+          continue;
+        }
+        ParseNode(name, it->first, it->second, section.role, decl, registry, diags);
+      }
+    }
+    decl.tests = root["tests"];
+  } catch (const YAML::Exception& e) {
+    diags.Error(Mark{file, e.mark.line + 1, e.mark.column + 1}, "",
+                fmt::format("invalid pipeline: {}", e.msg));
+    return std::nullopt;
+  }
+  return decl;
+}
+
+std::optional<PipelineDecl> ParsePipelineFile(const std::string& path, const Registry& registry,
+                                              Diagnostics& diags) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    diags.Error(Mark{path, 0, 0}, "", fmt::format("cannot read pipeline file '{}'", path));
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string base = std::filesystem::path(path).parent_path().string();
+  return ParsePipelineText(ss.str(), path, base, registry, diags);
+}
+
+int Plan::SinkPaths(int from) const {
+  std::vector<int> memo(nodes.size(), -1);
+  std::function<int(int)> count = [&](int i) -> int {
+    if (memo[i] >= 0) return memo[i];
+    memo[i] = 0;  // guards against cycles, which validation has rejected anyway
+    int n = nodes[i].cfg->role == Role::kSink ? 1 : 0;
+    for (int o : nodes[i].outputs) n += count(o);
+    memo[i] = n;
+    return n;
+  };
+  return count(from);
+}
+
+std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
+  auto plan = std::make_unique<Plan>();
+  plan->decl = std::move(decl);
+  auto& nodes = plan->nodes;
+  const auto& decl_nodes = plan->decl.nodes;
+  nodes.resize(decl_nodes.size());
+  std::vector<std::string> all_names;
+  for (const auto& n : decl_nodes) all_names.push_back(n.name);
+
+  // Edges.
+  for (size_t i = 0; i < decl_nodes.size(); ++i) {
+    const NodeConfig& cfg = decl_nodes[i];
+    nodes[i].cfg = &cfg;
+    for (size_t k = 0; k < cfg.inputs.size(); ++k) {
+      const std::string& in = cfg.inputs[k];
+      int j = plan->decl.IndexOf(in);
+      if (j < 0) {
+        auto near = ClosestMatch(in, all_names);
+        diags.Error(cfg.input_marks[k], cfg.name,
+                    fmt::format("{}: input '{}' is not a node of this pipeline{}", cfg.Prefix(),
+                                in, near ? fmt::format(" (did you mean '{}'?)", *near) : ""));
+        continue;
+      }
+      if (decl_nodes[j].role == Role::kSink) {
+        diags.Error(cfg.input_marks[k], cfg.name,
+                    fmt::format("{}: input '{}' is a sink; sinks have no output", cfg.Prefix(),
+                                in));
+        continue;
+      }
+      if (std::find(nodes[i].inputs.begin(), nodes[i].inputs.end(), j) != nodes[i].inputs.end()) {
+        diags.Error(cfg.input_marks[k], cfg.name,
+                    fmt::format("{}: input '{}' is listed twice", cfg.Prefix(), in));
+        continue;
+      }
+      nodes[i].inputs.push_back(j);
+      nodes[j].outputs.push_back(static_cast<int>(i));
+    }
+  }
+
+  // Topological order (Kahn); whatever is left is on or behind a cycle.
+  std::vector<int> indeg(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) indeg[i] = static_cast<int>(nodes[i].inputs.size());
+  std::vector<int> ready;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (indeg[i] == 0) ready.push_back(static_cast<int>(i));
+  while (!ready.empty()) {
+    int i = ready.front();
+    ready.erase(ready.begin());
+    plan->topo.push_back(i);
+    for (int o : nodes[i].outputs)
+      if (--indeg[o] == 0) ready.push_back(o);
+  }
+  std::vector<bool> in_cycle(nodes.size(), false);
+  if (plan->topo.size() != nodes.size()) {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (indeg[i] > 0) {
+        in_cycle[i] = true;
+        names.push_back(decl_nodes[i].name);
+      }
+    }
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (in_cycle[i]) {
+        diags.Error(decl_nodes[i].mark, decl_nodes[i].name,
+                    fmt::format("{}: is part of a cycle ({}); a pipeline is a directed acyclic "
+                                "graph",
+                                decl_nodes[i].Prefix(), fmt::join(names, " -> ")));
+      }
+    }
+  }
+
+  // Wiring warnings and errors.
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const NodeConfig& cfg = decl_nodes[i];
+    if (cfg.role != Role::kSink && nodes[i].outputs.empty()) {
+      diags.Warning(cfg.mark, cfg.name,
+                    fmt::format("{}: nothing reads from this node; its output is discarded",
+                                cfg.Prefix()));
+    }
+  }
+
+  // Instantiate and propagate schemas in topological order.
+  for (int i : plan->topo) {
+    PlannedNode& pn = nodes[i];
+    const NodeConfig& cfg = decl_nodes[i];
+    if (!cfg.spec) continue;
+    // Inputs: all must have planned, and fan-in needs one schema.
+    SchemaPtr input;
+    bool inputs_ok = true;
+    for (size_t k = 0; k < pn.inputs.size(); ++k) {
+      const PlannedNode& up = nodes[pn.inputs[k]];
+      if (!up.ok) {
+        inputs_ok = false;
+        continue;
+      }
+      if (!input) {
+        input = up.output_schema;
+      } else if (!(*input == *up.output_schema)) {
+        diags.Error(cfg.input_marks.empty() ? cfg.mark : cfg.input_marks[k], cfg.name,
+                    fmt::format("{}: inputs have different schemas: '{}' has ({}) but '{}' has "
+                                "({}); fan-in needs the same fields and types",
+                                cfg.Prefix(), decl_nodes[pn.inputs[0]].name, input->ToString(),
+                                decl_nodes[pn.inputs[k]].name, up.output_schema->ToString()));
+        inputs_ok = false;
+      }
+    }
+    if (cfg.role != Role::kSource && (pn.inputs.empty() || !inputs_ok)) continue;
+    pn.input_schema = input;
+    try {
+      switch (cfg.role) {
+        case Role::kSource: {
+          auto made = cfg.spec->make_source(cfg);
+          if (!made.ok()) {
+            diags.AddStatus(made.status(), cfg.mark, cfg.name);
+            break;
+          }
+          pn.source = std::move(made).value();
+          auto schema = pn.source->OutputSchema();
+          if (!schema.ok()) {
+            diags.AddStatus(schema.status(), cfg.mark, cfg.name);
+            break;
+          }
+          pn.output_schema = *schema;
+          pn.ok = true;
+          break;
+        }
+        case Role::kTransform: {
+          auto made = cfg.spec->make_transform(cfg);
+          if (!made.ok()) {
+            diags.AddStatus(made.status(), cfg.mark, cfg.name);
+            break;
+          }
+          pn.transform = std::move(made).value();
+          auto schema = pn.transform->OutputSchema(input);
+          if (!schema.ok()) {
+            diags.AddStatus(schema.status(), cfg.mark, cfg.name);
+            break;
+          }
+          pn.output_schema = *schema;
+          pn.ok = true;
+          break;
+        }
+        case Role::kSink: {
+          auto made = cfg.spec->make_sink(cfg);
+          if (!made.ok()) {
+            diags.AddStatus(made.status(), cfg.mark, cfg.name);
+            break;
+          }
+          pn.sink = std::move(made).value();
+          Status st = pn.sink->CheckInput(input);
+          if (!st.ok()) {
+            diags.AddStatus(st, cfg.mark, cfg.name);
+            break;
+          }
+          pn.ok = true;
+          break;
+        }
+      }
+    } catch (const std::exception& e) {
+      // An operator adapter let an exception through: report it rather than crash.
+      diags.Error(cfg.mark, cfg.name,
+                  fmt::format("{}: internal error while planning: {}", cfg.Prefix(), e.what()));
+    }
+  }
+  return plan;
+}
+
+}  // namespace sluice

@@ -1,0 +1,309 @@
+#include "engine/runner.h"
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/global_control.h>
+
+#include "engine/log.h"
+
+namespace sluice {
+namespace {
+
+namespace flow = oneapi::tbb::flow;
+
+struct Chunk {
+  std::shared_ptr<const RawRecords> raw;
+  uint64_t seq = 0;
+  std::shared_ptr<Ticket> ticket;
+};
+
+struct NodeRt {
+  std::unique_ptr<NodeContext> ctx;
+  std::atomic<uint64_t> rows_in{0};
+  std::atomic<uint64_t> rows_out{0};
+  std::unique_ptr<SourceReader> reader;
+  std::unique_ptr<Decoder> decoder;
+  std::unique_ptr<TransformRuntime> transform;
+  std::unique_ptr<SinkRuntime> sink;
+
+  std::unique_ptr<flow::input_node<Chunk>> input;
+  std::unique_ptr<flow::limiter_node<Chunk>> limiter;
+  std::unique_ptr<flow::function_node<Chunk, BatchPtr>> decode;
+  std::unique_ptr<flow::function_node<BatchPtr, BatchPtr>> fn;
+  std::unique_ptr<flow::sequencer_node<BatchPtr>> sequencer;
+  std::unique_ptr<flow::function_node<BatchPtr, flow::continue_msg>> sink_fn;
+  flow::sender<BatchPtr>* out_port = nullptr;
+  flow::receiver<BatchPtr>* in_port = nullptr;
+};
+
+// Paths from node `from` to node `to` in the DAG.
+int CountPaths(const Plan& plan, int from, int to) {
+  if (from == to) return 1;
+  int n = 0;
+  for (int o : plan.nodes[from].outputs) n += CountPaths(plan, o, to);
+  return n;
+}
+
+constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxBackoff = std::chrono::seconds(5);
+
+}  // namespace
+
+Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const PipelineDecl& decl = plan.decl;
+  std::unique_ptr<FileDeadLetter> file_dlq;
+  DeadLetter* dlq = options.dead_letter;
+  if (!dlq) {
+    file_dlq = std::make_unique<FileDeadLetter>(decl.name, decl.settings.dead_letter_path);
+    dlq = file_dlq.get();
+  }
+
+  std::unique_ptr<oneapi::tbb::global_control> threads;
+  if (options.threads > 0) {
+    threads = std::make_unique<oneapi::tbb::global_control>(
+        oneapi::tbb::global_control::max_allowed_parallelism, options.threads);
+  }
+
+  std::atomic<bool> failed{false};
+  std::mutex fatal_mu;
+  Status fatal;
+  auto fail = [&](Status st) {
+    std::lock_guard<std::mutex> lock(fatal_mu);
+    if (fatal.ok()) fatal = std::move(st);
+    failed = true;
+  };
+  auto stopping = [&]() {
+    return failed.load() || (options.stop && options.stop->load());
+  };
+
+  // Build phase: readers, decoders, transform runtimes, sinks.
+  std::vector<std::unique_ptr<NodeRt>> rt(plan.nodes.size());
+  for (int i : plan.topo) {
+    PlannedNode& pn = plan.nodes[i];
+    const NodeConfig& cfg = *pn.cfg;
+    if (!pn.ok) return Status::Internal(fmt::format("node '{}' did not plan", cfg.name));
+    auto r = std::make_unique<NodeRt>();
+    r->ctx = std::make_unique<NodeContext>(cfg.name, dlq);
+    switch (cfg.role) {
+      case Role::kSource: {
+        SLUICE_ASSIGN_OR_RETURN(r->decoder, pn.source->MakeDecoder());
+        SLUICE_ASSIGN_OR_RETURN(r->reader, pn.source->OpenReader());
+        break;
+      }
+      case Role::kTransform: {
+        SLUICE_ASSIGN_OR_RETURN(r->transform, pn.transform->Build());
+        break;
+      }
+      case Role::kSink: {
+        SLUICE_ASSIGN_OR_RETURN(r->sink, pn.sink->Open(pn.input_schema));
+        break;
+      }
+    }
+    rt[i] = std::move(r);
+  }
+
+  flow::graph g;
+  const size_t batch_size = static_cast<size_t>(decl.settings.batch_size);
+  const size_t in_flight = static_cast<size_t>(decl.settings.max_in_flight);
+  LiveCounters local_live;
+  LiveCounters& live = options.live ? *options.live : local_live;
+
+  for (int i : plan.topo) {
+    PlannedNode& pn = plan.nodes[i];
+    NodeRt& r = *rt[i];
+    const NodeConfig& cfg = *pn.cfg;
+    const bool parallel = cfg.spec->parallel;
+    const size_t concurrency = parallel ? flow::unlimited : flow::serial;
+    switch (cfg.role) {
+      case Role::kSource: {
+        const int paths = plan.SinkPaths(i);
+        r.limiter = std::make_unique<flow::limiter_node<Chunk>>(g, in_flight);
+        flow::limiter_node<Chunk>* limiter = r.limiter.get();
+        auto seq = std::make_shared<uint64_t>(0);
+        r.input = std::make_unique<flow::input_node<Chunk>>(
+            g, [&, seq, limiter, paths, rp = &r](oneapi::tbb::flow_control& fc) -> Chunk {
+              if (stopping()) {
+                fc.stop();
+                return {};
+              }
+              Result<std::shared_ptr<RawRecords>> got = Status::Internal("not read");
+              try {
+                got = rp->reader->Read(batch_size);
+              } catch (const std::exception& e) {
+                got = Status::Internal(e.what());
+              }
+              if (!got.ok()) {
+                fail(Status(got.status().code(), fmt::format("source '{}': {}", rp->ctx->node(),
+                                                             got.status().message())));
+                fc.stop();
+                return {};
+              }
+              if (!*got) {
+                fc.stop();
+                return {};
+              }
+              Chunk c;
+              c.raw = std::move(*got);
+              c.seq = (*seq)++;
+              rp->rows_in += c.raw->count();
+              live.records_read += c.raw->count();
+              auto release = [limiter] { limiter->decrementer().try_put(flow::continue_msg()); };
+              if (paths == 0) {
+                release();  // nothing downstream will acknowledge it
+              } else {
+                c.ticket = std::make_shared<Ticket>(paths, release);
+              }
+              return c;
+            });
+        r.decode = std::make_unique<flow::function_node<Chunk, BatchPtr>>(
+            g, concurrency, [&, rp = &r, schema = pn.output_schema](const Chunk& c) -> BatchPtr {
+              std::shared_ptr<Batch> b;
+              Result<std::shared_ptr<Batch>> got = Status::Internal("not decoded");
+              try {
+                got = rp->decoder->Decode(c.raw, *rp->ctx);
+              } catch (const std::exception& e) {
+                got = Status::Internal(e.what());
+              }
+              if (got.ok()) {
+                b = std::move(*got);
+              } else {
+                for (size_t k = 0; k < c.raw->count(); ++k)
+                  rp->ctx->RejectRaw(*c.raw, k, got.status().message());
+                std::vector<ColumnPtr> cols;
+                for (const auto& f : schema->fields())
+                  cols.push_back(std::make_shared<Column>(f.type));
+                b = std::make_shared<Batch>(schema, std::move(cols), 0);
+              }
+              b->seq = c.seq;
+              b->ticket = c.ticket;
+              rp->rows_out += b->num_rows();
+              return b;
+            });
+        flow::make_edge(*r.input, *r.limiter);
+        flow::make_edge(*r.limiter, *r.decode);
+        r.out_port = r.decode.get();
+        break;
+      }
+      case Role::kTransform: {
+        r.fn = std::make_unique<flow::function_node<BatchPtr, BatchPtr>>(
+            g, concurrency,
+            [&, rp = &r, schema = pn.output_schema](const BatchPtr& in) -> BatchPtr {
+              rp->rows_in += in->num_rows();
+              Result<BatchPtr> got = Status::Internal("not processed");
+              try {
+                got = rp->transform->Process(in, *rp->ctx);
+              } catch (const std::exception& e) {
+                got = Status::Internal(e.what());
+              }
+              BatchPtr out;
+              if (got.ok() && *got) {
+                out = std::move(*got);
+              } else {
+                // A failure of the whole batch: every row is dead-lettered with the reason and
+                // the (empty) batch still flows so its position advances.
+                std::string reason = got.ok() ? "no output" : got.status().message();
+                for (size_t k = 0; k < in->num_rows(); ++k) rp->ctx->Reject(*in, k, reason);
+                out = in->Empty(schema);
+              }
+              rp->rows_out += out->num_rows();
+              return out;
+            });
+        r.in_port = r.fn.get();
+        r.out_port = r.fn.get();
+        break;
+      }
+      case Role::kSink: {
+        r.sink_fn = std::make_unique<flow::function_node<BatchPtr, flow::continue_msg>>(
+            g, flow::serial, [&, rp = &r](const BatchPtr& in) -> flow::continue_msg {
+              rp->rows_in += in->num_rows();
+              auto backoff = kFirstBackoff;
+              while (!failed.load()) {
+                Status st;
+                try {
+                  st = rp->sink->Write(*in, *rp->ctx);
+                } catch (const std::exception& e) {
+                  st = Status::Internal(e.what());
+                }
+                if (st.ok()) {
+                  rp->rows_out += in->num_rows();
+                  live.rows_written += in->num_rows();
+                  if (in->ticket) in->ticket->Done();
+                  break;
+                }
+                if (st.code() != StatusCode::kUnavailable ||
+                    (options.stop && options.stop->load())) {
+                  fail(Status(st.code(),
+                              fmt::format("sink '{}': {}", rp->ctx->node(), st.message())));
+                  break;
+                }
+                Log(LogLevel::kWarn, fmt::format("sink '{}': {}; retrying in {} ms",
+                                                 rp->ctx->node(), st.message(), backoff.count()));
+                std::this_thread::sleep_for(backoff);
+                backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
+              }
+              return flow::continue_msg();
+            });
+        // A sink reached by exactly one path from one source sees batches in read order.
+        int sources = 0, paths = 0;
+        for (size_t s = 0; s < plan.nodes.size(); ++s) {
+          if (plan.nodes[s].cfg->role != Role::kSource) continue;
+          int p = CountPaths(plan, static_cast<int>(s), i);
+          if (p > 0) ++sources;
+          paths += p;
+        }
+        if (sources == 1 && paths == 1) {
+          r.sequencer = std::make_unique<flow::sequencer_node<BatchPtr>>(
+              g, [](const BatchPtr& b) { return static_cast<size_t>(b->seq); });
+          flow::make_edge(*r.sequencer, *r.sink_fn);
+          r.in_port = r.sequencer.get();
+        } else {
+          r.in_port = r.sink_fn.get();
+        }
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i < plan.nodes.size(); ++i) {
+    for (int o : plan.nodes[i].outputs) flow::make_edge(*rt[i]->out_port, *rt[o]->in_port);
+  }
+  for (auto& r : rt)
+    if (r && r->input) r->input->activate();
+  g.wait_for_all();
+
+  // Drained: make everything durable, even after a failure, so what was written stays written.
+  for (int i : plan.topo) {
+    NodeRt& r = *rt[i];
+    if (r.sink) {
+      Status st = r.sink->Close();
+      if (!st.ok()) fail(Status(st.code(), fmt::format("sink '{}': {}", r.ctx->node(),
+                                                       st.message())));
+    }
+  }
+  Status dst = dlq->Flush();
+  if (!dst.ok()) fail(dst);
+
+  RunSummary summary;
+  summary.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.dead_letters = dlq->count();
+  summary.dead_letter_path = file_dlq ? file_dlq->path() : "";
+  for (int i : plan.topo) {
+    NodeRt& r = *rt[i];
+    const NodeConfig& cfg = *plan.nodes[i].cfg;
+    NodeStats s{cfg.name, cfg.type, cfg.role, r.rows_in.load(), r.rows_out.load(),
+                r.ctx->rejected()};
+    if (cfg.role == Role::kSource) summary.records_read += s.rows_in;
+    if (cfg.role == Role::kSink) summary.rows_written += s.rows_out;
+    summary.nodes.push_back(std::move(s));
+  }
+  if (!fatal.ok()) return fatal;
+  return summary;
+}
+
+}  // namespace sluice

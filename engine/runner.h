@@ -1,0 +1,62 @@
+// Running a planned pipeline on a oneTBB flow graph.
+//
+// Shape: each source is an input_node (its reader, serial, may block) feeding a limiter_node that
+// bounds the batches in flight, then a decode function_node (parallel when the format allows).
+// Transforms are function_nodes, parallel when their spec says so. Each sink is a serial
+// function_node, behind a sequencer_node when exactly one source path reaches it, so it sees
+// batches in read order. A batch's ticket is acknowledged once per sink path; the last
+// acknowledgement releases the limiter slot. Stop requests drain: sources stop reading,
+// in-flight batches finish, sinks flush.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/dead_letter.h"
+#include "engine/pipeline.h"
+
+namespace sluice {
+
+struct NodeStats {
+  std::string name;
+  std::string type;
+  Role role = Role::kTransform;
+  uint64_t rows_in = 0;
+  uint64_t rows_out = 0;
+  uint64_t rejected = 0;
+};
+
+struct RunSummary {
+  uint64_t records_read = 0;     // raw records the sources read
+  uint64_t rows_written = 0;     // rows the sinks wrote, summed over sinks
+  uint64_t dead_letters = 0;
+  double seconds = 0;
+  std::string dead_letter_path;
+  std::vector<NodeStats> nodes;
+};
+
+// Counters the progress display reads while the pipeline runs.
+struct LiveCounters {
+  std::atomic<uint64_t> records_read{0};
+  std::atomic<uint64_t> rows_written{0};
+  std::atomic<uint64_t> rejected{0};
+};
+
+struct RunOptions {
+  // Set from a signal handler or another thread to drain and stop.
+  const std::atomic<bool>* stop = nullptr;
+  // Overrides the pipeline's dead-letter file (tests keep dead letters in memory).
+  DeadLetter* dead_letter = nullptr;
+  LiveCounters* live = nullptr;
+  // 0: oneTBB's default (all cores).
+  int threads = 0;
+};
+
+// Builds every runtime, runs to the end of input (or a stop request) and closes the sinks.
+// Returns an error when building fails or a sink fails for good; rejected rows are not errors.
+Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options);
+
+}  // namespace sluice

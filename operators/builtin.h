@@ -1,0 +1,29 @@
+// Registration of the operators that ship with Sluice. Explicit calls, not static registrars,
+// so no operator silently vanishes when the linker drops an unreferenced object file.
+#pragma once
+
+#include "engine/operator.h"
+
+namespace sluice {
+
+void RegisterFileSource(Registry& registry);
+void RegisterDropFields(Registry& registry);
+void RegisterSelect(Registry& registry);
+void RegisterRename(Registry& registry);
+void RegisterPredict(Registry& registry);
+void RegisterFileSink(Registry& registry);
+void RegisterStdoutSink(Registry& registry);
+void RegisterSqliteSink(Registry& registry);
+
+inline void RegisterBuiltinOperators(Registry& registry) {
+  RegisterFileSource(registry);
+  RegisterDropFields(registry);
+  RegisterSelect(registry);
+  RegisterRename(registry);
+  RegisterPredict(registry);
+  RegisterFileSink(registry);
+  RegisterStdoutSink(registry);
+  RegisterSqliteSink(registry);
+}
+
+}  // namespace sluice

@@ -1,0 +1,56 @@
+// Writes batches as JSON lines to a stdio stream; shared by the file and stdout sinks.
+#pragma once
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "engine/json.h"
+#include "engine/operator.h"
+
+namespace sluice {
+
+class JsonlWriter {
+ public:
+  JsonlWriter(FILE* file, std::string name, bool owned, bool sync)
+      : file_(file), name_(std::move(name)), owned_(owned), sync_(sync) {}
+  ~JsonlWriter() {
+    if (owned_ && file_) std::fclose(file_);
+  }
+
+  Status Write(const Batch& batch) {
+    buf_.clear();
+    for (size_t r = 0; r < batch.num_rows(); ++r) {
+      AppendRowJson(buf_, batch, r);
+      buf_.push_back('\n');
+    }
+    if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), file_) != buf_.size()) {
+      return Status::IoError(fmt::format("writing '{}': {}", name_, std::strerror(errno)));
+    }
+    return Status::Ok();
+  }
+
+  Status Flush() {
+    if (std::fflush(file_) != 0) {
+      return Status::IoError(fmt::format("flushing '{}': {}", name_, std::strerror(errno)));
+    }
+    // A regular file is made durable; a pipe or terminal has nothing to sync.
+    if (sync_ && fsync(fileno(file_)) != 0 && errno != EINVAL && errno != EROFS) {
+      return Status::IoError(fmt::format("syncing '{}': {}", name_, std::strerror(errno)));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  FILE* file_;
+  std::string name_;
+  bool owned_;
+  bool sync_;
+  std::string buf_;
+};
+
+}  // namespace sluice
