@@ -7,12 +7,31 @@
 
 namespace sluice {
 
+namespace {
+
+bool NeedsEscape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
+
+}  // namespace
+
 void AppendJsonString(std::string& out, std::string_view s) {
+  // Fast path: plain ASCII with nothing to escape, the common case for field names and values.
+  bool plain = true;
+  for (unsigned char c : s) {
+    if (NeedsEscape(c)) {
+      plain = false;
+      break;
+    }
+  }
+  out.push_back('"');
+  if (plain) {
+    out.append(s);
+    out.push_back('"');
+    return;
+  }
   static const char* kHex = "0123456789abcdef";
   // Bytes that are not valid UTF-8 (a dead letter may hold anything) are written as \u00XX so the
   // output is always valid JSON.
   const bool utf8 = simdjson::validate_utf8(s.data(), s.size());
-  out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
       case '"': out += "\\\""; break;
@@ -55,24 +74,44 @@ void AppendJsonCell(std::string& out, const Column& c, size_t row) {
     case TypeId::kInt64: AppendJsonInt(out, c.ints[row]); break;
     case TypeId::kFloat64: AppendJsonDouble(out, c.doubles[row]); break;
     case TypeId::kString: AppendJsonString(out, c.strings[row]); break;
-    case TypeId::kTimestamp:
+    case TypeId::kTimestamp: {
+      char buf[40];
+      size_t n = FormatTimestampTo(c.ints[row], buf);
       out.push_back('"');
-      out += FormatTimestamp(c.ints[row]);
+      out.append(buf, n);
       out.push_back('"');
       break;
+    }
   }
 }
 
 void AppendRowJson(std::string& out, const Batch& batch, size_t row) {
-  out.push_back('{');
-  const auto& fields = batch.schema()->fields();
-  for (size_t i = 0; i < fields.size(); ++i) {
-    if (i) out.push_back(',');
-    AppendJsonString(out, fields[i].name);
-    out.push_back(':');
+  RowJsonEncoder(*batch.schema()).Append(out, batch, row);
+}
+
+RowJsonEncoder::RowJsonEncoder(const Schema& schema) {
+  for (size_t i = 0; i < schema.size(); ++i) {
+    std::string key = i == 0 ? "{" : ",";
+    AppendJsonString(key, schema.field(i).name);
+    key.push_back(':');
+    keys_.push_back(std::move(key));
+  }
+}
+
+void RowJsonEncoder::Append(std::string& out, const Batch& batch, size_t row) const {
+  if (keys_.empty()) out.push_back('{');
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    out += keys_[i];
     AppendJsonCell(out, batch.column(i), row);
   }
   out.push_back('}');
+}
+
+void RowJsonEncoder::AppendBatch(std::string& out, const Batch& batch) const {
+  for (size_t r = 0; r < batch.num_rows(); ++r) {
+    Append(out, batch, r);
+    out.push_back('\n');
+  }
 }
 
 }  // namespace sluice

@@ -18,4 +18,16 @@ void AppendJsonCell(std::string& out, const Column& column, size_t row);
 // {"field": value, ...} in schema order.
 void AppendRowJson(std::string& out, const Batch& batch, size_t row);
 
+// Encodes many rows of one schema: the quoted keys are prepared once.
+class RowJsonEncoder {
+ public:
+  explicit RowJsonEncoder(const Schema& schema);
+  void Append(std::string& out, const Batch& batch, size_t row) const;
+  // Every row of the batch, one JSON object per line.
+  void AppendBatch(std::string& out, const Batch& batch) const;
+
+ private:
+  std::vector<std::string> keys_;  // `{"name":` for the first field, `,"name":` for the others
+};
+
 }  // namespace sluice

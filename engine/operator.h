@@ -7,7 +7,8 @@
 // - SourceReader::Read is called serially from one thread; it may block on I/O.
 // - Decoder::Decode and TransformRuntime::Process are const and called concurrently from TBB
 //   worker threads when the spec says `parallel`; otherwise serially. They do CPU work only.
-// - SinkRuntime methods are called serially, in batch order per source.
+// - SinkRuntime::Prepare is const and may run concurrently; the other SinkRuntime methods are
+//   called serially, in batch order per source.
 #pragma once
 
 #include <functional>
@@ -86,8 +87,12 @@ class TransformNode {
 class SinkRuntime {
  public:
   virtual ~SinkRuntime() = default;
-  // Durably writes (or buffers, then writes in Flush) the batch. Serial.
-  virtual Status Write(const Batch& batch, NodeContext& ctx) = 0;
+  // Optional CPU-only work done before Write, on several batches at once (e.g. encoding rows
+  // to bytes), so that the serial Write only does I/O. Its result is handed to Write.
+  virtual bool prepares() const { return false; }
+  virtual Result<std::string> Prepare(const Batch&) const { return std::string(); }
+  // Durably writes (or buffers, then writes in Flush) the batch. Serial, in batch order.
+  virtual Status Write(const Batch& batch, const std::string& prepared, NodeContext& ctx) = 0;
   // Makes everything written so far durable.
   virtual Status Flush() { return Status::Ok(); }
   virtual Status Close() { return Flush(); }

@@ -22,6 +22,12 @@ struct Chunk {
   std::shared_ptr<Ticket> ticket;
 };
 
+// A batch on its way into a sink, with what the sink's Prepare made of it.
+struct SinkItem {
+  BatchPtr batch;
+  std::shared_ptr<const std::string> prepared;
+};
+
 struct NodeRt {
   std::unique_ptr<NodeContext> ctx;
   std::atomic<uint64_t> rows_in{0};
@@ -35,8 +41,9 @@ struct NodeRt {
   std::unique_ptr<flow::limiter_node<Chunk>> limiter;
   std::unique_ptr<flow::function_node<Chunk, BatchPtr>> decode;
   std::unique_ptr<flow::function_node<BatchPtr, BatchPtr>> fn;
-  std::unique_ptr<flow::sequencer_node<BatchPtr>> sequencer;
-  std::unique_ptr<flow::function_node<BatchPtr, flow::continue_msg>> sink_fn;
+  std::unique_ptr<flow::function_node<BatchPtr, SinkItem>> prepare;
+  std::unique_ptr<flow::sequencer_node<SinkItem>> sequencer;
+  std::unique_ptr<flow::function_node<SinkItem, flow::continue_msg>> sink_fn;
   flow::sender<BatchPtr>* out_port = nullptr;
   flow::receiver<BatchPtr>* in_port = nullptr;
 };
@@ -219,21 +226,42 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
         break;
       }
       case Role::kSink: {
-        r.sink_fn = std::make_unique<flow::function_node<BatchPtr, flow::continue_msg>>(
-            g, flow::serial, [&, rp = &r](const BatchPtr& in) -> flow::continue_msg {
-              rp->rows_in += in->num_rows();
+        static const auto kNothing = std::make_shared<const std::string>();
+        r.prepare = std::make_unique<flow::function_node<BatchPtr, SinkItem>>(
+            g, flow::unlimited, [&, rp = &r](const BatchPtr& in) -> SinkItem {
+              SinkItem item{in, kNothing};
+              if (!rp->sink->prepares() || failed.load()) return item;
+              Result<std::string> got = Status::Internal("not prepared");
+              try {
+                got = rp->sink->Prepare(*in);
+              } catch (const std::exception& e) {
+                got = Status::Internal(e.what());
+              }
+              if (!got.ok()) {
+                fail(Status(got.status().code(), fmt::format("sink '{}': {}", rp->ctx->node(),
+                                                             got.status().message())));
+                return item;
+              }
+              item.prepared = std::make_shared<const std::string>(std::move(*got));
+              return item;
+            });
+        r.sink_fn = std::make_unique<flow::function_node<SinkItem, flow::continue_msg>>(
+            g, flow::serial, [&, rp = &r](const SinkItem& item) -> flow::continue_msg {
+              const Batch& in = *item.batch;
+              rp->rows_in += in.num_rows();
               auto backoff = kFirstBackoff;
               while (!failed.load()) {
                 Status st;
                 try {
-                  st = rp->sink->Write(*in, *rp->ctx);
+                  st = rp->sink->Write(in, *item.prepared, *rp->ctx);
                 } catch (const std::exception& e) {
                   st = Status::Internal(e.what());
                 }
                 if (st.ok()) {
-                  rp->rows_out += in->num_rows();
-                  live.rows_written += in->num_rows();
-                  if (in->ticket) in->ticket->Done();
+                  rp->rows_out += in.num_rows();
+                  live.rows_written += in.num_rows();
+                  live.rejected.store(dlq->count(), std::memory_order_relaxed);
+                  if (in.ticket) in.ticket->Done();
                   break;
                 }
                 if (st.code() != StatusCode::kUnavailable ||
@@ -249,6 +277,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               }
               return flow::continue_msg();
             });
+        r.in_port = r.prepare.get();
         // A sink reached by exactly one path from one source sees batches in read order.
         int sources = 0, paths = 0;
         for (size_t s = 0; s < plan.nodes.size(); ++s) {
@@ -258,12 +287,12 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
           paths += p;
         }
         if (sources == 1 && paths == 1) {
-          r.sequencer = std::make_unique<flow::sequencer_node<BatchPtr>>(
-              g, [](const BatchPtr& b) { return static_cast<size_t>(b->seq); });
+          r.sequencer = std::make_unique<flow::sequencer_node<SinkItem>>(
+              g, [](const SinkItem& item) { return static_cast<size_t>(item.batch->seq); });
+          flow::make_edge(*r.prepare, *r.sequencer);
           flow::make_edge(*r.sequencer, *r.sink_fn);
-          r.in_port = r.sequencer.get();
         } else {
-          r.in_port = r.sink_fn.get();
+          flow::make_edge(*r.prepare, *r.sink_fn);
         }
         break;
       }

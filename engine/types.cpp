@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -197,7 +198,17 @@ Result<int64_t> ParseTimestamp(std::string_view s) {
   return secs * 1000000 + micros;
 }
 
-std::string FormatTimestamp(int64_t micros) {
+namespace {
+char* PutDigits(char* p, int64_t v, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  return p + width;
+}
+}  // namespace
+
+size_t FormatTimestampTo(int64_t micros, char* buf) {
   int64_t secs = micros / 1000000;
   int64_t frac = micros % 1000000;
   if (frac < 0) {
@@ -213,12 +224,34 @@ std::string FormatTimestamp(int64_t micros) {
   int64_t y;
   unsigned m, d;
   CivilFromDays(days, &y, &m, &d);
-  if (frac == 0) {
-    return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z", y, m, d, rem / 3600,
-                       (rem / 60) % 60, rem % 60);
+  if (y < 0 || y > 9999) {
+    std::string s = fmt::format("{}", micros);  // outside ISO 8601's four-digit years
+    std::memcpy(buf, s.data(), std::min<size_t>(s.size(), 31));
+    return std::min<size_t>(s.size(), 31);
   }
-  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:06d}Z", y, m, d, rem / 3600,
-                     (rem / 60) % 60, rem % 60, frac);
+  char* p = buf;
+  p = PutDigits(p, y, 4);
+  *p++ = '-';
+  p = PutDigits(p, m, 2);
+  *p++ = '-';
+  p = PutDigits(p, d, 2);
+  *p++ = 'T';
+  p = PutDigits(p, rem / 3600, 2);
+  *p++ = ':';
+  p = PutDigits(p, (rem / 60) % 60, 2);
+  *p++ = ':';
+  p = PutDigits(p, rem % 60, 2);
+  if (frac != 0) {
+    *p++ = '.';
+    p = PutDigits(p, frac, 6);
+  }
+  *p++ = 'Z';
+  return static_cast<size_t>(p - buf);
+}
+
+std::string FormatTimestamp(int64_t micros) {
+  char buf[40];
+  return std::string(buf, FormatTimestampTo(micros, buf));
 }
 
 }  // namespace sluice

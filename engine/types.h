@@ -63,5 +63,7 @@ std::optional<std::string> ClosestMatch(std::string_view name,
 // Timestamps are microseconds since the Unix epoch, UTC.
 Result<int64_t> ParseTimestamp(std::string_view text);
 std::string FormatTimestamp(int64_t micros);
+// Writes the same text into `buf` (at least 32 bytes) and returns its length; no allocation.
+size_t FormatTimestampTo(int64_t micros, char* buf);
 
 }  // namespace sluice

@@ -11,7 +11,13 @@ namespace {
 class FileSinkRuntime : public SinkRuntime {
  public:
   explicit FileSinkRuntime(std::unique_ptr<JsonlWriter> w) : writer_(std::move(w)) {}
-  Status Write(const Batch& batch, NodeContext&) override { return writer_->Write(batch); }
+  bool prepares() const override { return true; }
+  Result<std::string> Prepare(const Batch& batch) const override {
+    return JsonlWriter::Encode(batch);
+  }
+  Status Write(const Batch&, const std::string& bytes, NodeContext&) override {
+    return writer_->Write(bytes);
+  }
   Status Flush() override { return writer_->Flush(); }
 
  private:

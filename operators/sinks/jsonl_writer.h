@@ -22,13 +22,16 @@ class JsonlWriter {
     if (owned_ && file_) std::fclose(file_);
   }
 
-  Status Write(const Batch& batch) {
-    buf_.clear();
-    for (size_t r = 0; r < batch.num_rows(); ++r) {
-      AppendRowJson(buf_, batch, r);
-      buf_.push_back('\n');
-    }
-    if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), file_) != buf_.size()) {
+  // Encoding is separate from writing so it can run in parallel on several batches.
+  static std::string Encode(const Batch& batch) {
+    std::string out;
+    out.reserve(batch.num_rows() * 128);
+    RowJsonEncoder(*batch.schema()).AppendBatch(out, batch);
+    return out;
+  }
+
+  Status Write(const std::string& bytes) {
+    if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) {
       return Status::IoError(fmt::format("writing '{}': {}", name_, std::strerror(errno)));
     }
     return Status::Ok();
@@ -50,7 +53,6 @@ class JsonlWriter {
   std::string name_;
   bool owned_;
   bool sync_;
-  std::string buf_;
 };
 
 }  // namespace sluice

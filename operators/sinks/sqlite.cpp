@@ -134,7 +134,7 @@ class SqliteSinkRuntime : public SinkRuntime {
       : db_(std::move(db)), insert_(insert), path_(std::move(path)) {}
   ~SqliteSinkRuntime() override { sqlite3_finalize(insert_); }
 
-  Status Write(const Batch& batch, NodeContext&) override {
+  Status Write(const Batch& batch, const std::string&, NodeContext&) override {
     if (batch.num_rows() == 0) return Status::Ok();
     SLUICE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
     Status st = InsertRows(batch);

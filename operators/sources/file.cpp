@@ -91,12 +91,15 @@ class FileReader : public SourceReader {
         *got = false;
         return Status::Ok();
       }
+      // Keep the unread tail, then read a block after it. The buffer only grows for a line
+      // longer than a block, and is never zero-filled.
       buf_.erase(0, pos_);
       pos_ = 0;
       size_t old = buf_.size();
-      buf_.resize(old + kReadBlock);
-      size_t n = std::fread(buf_.data() + old, 1, kReadBlock, file_);
-      buf_.resize(old + n);
+      if (block_.size() < kReadBlock) block_.reset(kReadBlock);
+      size_t n = std::fread(block_.data(), 1, kReadBlock, file_);
+      buf_.append(block_.data(), n);
+      (void)old;
       if (n < kReadBlock) {
         if (std::ferror(file_)) {
           return Status::IoError(fmt::format("reading '{}': {}", cfg_.path, std::strerror(errno)));
@@ -108,6 +111,17 @@ class FileReader : public SourceReader {
 
   FileSourceConfig cfg_;
   FILE* file_;
+  // Raw read buffer, never zero-filled.
+  struct Block {
+    std::unique_ptr<char[]> bytes;
+    size_t n = 0;
+    void reset(size_t size) {
+      bytes.reset(new char[size]);
+      n = size;
+    }
+    size_t size() const { return n; }
+    char* data() { return bytes.get(); }
+  } block_;
   std::string buf_;
   size_t pos_ = 0;
   bool eof_ = false;
