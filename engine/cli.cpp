@@ -50,7 +50,7 @@ std::string WithCommas(uint64_t n) {
 }
 
 void PrintDiagnostics(const Diagnostics& diags, bool errors_only = false) {
-  for (const auto& d : diags.items()) {
+  for (const auto& d : diags.Sorted()) {
     if (errors_only && d.severity != Severity::kError) continue;
     std::fprintf(stderr, "%s\n", d.ToString().c_str());
   }
@@ -78,8 +78,9 @@ int Validate(const std::vector<std::string>& files, const std::string& format,
       json += "{\"file\":";
       AppendJsonString(json, files[k]);
       json += fmt::format(",\"valid\":{},\"problems\":[", ok ? "true" : "false");
-      for (size_t i = 0; i < diags.items().size(); ++i) {
-        const auto& d = diags.items()[i];
+      const auto sorted = diags.Sorted();
+      for (size_t i = 0; i < sorted.size(); ++i) {
+        const auto& d = sorted[i];
         if (i) json += ",";
         json += fmt::format("{{\"severity\":\"{}\",\"file\":",
                             d.severity == Severity::kError ? "error" : "warning");
@@ -205,7 +206,7 @@ struct RunFlags {
 int Run(const std::string& file, const RunFlags& flags, const Registry& registry) {
   Diagnostics diags;
   auto plan = LoadAndPlan(file, registry, diags);
-  for (const auto& d : diags.items()) {
+  for (const auto& d : diags.Sorted()) {
     Log(d.severity == Severity::kError ? LogLevel::kError : LogLevel::kWarn, d.ToString());
   }
   if (!plan || diags.HasErrors()) return kExitInvalid;

@@ -62,6 +62,7 @@ class NodeConfig {
   std::vector<Mark> input_marks;
   YAML::Node node;        // the node's mapping, env-expanded
   const OperatorSpec* spec = nullptr;
+  bool keys_ok = true;  // every key known and of its declared type
 
   bool Has(const std::string& key) const;
   // Typed getters: the loader has checked types, so these only fall back to the spec default.
@@ -73,7 +74,10 @@ class NodeConfig {
   std::vector<std::pair<std::string, std::string>> StringMap(const std::string& key) const;
   // A path key resolved against the pipeline file's folder.
   std::string Path(const std::string& key) const;
-  YAML::Node Raw(const std::string& key) const { return node[key]; }
+  // The key's YAML value; a null node when absent.
+  YAML::Node Raw(const std::string& key) const {
+    return Has(key) ? YAML::Node(node[key]) : YAML::Node();
+  }
 
   // Where a key's value is, or the node itself when the key is absent.
   Mark MarkOf(const std::string& key) const;

@@ -360,6 +360,7 @@ std::string DecodeCsvValue(const std::string& text, const Field& f, Slot& slot) 
 class CsvDecoder : public Decoder {
  public:
   CsvDecoder(SchemaPtr schema, CsvOptions opts) : schema_(std::move(schema)), opts_(opts) {}
+  bool TakesHeader() const override { return opts_.header; }
 
   Result<std::shared_ptr<Batch>> Decode(std::shared_ptr<const RawRecords> raw,
                                         NodeContext& ctx) const override {

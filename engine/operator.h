@@ -59,6 +59,8 @@ class Decoder {
   // through `ctx` and left out. The batch keeps `raw` for dead letters downstream.
   virtual Result<std::shared_ptr<Batch>> Decode(std::shared_ptr<const RawRecords> raw,
                                                 NodeContext& ctx) const = 0;
+  // True when the first line of the input is a header (CSV), not a record.
+  virtual bool TakesHeader() const { return false; }
 };
 
 class SourceNode {

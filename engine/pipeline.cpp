@@ -1,6 +1,8 @@
 #include "engine/pipeline.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <tuple>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -40,6 +42,15 @@ void Diagnostics::AddStatus(const Status& status, const Mark& fallback, std::str
     }
   }
   Error(mark, std::move(node), std::move(msg));
+}
+
+std::vector<Diagnostic> Diagnostics::Sorted() const {
+  std::vector<Diagnostic> out = items_;
+  std::stable_sort(out.begin(), out.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.mark.file, a.mark.line, a.mark.column) <
+           std::tie(b.mark.file, b.mark.line, b.mark.column);
+  });
+  return out;
 }
 
 bool Diagnostics::HasErrors() const { return ErrorCount() > 0; }
@@ -234,11 +245,33 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
     diags.Error(cfg.mark, name,
                 fmt::format("node '{}' must be a mapping with a 'type' key, found {}", name,
                             KindName(body)));
+    decl.nodes.push_back(std::move(cfg));
     return;
+  }
+  if (body["type"].IsScalar()) cfg.type = body["type"].Scalar();
+  if (role != Role::kSource && cfg.Has("inputs") && (cfg.node["inputs"].IsSequence() ||
+                                                     cfg.node["inputs"].IsScalar())) {
+    const YAML::Node& in = cfg.node["inputs"];
+    if (in.IsScalar()) {
+      cfg.inputs.push_back(in.Scalar());
+      cfg.input_marks.push_back(Mark::Of(decl.file, in));
+    } else {
+      for (const auto& item : in) {
+        if (!item.IsScalar()) continue;
+        cfg.inputs.push_back(item.Scalar());
+        cfg.input_marks.push_back(Mark::Of(decl.file, item));
+      }
+    }
+    if (cfg.inputs.empty()) {
+      diags.Error(cfg.MarkOf("inputs"), name,
+                  fmt::format("{}: 'inputs' is empty; name the nodes it reads from",
+                              cfg.Prefix()));
+    }
   }
   if (!body["type"].IsDefined() || !body["type"].IsScalar()) {
     diags.Error(cfg.mark, name, fmt::format("node '{}' has no 'type' (one of: {})", name,
                                             fmt::join(registry.Names(role), ", ")));
+    decl.nodes.push_back(std::move(cfg));
     return;
   }
   cfg.type = body["type"].Scalar();
@@ -295,27 +328,9 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
       ok = false;
     }
   }
-  if (role != Role::kSource && cfg.Has("inputs") && (cfg.node["inputs"].IsSequence() ||
-                                                     cfg.node["inputs"].IsScalar())) {
-    const YAML::Node& in = cfg.node["inputs"];
-    if (in.IsScalar()) {
-      cfg.inputs.push_back(in.Scalar());
-      cfg.input_marks.push_back(Mark::Of(decl.file, in));
-    } else {
-      for (const auto& item : in) {
-        if (!item.IsScalar()) continue;
-        cfg.inputs.push_back(item.Scalar());
-        cfg.input_marks.push_back(Mark::Of(decl.file, item));
-      }
-    }
-    if (cfg.inputs.empty()) {
-      diags.Error(cfg.MarkOf("inputs"), name,
-                  fmt::format("{}: 'inputs' is empty; name the nodes it reads from",
-                              cfg.Prefix()));
-      ok = false;
-    }
-  }
-  (void)ok;  // key problems are reported; the node is still planned so later checks run too
+  // A node with bad keys is still wired (so its neighbours report nothing misleading) but not
+  // planned: its operator would only repeat the problem.
+  cfg.keys_ok = ok;
   decl.nodes.push_back(std::move(cfg));
 }
 
@@ -561,7 +576,7 @@ std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
   for (int i : plan->topo) {
     PlannedNode& pn = nodes[i];
     const NodeConfig& cfg = decl_nodes[i];
-    if (!cfg.spec) continue;
+    if (!cfg.spec || !cfg.keys_ok) continue;
     // Inputs: all must have planned, and fan-in needs one schema.
     SchemaPtr input;
     bool inputs_ok = true;

@@ -35,6 +35,8 @@ class Diagnostics {
   bool HasErrors() const;
   size_t ErrorCount() const;
   const std::vector<Diagnostic>& items() const { return items_; }
+  // By file, line and column: the order a reader of the file expects.
+  std::vector<Diagnostic> Sorted() const;
 
  private:
   std::vector<Diagnostic> items_;

@@ -46,7 +46,14 @@ Status InMemoryRun::InjectLines(const std::string& node, const std::vector<std::
   if (i < 0 || !decoders_[i]) {
     return Status::InvalidConfig(fmt::format("'{}' is not a source of this pipeline", node));
   }
-  SLUICE_ASSIGN_OR_RETURN(auto batch, decoders_[i]->Decode(ToRaw(lines), *contexts_[i]));
+  std::shared_ptr<RawRecords> raw;
+  if (decoders_[i]->TakesHeader() && !lines.empty()) {
+    raw = ToRaw(std::vector<std::string>(lines.begin() + 1, lines.end()));
+    raw->header = lines[0];
+  } else {
+    raw = ToRaw(lines);
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto batch, decoders_[i]->Decode(raw, *contexts_[i]));
   return Emit(i, batch);
 }
 
@@ -145,6 +152,14 @@ std::string YamlToJson(const YAML::Node& node) {
 
 namespace {
 
+// yaml-cpp's const operator[] yields an invalid node for a missing key, and most accessors throw
+// on it; this returns an empty (null) node instead.
+YAML::Node At(const YAML::Node& node, const char* key) {
+  if (!node.IsMap()) return YAML::Node();
+  YAML::Node v = node[key];
+  return v.IsDefined() ? v : YAML::Node();
+}
+
 // Compares an expected YAML value with an actual JSON value; returns the difference, or empty.
 std::string Compare(const YAML::Node& expected, simdjson::dom::element actual, double tolerance) {
   std::string want = YamlToJson(expected);
@@ -185,7 +200,7 @@ std::vector<TestCaseResult> RunPipelineTests(Plan& plan, const YAML::Node& tests
     ++index;
     TestCaseResult res;
     res.mark = Mark::Of(file, tc);
-    res.name = tc["name"].IsScalar() ? tc["name"].Scalar() : fmt::format("case {}", index);
+    res.name = At(tc, "name").IsScalar() ? At(tc, "name").Scalar() : fmt::format("case {}", index);
     auto fail = [&](const YAML::Node& at, std::string msg) {
       res.failures.push_back(fmt::format("{}: {}", Mark::Of(file, at).ToString(), msg));
     };
@@ -197,49 +212,52 @@ std::vector<TestCaseResult> RunPipelineTests(Plan& plan, const YAML::Node& tests
         continue;
       }
       InMemoryRun& run = **built;
-      YAML::Node input = tc["input"];
-      if (!input.IsMap() || !input["node"].IsScalar()) {
+      YAML::Node input = At(tc, "input");
+      if (!input.IsMap() || !At(input, "node").IsScalar()) {
         fail(tc, "a test case needs 'input: {node: NAME, records: [...]}' (or lines: [...])");
         results.push_back(std::move(res));
         continue;
       }
-      std::string at = input["node"].Scalar();
+      std::string at = At(input, "node").Scalar();
       Status st;
-      if (input["lines"].IsSequence()) {
+      if (At(input, "lines").IsSequence()) {
         std::vector<std::string> lines;
-        for (const auto& l : input["lines"]) lines.push_back(l.Scalar());
+        for (const auto& l : At(input, "lines")) lines.push_back(l.Scalar());
         st = run.InjectLines(at, lines);
-      } else if (input["records"].IsSequence()) {
+      } else if (At(input, "records").IsSequence()) {
         std::vector<std::string> objs;
-        for (const auto& r : input["records"]) objs.push_back(YamlToJson(r));
+        for (const auto& r : At(input, "records")) objs.push_back(YamlToJson(r));
         st = run.InjectRecords(at, objs);
       } else {
         st = Status::InvalidConfig("'input' needs 'records' (a list of rows) or 'lines'");
       }
       if (!st.ok()) fail(input, st.message());
-      YAML::Node expect = tc["expect"];
+      // `expect` is one expectation or a list of them. (Assigning to a yaml-cpp node that
+      // refers into the tree would rewrite the tree, so collect them instead.)
+      std::vector<YAML::Node> expectations;
+      const YAML::Node expect = At(tc, "expect");
       if (expect.IsMap()) {
-        YAML::Node seq;
-        seq.push_back(expect);
-        expect = seq;
+        expectations.push_back(expect);
+      } else if (expect.IsSequence()) {
+        for (const auto& e : expect) expectations.push_back(e);
       }
-      for (const auto& e : expect) {
-        if (!e["node"].IsScalar()) {
+      for (const auto& e : expectations) {
+        if (!At(e, "node").IsScalar()) {
           fail(e, "an expectation needs 'node'");
           continue;
         }
-        std::string node = e["node"].Scalar();
+        std::string node = At(e, "node").Scalar();
         auto rows = run.Rows(node);
         if (!rows.ok()) {
-          fail(e["node"], rows.status().message());
+          fail(At(e, "node"), rows.status().message());
           continue;
         }
-        double tolerance = e["tolerance"].IsScalar() ? std::stod(e["tolerance"].Scalar()) : 1e-9;
-        if (e["count"].IsScalar() && std::to_string(rows->size()) != e["count"].Scalar()) {
-          fail(e["count"], fmt::format("node '{}' has {} rows, expected {}", node, rows->size(),
-                                       e["count"].Scalar()));
+        double tolerance = At(e, "tolerance").IsScalar() ? std::stod(At(e, "tolerance").Scalar()) : 1e-9;
+        if (At(e, "count").IsScalar() && std::to_string(rows->size()) != At(e, "count").Scalar()) {
+          fail(At(e, "count"), fmt::format("node '{}' has {} rows, expected {}", node, rows->size(),
+                                       At(e, "count").Scalar()));
         }
-        YAML::Node records = e["records"];
+        YAML::Node records = At(e, "records");
         if (!records.IsSequence()) continue;
         if (records.size() != rows->size()) {
           fail(records, fmt::format("node '{}' has {} rows, expected {}", node, rows->size(),
@@ -265,14 +283,14 @@ std::vector<TestCaseResult> RunPipelineTests(Plan& plan, const YAML::Node& tests
           }
         }
       }
-      if (tc["dead_letters"].IsScalar()) {
+      if (At(tc, "dead_letters").IsScalar()) {
         size_t n = run.dead_letters().count();
-        if (std::to_string(n) != tc["dead_letters"].Scalar()) {
+        if (std::to_string(n) != At(tc, "dead_letters").Scalar()) {
           std::string reasons;
           for (const auto& d : run.dead_letters().records())
             reasons += fmt::format("\n    {}: {}", d.node, d.reason);
-          fail(tc["dead_letters"], fmt::format("{} dead letters, expected {}{}", n,
-                                               tc["dead_letters"].Scalar(), reasons));
+          fail(At(tc, "dead_letters"), fmt::format("{} dead letters, expected {}{}", n,
+                                               At(tc, "dead_letters").Scalar(), reasons));
         }
       }
     } catch (const std::exception& e) {

@@ -295,8 +295,13 @@ Result<std::unique_ptr<TransformNode>> MakePredict(const NodeConfig& node) {
     } else if (what == "model_version") {
       o.kind = OutputSpec::kModelVersion;
     } else {
-      return node.Error("outputs", fmt::format("output '{}': unknown kind '{}' (kinds: {})",
-                                               field, what, kOutputKinds));
+      auto near = ClosestMatch(what, {"label", "class", "probability", "value", "model_name",
+                                      "model_version"});
+      return node.Error("outputs", fmt::format("output '{}': unknown kind '{}'{} (kinds: {})",
+                                               field, what,
+                                               near ? fmt::format(", did you mean '{}'?", *near)
+                                                    : "",
+                                               kOutputKinds));
     }
     cfg.outputs.push_back(std::move(o));
   }

@@ -1,0 +1,220 @@
+// The `sluice` command line, run as a user runs it: exit codes, output formats, the demo end to
+// end into SQLite, draining on SIGTERM, and the generated docs being current.
+#include <sqlite3.h>
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <map>
+
+#include "tests/integration/process.h"
+
+using namespace sluice::testing;
+
+namespace {
+
+int64_t SqliteCount(const std::string& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  int64_t n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return n;
+}
+
+size_t CountLines(const std::string& text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// The last JSON log line on stderr: the run summary.
+simdjson::dom::element Summary(simdjson::dom::parser& parser, const std::string& err,
+                               simdjson::padded_string& keep) {
+  std::string last;
+  std::stringstream ss(err);
+  for (std::string l; std::getline(ss, l);)
+    if (l.find("records_read") != std::string::npos) last = l;
+  keep = simdjson::padded_string(last);
+  return parser.parse(keep);
+}
+
+}  // namespace
+
+TEST_CASE("validate: exit codes and every problem in one run", "[integration][cli]") {
+  auto ok = Run(Sluice() + " validate " + Source("pipelines/iris-demo.yaml"));
+  INFO(ok.err);
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.err.find("valid") != std::string::npos);
+
+  auto bad = Run(Sluice() + " validate " +
+                 Source("tests/golden/errors/all_problems_at_once/pipeline.yaml") + " " +
+                 Source("pipelines/iris-demo.yaml"));
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("invalid (4 errors)") != std::string::npos);
+  CHECK(bad.err.find("pipeline.yaml:9:43: error: stdout 'out': unknown key 'colour'") !=
+        std::string::npos);
+
+  auto usage = Run(Sluice() + " validate --format yaml x.yaml");
+  CHECK(usage.exit_code == 2);
+  auto none = Run(Sluice() + " frobnicate");
+  CHECK(none.exit_code == 2);
+}
+
+TEST_CASE("validate --format json is machine-readable", "[integration][cli]") {
+  auto r = Run(Sluice() + " validate --format json " +
+               Source("tests/golden/errors/model_signature/pipeline.yaml"));
+  CHECK(r.exit_code == 1);
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(r.out);
+  simdjson::dom::element doc;
+  REQUIRE_FALSE(parser.parse(padded).get(doc));
+  auto first = doc.at(0);
+  CHECK(bool(first["valid"]) == false);
+  auto problem = first["problems"].at(0);
+  CHECK(std::string_view(problem["severity"]) == "error");
+  CHECK(int64_t(problem["line"]) == 5);
+  CHECK(int64_t(problem["column"]) == 56);
+  CHECK(std::string_view(problem["node"]) == "classify");
+  CHECK(std::string(std::string_view(problem["message"])).find("model input 'petal_width'") !=
+        std::string::npos);
+}
+
+TEST_CASE("graph prints DOT and Mermaid", "[integration][cli]") {
+  auto dot = Run(Sluice() + " graph " + Source("pipelines/iris-demo.yaml"));
+  CHECK(dot.exit_code == 0);
+  CHECK(dot.out.find("\"iris_data\" -> \"features\"") != std::string::npos);
+  CHECK(dot.out.find("\"prediction\" -> \"target_db\"") != std::string::npos);
+  auto mm = Run(Sluice() + " graph --format mermaid " + Source("pipelines/iris-demo.yaml"));
+  CHECK(mm.exit_code == 0);
+  CHECK(mm.out.rfind("flowchart LR", 0) == 0);
+  CHECK(CountLines(mm.out) == 1 + 5 + 4);  // header, 5 nodes, 4 edges
+}
+
+TEST_CASE("the committed operator reference and pipeline schema are current",
+          "[integration][docs]") {
+  auto docs = Run(Sluice() + " operators --docs");
+  REQUIRE(docs.exit_code == 0);
+  INFO("regenerate with: build/sluice operators --docs -o docs/operators.md");
+  CHECK(docs.out == Slurp(Source("docs/operators.md")));
+  auto schema = Run(Sluice() + " operators --json-schema");
+  REQUIRE(schema.exit_code == 0);
+  INFO("regenerate with: build/sluice operators --json-schema -o schemas/pipeline.schema.json");
+  CHECK(schema.out == Slurp(Source("schemas/pipeline.schema.json")));
+}
+
+TEST_CASE("the iris demo writes every good record to SQLite and dead-letters the rest",
+          "[integration][demo]") {
+  TempDir out;
+  auto r = Run("SLUICE_OUT=" + out.path().string() + " " + Sluice() +
+               " --log-format json run " + Source("pipelines/iris-demo.yaml"));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string input = Slurp(Source("pipelines/data/iris_data.jsonl"));
+  const size_t input_lines = CountLines(input);
+  const size_t dead = CountLines(Slurp(out / "iris-demo.dead-letter.jsonl"));
+  CHECK(dead == 4);
+  const int64_t rows = SqliteCount(out / "iris.db", "SELECT count(*) FROM iris_prediction");
+  CHECK(rows == static_cast<int64_t>(input_lines - dead));
+
+  simdjson::dom::parser parser;
+  simdjson::padded_string keep;
+  auto summary = Summary(parser, r.err, keep);
+  CHECK(std::string_view(summary["records_read"]) == std::to_string(input_lines));
+  CHECK(std::string_view(summary["rows_written"]) == std::to_string(rows));
+  CHECK(std::string_view(summary["dead_letters"]) == std::to_string(dead));
+
+  // Every prediction is the true class of its row (the model fits iris perfectly): match rows
+  // by timestamp, which is unique per input line.
+  std::map<std::string, int64_t> target;
+  simdjson::dom::parser p;
+  std::stringstream ss(input);
+  for (std::string line; std::getline(ss, line);) {
+    simdjson::padded_string pl(line);
+    simdjson::dom::element doc;
+    if (p.parse(pl).get(doc)) continue;
+    int64_t ts, cls;
+    if (doc["payload"]["timestamp"].get(ts) || doc["payload"]["target"].get(cls)) continue;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(ts));
+    target[buf] = cls;
+  }
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open_v2((out / "iris.db").c_str(), &h, SQLITE_OPEN_READONLY, nullptr) ==
+          SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h,
+                             "SELECT CAST(round((julianday(timestamp) - 2440587.5) * 86400000) "
+                             "AS INTEGER), iris_class FROM iris_prediction",
+                             -1, &st, nullptr) == SQLITE_OK);
+  int checked = 0, wrong = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    auto it = target.find(std::to_string(sqlite3_column_int64(st, 0)));
+    if (it == target.end()) continue;
+    ++checked;
+    wrong += it->second != sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  CHECK(checked == rows);
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("SIGTERM drains: what was acknowledged is in the database, exit code 0",
+          "[integration][shutdown]") {
+  TempDir out;
+  // About three million records: long enough to be stopped half-way.
+  const std::string cmd = "SLUICE_OUT=" + out.path().string() + " IRIS_REPEAT=2000 " + Sluice() +
+                          " --log-format json run " + Source("pipelines/iris-demo.yaml");
+  auto r = Run("( " + cmd + " & pid=$!; sleep 1; kill -TERM $pid; wait $pid )");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  simdjson::dom::parser parser;
+  simdjson::padded_string keep;
+  auto summary = Summary(parser, r.err, keep);
+  const int64_t written = std::stoll(std::string(std::string_view(summary["rows_written"])));
+  const int64_t read = std::stoll(std::string(std::string_view(summary["records_read"])));
+  const int64_t dead = std::stoll(std::string(std::string_view(summary["dead_letters"])));
+  CHECK(r.err.find("stopped") != std::string::npos);
+  CHECK(read < 2000 * 1504);  // it really stopped early
+  CHECK(read == written + dead);  // drained: nothing read was left in flight
+  CHECK(SqliteCount(out / "iris.db", "SELECT count(*) FROM iris_prediction") == written);
+}
+
+TEST_CASE("sluice test runs a pipeline's cases and fails on a wrong expectation",
+          "[integration][cli]") {
+  TempDir dir;
+  const std::string pipeline = R"(
+sources:
+  iris_data: {type: file, path: none.jsonl, format: connect-json, schema: )" +
+                               Source("schemas/iris_data.json") + R"(}
+transforms:
+  features: {type: drop-fields, inputs: [iris_data], fields: [id, target]}
+  classify: {type: predict, inputs: [features], model: )" +
+                               Source("models/iris") + R"(, outputs: {iris_class: label}}
+sinks:
+  db: {type: stdout, inputs: [classify]}
+tests:
+  - name: a virginica
+    input:
+      node: classify
+      records:
+        - {timestamp: "2026-01-01T00:00:00Z", sepal_length: 6.9, sepal_width: 3.1, petal_length: 5.4, petal_width: 2.1}
+    expect:
+      node: db
+      records: [{iris_class: 2}]
+)";
+  std::ofstream(dir / "p.yaml") << pipeline;
+  auto ok = Run(Sluice() + " test " + (dir / "p.yaml"));
+  INFO(ok.out + ok.err);
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out.find("1 passed, 0 failed") != std::string::npos);
+
+  std::string wrong = pipeline;
+  wrong.replace(wrong.find("iris_class: 2"), 13, "iris_class: 1");
+  std::ofstream(dir / "p.yaml") << wrong;
+  auto bad = Run(Sluice() + " test " + (dir / "p.yaml"));
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.out.find("'iris_class' is 2, expected 1") != std::string::npos);
+}
