@@ -53,6 +53,18 @@ std::string ResolvePath(const std::string& base_dir, const std::string& path) {
   return (std::filesystem::path(base_dir) / p).lexically_normal().string();
 }
 
+Status EnsureParentDir(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) return Status::Ok();
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec) {
+    return Status::IoError(
+        fmt::format("cannot create folder '{}' for '{}': {}", parent.string(), path, ec.message()));
+  }
+  return Status::Ok();
+}
+
 const ConfigField* NodeConfig::FieldSpec(const std::string& key) const {
   if (spec) {
     for (const auto& f : spec->fields)

@@ -92,4 +92,7 @@ class NodeConfig {
 // Resolve `path` against `base_dir` unless it is absolute.
 std::string ResolvePath(const std::string& base_dir, const std::string& path);
 
+// Creates the folder an output file will be written in, if it does not exist yet.
+Status EnsureParentDir(const std::string& path);
+
 }  // namespace sluice

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/config.h"
 #include "engine/json.h"
 
 namespace sluice {
@@ -31,6 +32,9 @@ void FileDeadLetter::Write(DeadLetterRecord r) {
   line += "}\n";
   std::lock_guard<std::mutex> lock(mu_);
   count_.fetch_add(1, std::memory_order_relaxed);
+  if (!file_ && error_.ok()) {
+    error_ = EnsureParentDir(path_);
+  }
   if (!file_ && error_.ok()) {
     file_ = std::fopen(path_.c_str(), "a");
     if (!file_) {

@@ -31,6 +31,7 @@ class FileSink : public SinkNode {
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
     std::string path = node_.Path("path");
     const char* mode = node_.String("mode") == "append" ? "ab" : "wb";
+    SLUICE_RETURN_IF_ERROR(EnsureParentDir(path));
     FILE* f = std::fopen(path.c_str(), mode);
     if (!f) {
       return Status::IoError(fmt::format("{}: cannot open '{}' for writing: {}", node_.Prefix(),

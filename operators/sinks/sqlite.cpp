@@ -204,6 +204,7 @@ class SqliteSink : public SinkNode {
     std::string path = node_.Path("path");
     std::string table = node_.String("table");
     auto db = std::make_unique<Db>();
+    SLUICE_RETURN_IF_ERROR(EnsureParentDir(path));
     SLUICE_RETURN_IF_ERROR(db->Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
     SLUICE_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
     SLUICE_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=FULL"));
