@@ -1,6 +1,7 @@
 #include "engine/pipeline.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <tuple>
 #include <filesystem>
@@ -149,13 +150,17 @@ const char* KindName(const YAML::Node& n) {
   return "a scalar";
 }
 
+bool ParseInt64(const std::string& s, int64_t* out) {
+  const char* b = s.data();
+  if (!s.empty() && s[0] == '+') ++b;
+  auto r = std::from_chars(b, s.data() + s.size(), *out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size() && b != s.data() + s.size();
+}
+
+// An integer that fits int64: larger ones are rejected here, not turned into garbage later.
 bool IsInt(const std::string& s) {
-  if (s.empty()) return false;
-  size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
-  if (i == s.size()) return false;
-  for (; i < s.size(); ++i)
-    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
-  return true;
+  int64_t v;
+  return ParseInt64(s, &v);
 }
 
 bool IsNumber(const std::string& s) {
@@ -248,7 +253,7 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
     decl.nodes.push_back(std::move(cfg));
     return;
   }
-  if (body["type"].IsScalar()) cfg.type = body["type"].Scalar();
+  if (body["type"].IsDefined() && body["type"].IsScalar()) cfg.type = body["type"].Scalar();
   if (role != Role::kSource && cfg.Has("inputs") && (cfg.node["inputs"].IsSequence() ||
                                                      cfg.node["inputs"].IsScalar())) {
     const YAML::Node& in = cfg.node["inputs"];
@@ -353,13 +358,13 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
                                   key, near ? fmt::format(" (did you mean '{}'?)", *near) : ""));
           continue;
         }
-        if (!v.IsScalar() || !IsInt(v.Scalar()) || std::stoll(v.Scalar()) < 1 ||
-            std::stoll(v.Scalar()) > 1000000) {
+        int64_t value = 0;
+        if (!v.IsScalar() || !ParseInt64(v.Scalar(), &value) || value < 1 || value > 1000000) {
           diags.Error(Mark::Of(decl.file, v), "",
                       fmt::format("settings: '{}' must be an integer from 1 to 1000000", key));
           continue;
         }
-        *target = std::stoll(v.Scalar());
+        *target = value;
       }
     }
   }
@@ -491,6 +496,70 @@ int Plan::SinkPaths(int from) const {
   return count(from);
 }
 
+namespace {
+
+// Reports each cycle once per node on it: the strongly connected components (Tarjan) of the
+// nodes a topological sort could not place, of size > 1 or with a self-edge. Nodes that merely
+// read from a cycle are not on it.
+void ReportCycles(const Plan& plan, const std::vector<int>& indeg, Diagnostics& diags) {
+  const auto& nodes = plan.nodes;
+  const int n = static_cast<int>(nodes.size());
+  std::vector<int> index(n, -1), low(n, 0), stack;
+  std::vector<bool> on_stack(n, false);
+  int counter = 0;
+  std::function<void(int)> visit = [&](int v) {
+    index[v] = low[v] = counter++;
+    stack.push_back(v);
+    on_stack[v] = true;
+    for (int w : nodes[v].outputs) {
+      if (indeg[w] == 0) continue;  // placed by the sort: not on any cycle
+      if (index[w] < 0) {
+        visit(w);
+        low[v] = std::min(low[v], low[w]);
+      } else if (on_stack[w]) {
+        low[v] = std::min(low[v], index[w]);
+      }
+    }
+    if (low[v] != index[v]) return;
+    std::vector<int> component;
+    int w;
+    do {
+      w = stack.back();
+      stack.pop_back();
+      on_stack[w] = false;
+      component.push_back(w);
+    } while (w != v);
+    const bool self_edge = std::find(nodes[v].outputs.begin(), nodes[v].outputs.end(), v) !=
+                           nodes[v].outputs.end();
+    if (component.size() < 2 && !self_edge) return;
+    // Name the cycle in the order its edges run, starting from its first node in the file.
+    std::sort(component.begin(), component.end());
+    std::vector<std::string> path;
+    int at = component.front();
+    std::set<int> members(component.begin(), component.end()), seen;
+    while (seen.insert(at).second) {
+      path.push_back(nodes[at].cfg->name);
+      int next = -1;
+      for (int o : nodes[at].outputs)
+        if (members.count(o) && (next < 0 || !seen.count(o))) next = o;
+      if (next < 0) break;
+      at = next;
+    }
+    path.push_back(nodes[at].cfg->name);
+    for (int m : component) {
+      const NodeConfig& cfg = *nodes[m].cfg;
+      diags.Error(cfg.mark, cfg.name,
+                  fmt::format("{}: is part of a cycle ({}); a pipeline is a directed acyclic "
+                              "graph",
+                              cfg.Prefix(), fmt::join(path, " -> ")));
+    }
+  };
+  for (int v = 0; v < n; ++v)
+    if (indeg[v] > 0 && index[v] < 0) visit(v);
+}
+
+}  // namespace
+
 std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
   auto plan = std::make_unique<Plan>();
   plan->decl = std::move(decl);
@@ -543,24 +612,7 @@ std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
     for (int o : nodes[i].outputs)
       if (--indeg[o] == 0) ready.push_back(o);
   }
-  std::vector<bool> in_cycle(nodes.size(), false);
-  if (plan->topo.size() != nodes.size()) {
-    std::vector<std::string> names;
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (indeg[i] > 0) {
-        in_cycle[i] = true;
-        names.push_back(decl_nodes[i].name);
-      }
-    }
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (in_cycle[i]) {
-        diags.Error(decl_nodes[i].mark, decl_nodes[i].name,
-                    fmt::format("{}: is part of a cycle ({}); a pipeline is a directed acyclic "
-                                "graph",
-                                decl_nodes[i].Prefix(), fmt::join(names, " -> ")));
-      }
-    }
-  }
+  if (plan->topo.size() != nodes.size()) ReportCycles(*plan, indeg, diags);
 
   // Wiring warnings and errors.
   for (size_t i = 0; i < nodes.size(); ++i) {

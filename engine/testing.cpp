@@ -1,6 +1,8 @@
 #include "engine/testing.h"
 
+#include <charconv>
 #include <cmath>
+#include <regex>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -143,7 +145,14 @@ std::string YamlToJson(const YAML::Node& node) {
     double d = std::strtod(s.c_str(), &end);
     if (!s.empty() && end == s.c_str() + s.size() && std::isfinite(d) &&
         s.find_first_of("xXpP") == std::string::npos) {
-      return s;
+      // YAML numbers such as .5, +1 or 007 are not JSON numbers: write them in JSON's grammar.
+      static const std::regex kJsonNumber(R"(-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?)");
+      if (std::regex_match(s, kJsonNumber)) return s;
+      int64_t i;
+      auto r = std::from_chars(s.data() + (s[0] == '+'), s.data() + s.size(), i, 10);
+      if (r.ec == std::errc() && r.ptr == s.data() + s.size()) return std::to_string(i);
+      AppendJsonDouble(out, d);
+      return out;
     }
     AppendJsonString(out, s);
   }

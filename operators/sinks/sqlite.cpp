@@ -111,7 +111,10 @@ Status CheckTable(Db& db, const NodeConfig& node, const std::string& table,
   SLUICE_ASSIGN_OR_RETURN(auto cols, db.Columns(table));
   if (cols.empty()) return Status::Ok();  // created on open
   for (const auto& f : schema.fields()) {
-    auto it = cols.find(f.name);
+    // SQLite column names are case-insensitive.
+    auto it = std::find_if(cols.begin(), cols.end(), [&](const auto& c) {
+      return sqlite3_stricmp(c.first.c_str(), f.name.c_str()) == 0;
+    });
     if (it == cols.end()) {
       std::vector<std::string> names;
       for (const auto& [n, t] : cols) names.push_back(n);

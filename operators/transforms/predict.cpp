@@ -203,7 +203,15 @@ class Predict : public TransformNode {
     for (const auto& in : info_.inputs) {
       int i = input->IndexOf(in.name);
       if (i < 0) {
-        auto near = input->Suggest(in.name);
+        // Suggest only a field that is not itself another model input: feeding the model a
+        // different feature is never the fix.
+        std::vector<std::string> candidates;
+        for (const auto& f : input->fields()) {
+          bool is_input = false;
+          for (const auto& other : info_.inputs) is_input = is_input || other.name == f.name;
+          if (!is_input) candidates.push_back(f.name);
+        }
+        auto near = ClosestMatch(in.name, candidates);
         problems.push_back(fmt::format(
             "model input '{}' is not a field of {}{} (fields: {})", in.name, InputName(node_),
             near ? fmt::format("; did you mean '{}'?", *near) : "", input->FieldNames()));
@@ -220,6 +228,7 @@ class Predict : public TransformNode {
     }
     if (!problems.empty()) return node_.Error("model", fmt::format("{}", fmt::join(problems, "; ")));
     const bool regressor = info_.model_class.find("Regressor") != std::string::npos;
+    const bool multiclass = info_.classes.size() > 2;
     std::vector<Field> fields = input->fields();
     for (auto& o : cfg_.outputs) {
       if (regressor && o.kind != OutputSpec::kValue && o.kind != OutputSpec::kModelName &&
@@ -227,6 +236,12 @@ class Predict : public TransformNode {
         return node_.Error("outputs", fmt::format("output '{}': the model '{}' is a regressor; "
                                                   "use 'value'",
                                                   o.field, info_.name));
+      }
+      if (multiclass && o.kind == OutputSpec::kValue) {
+        return node_.Error("outputs", fmt::format("output '{}': 'value' is the raw prediction of "
+                                                  "a regressor or binary model; '{}' has {} "
+                                                  "classes (use label, class or probability)",
+                                                  o.field, info_.name, info_.classes.size()));
       }
       if (o.kind == OutputSpec::kClassProbability) {
         const std::string& ref = o.class_ref;
