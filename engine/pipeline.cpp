@@ -558,6 +558,29 @@ void ReportCycles(const Plan& plan, const std::vector<int>& indeg, Diagnostics& 
     if (indeg[v] > 0 && index[v] < 0) visit(v);
 }
 
+// Instantiates one node's operator and computes its output schema (or checks its input).
+Status PlanNode(PlannedNode& pn, const NodeConfig& cfg, const SchemaPtr& input) {
+  switch (cfg.role) {
+    case Role::kSource: {
+      SLUICE_ASSIGN_OR_RETURN(pn.source, cfg.spec->make_source(cfg));
+      SLUICE_ASSIGN_OR_RETURN(pn.output_schema, pn.source->OutputSchema());
+      break;
+    }
+    case Role::kTransform: {
+      SLUICE_ASSIGN_OR_RETURN(pn.transform, cfg.spec->make_transform(cfg));
+      SLUICE_ASSIGN_OR_RETURN(pn.output_schema, pn.transform->OutputSchema(input));
+      break;
+    }
+    case Role::kSink: {
+      SLUICE_ASSIGN_OR_RETURN(pn.sink, cfg.spec->make_sink(cfg));
+      SLUICE_RETURN_IF_ERROR(pn.sink->CheckInput(input));
+      break;
+    }
+  }
+  pn.ok = true;
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
@@ -652,55 +675,8 @@ std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
     if (cfg.role != Role::kSource && (pn.inputs.empty() || !inputs_ok)) continue;
     pn.input_schema = input;
     try {
-      switch (cfg.role) {
-        case Role::kSource: {
-          auto made = cfg.spec->make_source(cfg);
-          if (!made.ok()) {
-            diags.AddStatus(made.status(), cfg.mark, cfg.name);
-            break;
-          }
-          pn.source = std::move(made).value();
-          auto schema = pn.source->OutputSchema();
-          if (!schema.ok()) {
-            diags.AddStatus(schema.status(), cfg.mark, cfg.name);
-            break;
-          }
-          pn.output_schema = *schema;
-          pn.ok = true;
-          break;
-        }
-        case Role::kTransform: {
-          auto made = cfg.spec->make_transform(cfg);
-          if (!made.ok()) {
-            diags.AddStatus(made.status(), cfg.mark, cfg.name);
-            break;
-          }
-          pn.transform = std::move(made).value();
-          auto schema = pn.transform->OutputSchema(input);
-          if (!schema.ok()) {
-            diags.AddStatus(schema.status(), cfg.mark, cfg.name);
-            break;
-          }
-          pn.output_schema = *schema;
-          pn.ok = true;
-          break;
-        }
-        case Role::kSink: {
-          auto made = cfg.spec->make_sink(cfg);
-          if (!made.ok()) {
-            diags.AddStatus(made.status(), cfg.mark, cfg.name);
-            break;
-          }
-          pn.sink = std::move(made).value();
-          Status st = pn.sink->CheckInput(input);
-          if (!st.ok()) {
-            diags.AddStatus(st, cfg.mark, cfg.name);
-            break;
-          }
-          pn.ok = true;
-          break;
-        }
-      }
+      Status st = PlanNode(pn, cfg, input);
+      if (!st.ok()) diags.AddStatus(st, cfg.mark, cfg.name);
     } catch (const std::exception& e) {
       // An operator adapter let an exception through: report it rather than crash.
       diags.Error(cfg.mark, cfg.name,
