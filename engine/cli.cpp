@@ -114,11 +114,7 @@ int Graph(const std::string& file, const std::string& format, const Registry& re
     return kExitInvalid;
   }
   const auto& nodes = plan->decl.nodes;
-  auto label = [&](size_t i) {
-    std::string schema;
-    if (plan->nodes[i].output_schema) schema = plan->nodes[i].output_schema->FieldNames();
-    return fmt::format("{}\\n({})", nodes[i].name, nodes[i].type);
-  };
+  auto label = [&](size_t i) { return fmt::format("{}\\n({})", nodes[i].name, nodes[i].type); };
   std::string out;
   if (format == "mermaid") {
     out = "flowchart LR\n";
@@ -167,8 +163,10 @@ int Test(const std::vector<std::string>& files, const Registry& registry) {
     side.replace_extension(".tests.yaml");
     if (std::filesystem::exists(side)) {
       try {
-        YAML::Node doc = YAML::LoadFile(side.string());
-        suites.emplace_back(doc["tests"].IsDefined() ? doc["tests"] : doc, side.string());
+        // Read through a const node: a non-const operator[] would turn a bare list into a map.
+        const YAML::Node doc = YAML::LoadFile(side.string());
+        const bool wrapped = doc.IsMap() && doc["tests"].IsDefined();
+        suites.emplace_back(wrapped ? YAML::Node(doc["tests"]) : doc, side.string());
       } catch (const YAML::Exception& e) {
         std::fprintf(stderr, "%s:%d:%d: invalid YAML: %s\n", side.c_str(), e.mark.line + 1,
                      e.mark.column + 1, e.msg.c_str());
@@ -197,6 +195,50 @@ int Test(const std::vector<std::string>& files, const Registry& registry) {
 }
 
 // ---- run ----
+void PrintSummary(const std::string& name, const RunSummary& s, bool text) {
+  const double rate = s.seconds > 0 ? s.records_read / s.seconds : 0;
+  const char* how = !s.status.ok() ? "failed" : s.stopped ? "stopped" : "finished";
+  std::string msg = fmt::format(
+      "pipeline '{}' {}: read {} records, wrote {} rows, {} dead letters, {:.2f} s ({} "
+      "records/s)",
+      name, how, WithCommas(s.records_read), WithCommas(s.rows_written),
+      WithCommas(s.dead_letters), s.seconds, WithCommas(static_cast<uint64_t>(rate + 0.5)));
+  if (text) {
+    Log(LogLevel::kInfo, msg);
+    for (const auto& n : s.nodes) {
+      std::fprintf(stderr, "  %-10s %-20s in %12s  out %12s  rejected %s\n", RoleName(n.role),
+                   n.name.c_str(), WithCommas(n.rows_in).c_str(), WithCommas(n.rows_out).c_str(),
+                   WithCommas(n.rejected).c_str());
+    }
+    if (s.dead_letters > 0) std::fprintf(stderr, "  dead letters: %s\n", s.dead_letter_path.c_str());
+    return;
+  }
+  std::string nodes = "[";
+  for (size_t i = 0; i < s.nodes.size(); ++i) {
+    const auto& n = s.nodes[i];
+    if (i) nodes += ",";
+    nodes += "{\"name\":";
+    AppendJsonString(nodes, n.name);
+    nodes += fmt::format(",\"role\":\"{}\",\"type\":", RoleName(n.role));
+    AppendJsonString(nodes, n.type);
+    nodes += fmt::format(",\"rows_in\":{},\"rows_out\":{},\"rejected\":{}}}", n.rows_in,
+                         n.rows_out, n.rejected);
+  }
+  nodes += "]";
+  std::vector<LogField> fields = {
+      {"pipeline", name},
+      {"outcome", how},
+      {"records_read", s.records_read},
+      {"rows_written", s.rows_written},
+      {"dead_letters", s.dead_letters},
+      {"seconds", s.seconds},
+      {"records_per_s", static_cast<uint64_t>(rate + 0.5)},
+      LogField::Json("nodes", nodes),
+  };
+  if (s.dead_letters > 0) fields.emplace_back("dead_letter_file", s.dead_letter_path);
+  Log(LogLevel::kInfo, msg, fields);
+}
+
 struct RunFlags {
   bool quiet = false;
   bool progress = true;
@@ -206,8 +248,16 @@ struct RunFlags {
 int Run(const std::string& file, const RunFlags& flags, const Registry& registry) {
   Diagnostics diags;
   auto plan = LoadAndPlan(file, registry, diags);
-  for (const auto& d : diags.Sorted()) {
-    Log(d.severity == Severity::kError ? LogLevel::kError : LogLevel::kWarn, d.ToString());
+  if (GetLogFormat() == LogFormat::kText) {
+    PrintDiagnostics(diags);
+  } else {
+    for (const auto& d : diags.Sorted()) {
+      Log(d.severity == Severity::kError ? LogLevel::kError : LogLevel::kWarn, d.message,
+          {{"file", d.mark.file},
+           {"line", static_cast<uint64_t>(d.mark.line)},
+           {"column", static_cast<uint64_t>(d.mark.column)},
+           {"node", d.node}});
+    }
   }
   if (!plan || diags.HasErrors()) return kExitInvalid;
 
@@ -260,39 +310,17 @@ int Run(const std::string& file, const RunFlags& flags, const Registry& registry
     progress.join();
   }
   if (!result.ok()) {
-    Log(LogLevel::kError, fmt::format("pipeline '{}' failed: {}", plan->decl.name,
+    Log(LogLevel::kError, fmt::format("pipeline '{}' could not start: {}", plan->decl.name,
                                       result.status().message()));
     return kExitInvalid;
   }
   const RunSummary& s = *result;
-  if (!flags.quiet) {
-    double rate = s.seconds > 0 ? s.records_read / s.seconds : 0;
-    std::vector<std::pair<std::string, std::string>> fields = {
-        {"records_read", std::to_string(s.records_read)},
-        {"rows_written", std::to_string(s.rows_written)},
-        {"dead_letters", std::to_string(s.dead_letters)},
-        {"seconds", fmt::format("{:.3f}", s.seconds)},
-        {"records_per_s", fmt::format("{:.0f}", rate)},
-    };
-    if (s.dead_letters > 0) fields.emplace_back("dead_letter_file", s.dead_letter_path);
-    std::string msg = fmt::format(
-        "pipeline '{}' {}: read {} records, wrote {} rows, {} dead letters, {:.2f} s ({} "
-        "records/s)",
-        plan->decl.name, g_stop.load() ? "stopped" : "finished", WithCommas(s.records_read),
-        WithCommas(s.rows_written), WithCommas(s.dead_letters), s.seconds,
-        WithCommas(static_cast<uint64_t>(rate)));
-    if (text) {
-      Log(LogLevel::kInfo, msg);
-      for (const auto& n : s.nodes) {
-        std::fprintf(stderr, "  %-10s %-20s in %12s  out %12s  rejected %s\n", RoleName(n.role),
-                     n.name.c_str(), WithCommas(n.rows_in).c_str(), WithCommas(n.rows_out).c_str(),
-                     WithCommas(n.rejected).c_str());
-      }
-      if (s.dead_letters > 0)
-        std::fprintf(stderr, "  dead letters: %s\n", s.dead_letter_path.c_str());
-    } else {
-      Log(LogLevel::kInfo, msg, fields);
-    }
+  const bool failed = !s.status.ok();
+  if (!flags.quiet || failed) PrintSummary(plan->decl.name, s, text);
+  if (failed) {
+    Log(LogLevel::kError,
+        fmt::format("pipeline '{}' failed: {}", plan->decl.name, s.status.message()));
+    return kExitInvalid;
   }
   return kExitOk;
 }

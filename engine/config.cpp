@@ -145,7 +145,10 @@ Mark NodeConfig::MarkOf(const std::string& key) const {
   return mark;
 }
 
-std::string NodeConfig::Prefix() const { return fmt::format("{} '{}'", type, name); }
+std::string NodeConfig::Prefix() const {
+  if (type.empty()) return fmt::format("node '{}'", name);
+  return fmt::format("{} '{}'", type, name);
+}
 
 Status NodeConfig::Error(const std::string& key, const std::string& message) const {
   return Status::InvalidConfig(

@@ -30,8 +30,11 @@ void SetLogFormat(LogFormat format) { g_format = format; }
 void SetLogLevel(LogLevel level) { g_level = level; }
 LogFormat GetLogFormat() { return g_format; }
 
-void Log(LogLevel level, std::string_view message,
-         const std::vector<std::pair<std::string, std::string>>& fields) {
+LogField::LogField(std::string k, double v) : key(std::move(k)), raw(true) {
+  AppendJsonDouble(value, v);
+}
+
+void Log(LogLevel level, std::string_view message, const std::vector<LogField>& fields) {
   if (level < g_level) return;
   std::string line;
   if (g_format == LogFormat::kJson) {
@@ -41,11 +44,15 @@ void Log(LogLevel level, std::string_view message,
     line = "{\"time\":\"" + FormatTimestamp(now) + "\",\"level\":\"" + LevelName(level) +
            "\",\"message\":";
     AppendJsonString(line, message);
-    for (const auto& [k, v] : fields) {
+    for (const auto& f : fields) {
       line.push_back(',');
-      AppendJsonString(line, k);
+      AppendJsonString(line, f.key);
       line.push_back(':');
-      AppendJsonString(line, v);
+      if (f.raw) {
+        line += f.value;
+      } else {
+        AppendJsonString(line, f.value);
+      }
     }
     line += "}\n";
   } else {
@@ -53,7 +60,7 @@ void Log(LogLevel level, std::string_view message,
                                            ? std::string(LevelName(level)) + ": "
                                            : std::string(),
                        message);
-    for (const auto& [k, v] : fields) line += fmt::format(" {}={}", k, v);
+    for (const auto& f : fields) line += fmt::format(" {}={}", f.key, f.value);
     line += "\n";
   }
   std::lock_guard<std::mutex> lock(g_mu);

@@ -16,8 +16,23 @@ void SetLogFormat(LogFormat format);
 void SetLogLevel(LogLevel level);
 LogFormat GetLogFormat();
 
-// Extra key/value pairs appear as `key=value` in text and as members in JSON.
-void Log(LogLevel level, std::string_view message,
-         const std::vector<std::pair<std::string, std::string>>& fields = {});
+// A key/value pair of a log line: `key=value` in text, a member in JSON. Numbers and JSON values
+// (`raw`) are written unquoted in JSON.
+struct LogField {
+  LogField(std::string k, std::string v) : key(std::move(k)), value(std::move(v)) {}
+  LogField(std::string k, const char* v) : key(std::move(k)), value(v) {}
+  LogField(std::string k, uint64_t v) : key(std::move(k)), value(std::to_string(v)), raw(true) {}
+  LogField(std::string k, double v);
+  static LogField Json(std::string k, std::string json) {
+    LogField f(std::move(k), std::move(json));
+    f.raw = true;
+    return f;
+  }
+  std::string key;
+  std::string value;
+  bool raw = false;
+};
+
+void Log(LogLevel level, std::string_view message, const std::vector<LogField>& fields = {});
 
 }  // namespace sluice

@@ -177,6 +177,12 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               } catch (const std::exception& e) {
                 got = Status::Internal(e.what());
               }
+              if (!got.ok() && got.status().code() == StatusCode::kInvalidConfig) {
+                // The input does not fit the configuration at all (a CSV header without a
+                // required column): stop rather than dead-letter every record.
+                fail(Status(got.status().code(), fmt::format("source '{}': {}", rp->ctx->node(),
+                                                             got.status().message())));
+              }
               if (got.ok()) {
                 b = std::move(*got);
               } else {
@@ -331,7 +337,8 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     if (cfg.role == Role::kSink) summary.rows_written += s.rows_out;
     summary.nodes.push_back(std::move(s));
   }
-  if (!fatal.ok()) return fatal;
+  summary.stopped = options.stop && options.stop->load();
+  summary.status = fatal;
   return summary;
 }
 

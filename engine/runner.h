@@ -36,6 +36,8 @@ struct RunSummary {
   double seconds = 0;
   std::string dead_letter_path;
   std::vector<NodeStats> nodes;
+  bool stopped = false;  // a stop was requested before the input ended
+  Status status;         // why the run failed, after draining; ok when it did not
 };
 
 // Counters the progress display reads while the pipeline runs.
@@ -56,7 +58,8 @@ struct RunOptions {
 };
 
 // Builds every runtime, runs to the end of input (or a stop request) and closes the sinks.
-// Returns an error when building fails or a sink fails for good; rejected rows are not errors.
+// Returns an error when building fails; a failure while running (a sink that fails for good)
+// is in the summary's status, with the counts of what was done. Rejected rows are not errors.
 Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options);
 
 }  // namespace sluice

@@ -263,13 +263,13 @@ std::vector<TestCaseResult> RunPipelineTests(Plan& plan, const YAML::Node& tests
         }
         double tolerance = At(e, "tolerance").IsScalar() ? std::stod(At(e, "tolerance").Scalar()) : 1e-9;
         if (At(e, "count").IsScalar() && std::to_string(rows->size()) != At(e, "count").Scalar()) {
-          fail(At(e, "count"), fmt::format("node '{}' has {} rows, expected {}", node, rows->size(),
+          fail(At(e, "count"), fmt::format("node '{}' has {} row(s), expected {}", node, rows->size(),
                                        At(e, "count").Scalar()));
         }
         YAML::Node records = At(e, "records");
         if (!records.IsSequence()) continue;
         if (records.size() != rows->size()) {
-          fail(records, fmt::format("node '{}' has {} rows, expected {}", node, rows->size(),
+          fail(records, fmt::format("node '{}' has {} row(s), expected {}", node, rows->size(),
                                     records.size()));
         }
         simdjson::dom::parser parser;
@@ -297,7 +297,7 @@ std::vector<TestCaseResult> RunPipelineTests(Plan& plan, const YAML::Node& tests
         if (std::to_string(n) != At(tc, "dead_letters").Scalar()) {
           std::string reasons;
           for (const auto& d : run.dead_letters().records())
-            reasons += fmt::format("\n    {}: {}", d.node, d.reason);
+            reasons += fmt::format("\n      {}: {}", d.node, d.reason);
           fail(At(tc, "dead_letters"), fmt::format("{} dead letters, expected {}{}", n,
                                                At(tc, "dead_letters").Scalar(), reasons));
         }

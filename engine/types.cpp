@@ -68,24 +68,33 @@ std::optional<std::string> Schema::Suggest(std::string_view name) const {
 }
 
 size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      // Case differences are the most common typo in field names (PULocationId vs ...ID).
-      bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
-                  std::tolower(static_cast<unsigned char>(b[j - 1]));
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (same ? 0 : 1)});
+  // Optimal string alignment: insertions, deletions, substitutions and transpositions of
+  // neighbours ("tabel" -> "table") each cost one. Case differences are free: they are the most
+  // common mistake in field names (PULocationId vs PULocationID).
+  auto same = [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  };
+  const size_t n = a.size(), m = b.size();
+  std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));
+  for (size_t i = 0; i <= n; ++i) d[i][0] = i;
+  for (size_t j = 0; j <= m; ++j) d[0][j] = j;
+  for (size_t i = 1; i <= n; ++i) {
+    for (size_t j = 1; j <= m; ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (same(a[i - 1], b[j - 1]) ? 0 : 1)});
+      if (i > 1 && j > 1 && same(a[i - 1], b[j - 2]) && same(a[i - 2], b[j - 1])) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
-    std::swap(prev, cur);
   }
-  return prev[b.size()];
+  return d[n][m];
 }
 
 std::optional<std::string> ClosestMatch(std::string_view name,
                                         const std::vector<std::string>& candidates) {
-  size_t best = std::max<size_t>(2, name.size() / 3) + 1;
+  // Short names need a closer match, or every four-letter word suggests another.
+  size_t best = std::max<size_t>(1, name.size() / 3) + 1;
   std::optional<std::string> out;
   for (const auto& c : candidates) {
     size_t d = EditDistance(name, c);
@@ -208,7 +217,7 @@ char* PutDigits(char* p, int64_t v, int width) {
 }
 }  // namespace
 
-size_t FormatTimestampTo(int64_t micros, char* buf) {
+size_t FormatTimestampTo(int64_t micros, char* buf, bool fixed_width) {
   int64_t secs = micros / 1000000;
   int64_t frac = micros % 1000000;
   if (frac < 0) {
@@ -241,7 +250,7 @@ size_t FormatTimestampTo(int64_t micros, char* buf) {
   p = PutDigits(p, (rem / 60) % 60, 2);
   *p++ = ':';
   p = PutDigits(p, rem % 60, 2);
-  if (frac != 0) {
+  if (frac != 0 || fixed_width) {
     *p++ = '.';
     p = PutDigits(p, frac, 6);
   }

@@ -64,6 +64,8 @@ std::optional<std::string> ClosestMatch(std::string_view name,
 Result<int64_t> ParseTimestamp(std::string_view text);
 std::string FormatTimestamp(int64_t micros);
 // Writes the same text into `buf` (at least 32 bytes) and returns its length; no allocation.
-size_t FormatTimestampTo(int64_t micros, char* buf);
+// With `fixed_width`, the fraction is always written (six digits), so that the text of
+// timestamps sorts in time order (SQL columns); otherwise it is left out when zero.
+size_t FormatTimestampTo(int64_t micros, char* buf, bool fixed_width = false);
 
 }  // namespace sluice

@@ -27,6 +27,6 @@ if [[ -s "$SLUICE_OUT/iris-demo.dead-letter.jsonl" ]]; then
   python3 -c 'import json,sys
 for line in open(sys.argv[1]):
     d = json.loads(line)
-    print(f"  line {d[\"position\"]}: {d[\"node\"]}: {d[\"reason\"]}")' \
+    print("  line {}: {}: {}".format(d["position"], d["node"], d["reason"]))' \
     "$SLUICE_OUT/iris-demo.dead-letter.jsonl"
 fi

@@ -103,7 +103,11 @@ void RunGoldenCase(const fs::path& dir) {
   for (const auto& d : (*run)->dead_letters().records()) dead.push_back(d.node + ": " + d.reason);
   if (Updating()) {
     std::ofstream("expected.jsonl") << Join(*rows);
-    if (!dead.empty()) std::ofstream("expected_dead_letters.txt") << Join(dead);
+    if (!dead.empty()) {
+      std::ofstream("expected_dead_letters.txt") << Join(dead);
+    } else {
+      fs::remove("expected_dead_letters.txt");
+    }
     return;
   }
   CHECK(Join(*rows) == Join(Lines(ReadFile("expected.jsonl"))));

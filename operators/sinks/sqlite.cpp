@@ -137,10 +137,10 @@ class SqliteSinkRuntime : public SinkRuntime {
       : db_(std::move(db)), insert_(insert), path_(std::move(path)) {}
   ~SqliteSinkRuntime() override { sqlite3_finalize(insert_); }
 
-  Status Write(const Batch& batch, const std::string&, NodeContext&) override {
+  Status Write(const Batch& batch, const std::string&, NodeContext& ctx) override {
     if (batch.num_rows() == 0) return Status::Ok();
     SLUICE_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
-    Status st = InsertRows(batch);
+    Status st = InsertRows(batch, ctx);
     if (!st.ok()) {
       db_->Exec("ROLLBACK");
       return st;
@@ -149,8 +149,7 @@ class SqliteSinkRuntime : public SinkRuntime {
   }
 
  private:
-  Status InsertRows(const Batch& batch) {
-    std::string ts;
+  Status InsertRows(const Batch& batch, NodeContext& ctx) {
     for (size_t r = 0; r < batch.num_rows(); ++r) {
       for (size_t c = 0; c < batch.columns().size(); ++c) {
         const Column& col = batch.column(c);
@@ -167,15 +166,22 @@ class SqliteSinkRuntime : public SinkRuntime {
             sqlite3_bind_text(insert_, idx, col.strings[r].data(),
                               static_cast<int>(col.strings[r].size()), SQLITE_STATIC);
             break;
-          case TypeId::kTimestamp:
-            ts = FormatTimestamp(col.ints[r]);
-            sqlite3_bind_text(insert_, idx, ts.data(), static_cast<int>(ts.size()),
-                              SQLITE_TRANSIENT);
+          case TypeId::kTimestamp: {
+            char buf[40];
+            size_t n = FormatTimestampTo(col.ints[r], buf, /*fixed_width=*/true);
+            sqlite3_bind_text(insert_, idx, buf, static_cast<int>(n), SQLITE_TRANSIENT);
             break;
+          }
         }
       }
       int rc = sqlite3_step(insert_);
       sqlite3_reset(insert_);
+      if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+        // A row the table refuses (NOT NULL, UNIQUE, CHECK): only this statement is undone, so
+        // the row is dead-lettered and the rest of the batch goes in.
+        ctx.Reject(batch, r, fmt::format("table refused the row: {}", sqlite3_errmsg(db_->get())));
+        continue;
+      }
       if (rc != SQLITE_DONE) {
         std::string msg = fmt::format("inserting into '{}': {}", path_, sqlite3_errmsg(db_->get()));
         if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return Status::Unavailable(msg);
@@ -245,9 +251,10 @@ void RegisterSqliteSink(Registry& registry) {
   spec.description =
       "Each batch is inserted in one transaction with a prepared statement; a batch is "
       "acknowledged when its transaction commits. Column types: int64 and bool as INTEGER, "
-      "float64 as REAL, string as TEXT, timestamp as ISO 8601 text. An existing table must have "
-      "a compatible column for every field; `sluice validate` checks this when the database "
-      "exists.";
+      "float64 as REAL, string as TEXT, timestamp as ISO 8601 text with six fraction digits "
+      "(so it sorts in time order). An existing table must have a compatible column for every "
+      "field; `sluice validate` checks this when the database exists. A row the table refuses "
+      "(NOT NULL, UNIQUE or CHECK constraint) goes to the dead-letter output.";
   spec.fields = {
       {"path", ConfigType::kPath, true, "", "SQLite database file (created if missing)", {}},
       {"table", ConfigType::kString, true, "", "table to insert into", {}},

@@ -121,9 +121,10 @@ TEST_CASE("the iris demo writes every good record to SQLite and dead-letters the
   simdjson::dom::parser parser;
   simdjson::padded_string keep;
   auto summary = Summary(parser, r.err, keep);
-  CHECK(std::string_view(summary["records_read"]) == std::to_string(input_lines));
-  CHECK(std::string_view(summary["rows_written"]) == std::to_string(rows));
-  CHECK(std::string_view(summary["dead_letters"]) == std::to_string(dead));
+  CHECK(int64_t(summary["records_read"]) == static_cast<int64_t>(input_lines));
+  CHECK(int64_t(summary["rows_written"]) == rows);
+  CHECK(int64_t(summary["dead_letters"]) == static_cast<int64_t>(dead));
+  CHECK(std::string_view(summary["outcome"]) == "finished");
 
   // Every prediction is the true class of its row (the model fits iris perfectly): match rows
   // by timestamp, which is unique per input line.
@@ -173,10 +174,10 @@ TEST_CASE("SIGTERM drains: what was acknowledged is in the database, exit code 0
   simdjson::dom::parser parser;
   simdjson::padded_string keep;
   auto summary = Summary(parser, r.err, keep);
-  const int64_t written = std::stoll(std::string(std::string_view(summary["rows_written"])));
-  const int64_t read = std::stoll(std::string(std::string_view(summary["records_read"])));
-  const int64_t dead = std::stoll(std::string(std::string_view(summary["dead_letters"])));
-  CHECK(r.err.find("stopped") != std::string::npos);
+  const int64_t written = int64_t(summary["rows_written"]);
+  const int64_t read = int64_t(summary["records_read"]);
+  const int64_t dead = int64_t(summary["dead_letters"]);
+  CHECK(std::string_view(summary["outcome"]) == "stopped");
   CHECK(read < 2000 * 1504);  // it really stopped early
   CHECK(read == written + dead);  // drained: nothing read was left in flight
   CHECK(SqliteCount(out / "iris.db", "SELECT count(*) FROM iris_prediction") == written);
@@ -217,4 +218,23 @@ tests:
   auto bad = Run(Sluice() + " test " + (dir / "p.yaml"));
   CHECK(bad.exit_code == 1);
   CHECK(bad.out.find("'iris_class' is 2, expected 1") != std::string::npos);
+}
+
+TEST_CASE("input that cannot fit the configuration stops the run instead of dead-lettering all",
+          "[integration][cli]") {
+  TempDir dir;
+  std::ofstream(dir / "s.json") << R"({"type": "object", "properties": {
+      "name": {"type": "string"}, "size": {"type": "number"}}, "required": ["name", "size"]})";
+  std::ofstream(dir / "in.csv") << "name,weight\na,1\nb,2\n";
+  std::ofstream(dir / "p.yaml") << R"(
+sources:
+  rows: {type: file, path: in.csv, format: csv, schema: s.json}
+sinks:
+  out: {type: file, inputs: [rows], path: out.jsonl}
+dead_letter: {path: dead.jsonl}
+)";
+  auto r = Run(Sluice() + " --log-format json run " + (dir / "p.yaml"));
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("the header has no column 'size'") != std::string::npos);
+  CHECK(r.err.find("\"outcome\":\"failed\"") != std::string::npos);  // the summary still comes
 }

@@ -507,7 +507,8 @@ std::string SinkPipeline(const std::string& sink) {
 }
 
 // Opens the sink `out` of `l` and writes one batch of `rows` through it, as the runner does.
-void WriteThroughSink(const Loaded& l, const std::vector<std::string>& rows) {
+std::vector<DeadLetterRecord> WriteThroughSink(const Loaded& l,
+                                               const std::vector<std::string>& rows) {
   const PlannedNode& sink = l.Node("out");
   auto rt = sink.sink->Open(sink.input_schema);
   INFO(rt.status().message());
@@ -523,6 +524,7 @@ void WriteThroughSink(const Loaded& l, const std::vector<std::string>& rows) {
   NodeContext ctx("out", &dl);
   REQUIRE((*rt)->Write(*batch, prepared, ctx).ok());
   REQUIRE((*rt)->Close().ok());
+  return dl.records();
 }
 
 struct Sqlite {
@@ -596,6 +598,32 @@ TEST_CASE("sqlite sink creates the table from the schema and inserts typed value
     CHECK(db.Query(R"(SELECT count(*), sum(ok = 0) FROM "my ""table""")") ==
           Rows{{"integer:3", "integer:1"}});
   }
+}
+
+TEST_CASE("sqlite sink dead-letters rows the table refuses and keeps the rest of the batch",
+          "[operators][sqlite]") {
+  TempDir dir;
+  dir.Write("s.json", kTypesSchema);
+  {
+    Sqlite db(dir.File("out.db"));
+    db.Exec("CREATE TABLE t (id INTEGER UNIQUE, name TEXT NOT NULL, score REAL, ok INTEGER, "
+            "ts TEXT)");
+  }
+  Loaded l = Load(SinkPipeline("{type: sqlite, inputs: [src], path: out.db, table: t}"),
+                  dir.path());
+  REQUIRE_FALSE(l.diags.HasErrors());
+  auto dead = WriteThroughSink(l, {R"({"id": 1, "name": "a", "ts": "2026-01-01T00:00:01Z"})",
+                                   R"({"id": 1, "name": "duplicate"})",
+                                   R"({"id": 2})",
+                                   R"({"id": 3, "name": "c"})"});
+  REQUIRE(dead.size() == 2u);
+  CHECK_THAT(dead[0].reason, Catch::Contains("UNIQUE constraint failed: t.id"));
+  CHECK_THAT(dead[1].reason, Catch::Contains("NOT NULL constraint failed: t.name"));
+  Sqlite db(dir.File("out.db"));
+  // Timestamps always carry six fraction digits, so their text sorts in time order.
+  CHECK(db.Query("SELECT id, name, ts FROM t ORDER BY id") ==
+        Rows{{"integer:1", "text:a", "text:2026-01-01T00:00:01.000000Z"},
+             {"integer:3", "text:c", "null:"}});
 }
 
 TEST_CASE("sqlite sink checks an existing table at validation", "[operators][sqlite]") {

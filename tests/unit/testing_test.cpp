@@ -95,7 +95,7 @@ TEST_CASE("a test case fails with the node, row, field and both values", "[testi
   const auto& f = r.results[0].failures;
   INFO(Failures(r.results[0]));
   REQUIRE(f.size() == 4u);
-  CHECK(f[0] == At(yaml, "count: 2", 0, 7) + ": node 'classify' has 1 rows, expected 2");
+  CHECK(f[0] == At(yaml, "count: 2", 0, 7) + ": node 'classify' has 1 row(s), expected 2");
   CHECK(f[1] == At(yaml, "0, nope") + ": node 'classify' row 1: 'iris_class' is 2, expected 0");
   CHECK_THAT(f[2], Catch::StartsWith(At(yaml, "nope") +
                                      ": node 'classify' row 1: no field 'nope' (row: {"));
@@ -161,7 +161,7 @@ TEST_CASE("dead_letters counts the rejected rows, lines go in at a source", "[te
   REQUIRE(r.results[1].failures.size() == 1u);
   CHECK_THAT(r.results[1].failures[0], Catch::StartsWith(At(yaml, "dead_letters: 0", 0, 14) +
                                                          ": 1 dead letters, expected 0\n"
-                                                         "    iris_data: malformed JSON: "));
+                                                         "      iris_data: malformed JSON: "));
 }
 
 TEST_CASE("a test case naming an unknown node fails, others still run", "[testing]") {
@@ -188,7 +188,7 @@ TEST_CASE("a test case naming an unknown node fails, others still run", "[testin
   CHECK(f[1] == At(yaml, "classifi") + ": 'classifi' is not a node of this pipeline");
   // `records: []` means "no rows": the good case's one row is a mismatch.
   REQUIRE(r.results[1].failures.size() == 1u);
-  CHECK_THAT(r.results[1].failures[0], Catch::Contains("node 'classify' has 1 rows, expected 0"));
+  CHECK_THAT(r.results[1].failures[0], Catch::Contains("node 'classify' has 1 row(s), expected 0"));
 }
 
 TEST_CASE("'tests' that is not a list is one failure", "[testing]") {
