@@ -251,7 +251,13 @@ class JsonDecoder : public Decoder {
       padded_tail.resize(rec.size() + simdjson::SIMDJSON_PADDING);
       err = parser.parse(padded_tail.data(), rec.size(), false).get(doc);
     }
-    if (err) return fmt::format("malformed JSON: {}", simdjson::error_message(err));
+    if (err) {
+      // Python's json module writes NaN and Infinity, which JSON does not have: say so.
+      const bool nan = rec.find("NaN") != std::string_view::npos ||
+                       rec.find("Infinity") != std::string_view::npos;
+      return fmt::format("malformed JSON: {}{}", simdjson::error_message(err),
+                         nan ? " (NaN and Infinity are not JSON numbers; send null)" : "");
+    }
     simdjson::dom::object obj;
     if (doc.get_object().get(obj)) return "malformed JSON: expected an object";
     if (!envelope_) return DecodeObject(obj, *schema_, index_, row);
