@@ -30,17 +30,29 @@ constexpr int kExitInvalid = 1;
 constexpr int kExitUsage = 2;
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_json_logs{false};
 
+// Only async-signal-safe calls here: the messages are fixed strings in both log formats.
 void OnSignal(int) {
+  const bool json = g_json_logs.load();
   if (g_stop.exchange(true)) {
-    // Second signal: the user insists. Positions were not committed past durable writes, so
-    // leaving now loses nothing that a restart will not read again.
-    const char msg[] = "sluice: stopping now\n";
-    (void)!write(2, msg, sizeof(msg) - 1);
+    // Second signal: the user insists. Nothing acknowledged is lost by leaving now.
+    const char text[] = "sluice: stopping now\n";
+    const char js[] = "{\"level\":\"warn\",\"message\":\"stopping now\"}\n";
+    if (json) {
+      (void)!write(2, js, sizeof(js) - 1);
+    } else {
+      (void)!write(2, text, sizeof(text) - 1);
+    }
     _exit(130);
   }
-  const char msg[] = "sluice: draining (Ctrl-C again to stop at once)\n";
-  (void)!write(2, msg, sizeof(msg) - 1);
+  const char text[] = "sluice: draining (Ctrl-C again to stop at once)\n";
+  const char js[] = "{\"level\":\"info\",\"message\":\"draining\"}\n";
+  if (json) {
+    (void)!write(2, js, sizeof(js) - 1);
+  } else {
+    (void)!write(2, text, sizeof(text) - 1);
+  }
 }
 
 std::string WithCommas(uint64_t n) {
@@ -390,6 +402,7 @@ int RunCli(int argc, char** argv, const Registry& registry) {
     return kExitUsage;
   }
   SetLogFormat(log_format == "json" ? LogFormat::kJson : LogFormat::kText);
+  g_json_logs = log_format == "json";
 
   try {
     if (*run) {

@@ -146,7 +146,7 @@ Mark NodeConfig::MarkOf(const std::string& key) const {
 }
 
 std::string NodeConfig::Prefix() const {
-  if (type.empty()) return fmt::format("node '{}'", name);
+  if (type.empty() || !spec) return fmt::format("node '{}'", name);
   return fmt::format("{} '{}'", type, name);
 }
 

@@ -177,16 +177,19 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               } catch (const std::exception& e) {
                 got = Status::Internal(e.what());
               }
-              if (!got.ok() && got.status().code() == StatusCode::kInvalidConfig) {
+              const bool unfit =
+                  !got.ok() && got.status().code() == StatusCode::kInvalidConfig;
+              if (unfit) {
                 // The input does not fit the configuration at all (a CSV header without a
-                // required column): stop rather than dead-letter every record.
+                // required column): stop the run; dead-lettering every record would only hide
+                // a configuration error.
                 fail(Status(got.status().code(), fmt::format("source '{}': {}", rp->ctx->node(),
                                                              got.status().message())));
               }
               if (got.ok()) {
                 b = std::move(*got);
               } else {
-                for (size_t k = 0; k < c.raw->count(); ++k)
+                for (size_t k = 0; !unfit && k < c.raw->count(); ++k)
                   rp->ctx->RejectRaw(*c.raw, k, got.status().message());
                 std::vector<ColumnPtr> cols;
                 for (const auto& f : schema->fields())
@@ -258,14 +261,17 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               auto backoff = kFirstBackoff;
               while (!failed.load()) {
                 Status st;
+                const uint64_t refused_before = rp->ctx->rejected();
                 try {
                   st = rp->sink->Write(in, *item.prepared, *rp->ctx);
                 } catch (const std::exception& e) {
                   st = Status::Internal(e.what());
                 }
                 if (st.ok()) {
-                  rp->rows_out += in.num_rows();
-                  live.rows_written += in.num_rows();
+                  // Rows the sink refused one by one went to the dead-letter output instead.
+                  const uint64_t written = in.num_rows() - (rp->ctx->rejected() - refused_before);
+                  rp->rows_out += written;
+                  live.rows_written += written;
                   live.rejected.store(dlq->count(), std::memory_order_relaxed);
                   if (in.ticket) in.ticket->Done();
                   break;

@@ -31,14 +31,13 @@ class FileSink : public SinkNode {
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
     std::string path = node_.Path("path");
     const char* mode = node_.String("mode") == "append" ? "ab" : "wb";
-    SLUICE_RETURN_IF_ERROR(EnsureParentDir(path));
+    Status dir = EnsureParentDir(path);
+    if (!dir.ok()) return Status::IoError(fmt::format("{}: {}", node_.Prefix(), dir.message()));
     FILE* f = std::fopen(path.c_str(), mode);
     if (!f) {
       return Status::IoError(fmt::format("{}: cannot open '{}' for writing: {}", node_.Prefix(),
                                          path, std::strerror(errno)));
     }
-    // Large stdio buffer: rows are small and many.
-    std::setvbuf(f, nullptr, _IOFBF, 1 << 20);
     return std::unique_ptr<SinkRuntime>(std::make_unique<FileSinkRuntime>(
         std::make_unique<JsonlWriter>(f, path, true, true)));
   }

@@ -213,7 +213,8 @@ class SqliteSink : public SinkNode {
     std::string path = node_.Path("path");
     std::string table = node_.String("table");
     auto db = std::make_unique<Db>();
-    SLUICE_RETURN_IF_ERROR(EnsureParentDir(path));
+    Status dir = EnsureParentDir(path);
+    if (!dir.ok()) return Status::IoError(fmt::format("{}: {}", node_.Prefix(), dir.message()));
     SLUICE_RETURN_IF_ERROR(db->Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
     SLUICE_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
     SLUICE_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=FULL"));

@@ -238,3 +238,31 @@ dead_letter: {path: dead.jsonl}
   CHECK(r.err.find("the header has no column 'size'") != std::string::npos);
   CHECK(r.err.find("\"outcome\":\"failed\"") != std::string::npos);  // the summary still comes
 }
+
+TEST_CASE("rows the table refuses are dead-lettered and not counted as written",
+          "[integration][demo]") {
+  TempDir out;
+  {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open((out / "iris.db").c_str(), &h) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(h,
+                         "CREATE TABLE iris_prediction (timestamp TEXT UNIQUE, iris_class "
+                         "INTEGER)",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(h);
+  }
+  // The file is read twice: the second pass repeats every timestamp.
+  auto r = Run("SLUICE_OUT=" + out.path().string() + " IRIS_REPEAT=2 " + Sluice() +
+               " --log-format json run " + Source("pipelines/iris-demo.yaml"));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  simdjson::dom::parser parser;
+  simdjson::padded_string keep;
+  auto summary = Summary(parser, r.err, keep);
+  CHECK(int64_t(summary["records_read"]) == 2 * 1504);
+  CHECK(int64_t(summary["rows_written"]) == 1500);
+  CHECK(int64_t(summary["dead_letters"]) == 8 + 1500);
+  CHECK(SqliteCount(out / "iris.db", "SELECT count(*) FROM iris_prediction") == 1500);
+  CHECK(Slurp(out / "iris-demo.dead-letter.jsonl").find("UNIQUE constraint failed") !=
+        std::string::npos);
+}
