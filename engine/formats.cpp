@@ -1,6 +1,7 @@
 #include "engine/formats.h"
 
 #include <charconv>
+#include <cstring>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -197,15 +198,180 @@ std::string DecodeJsonValue(simdjson::dom::element v, const Field& f, Slot& slot
 // Walks one JSON object's fields into the row; returns the problem, or empty.
 std::string DecodeObject(simdjson::dom::object obj, const Schema& schema, const FieldIndex& index,
                          RowBuilder& row) {
+  size_t next = 0;  // producers usually write fields in schema order: try that before hashing
   for (auto [key, value] : obj) {
-    auto it = index.find(key);
-    if (it == index.end()) continue;  // fields the schema does not declare are not read
-    Slot& slot = row.slot(it->second);
+    size_t idx;
+    if (next < schema.size() && schema.field(next).name == key) {
+      idx = next;
+    } else {
+      auto it = index.find(key);
+      if (it == index.end()) continue;  // fields the schema does not declare are not read
+      idx = it->second;
+    }
+    next = idx + 1;
+    Slot& slot = row.slot(idx);
     if (slot.set) return fmt::format("duplicate field '{}'", key);
-    std::string problem = DecodeJsonValue(value, schema.field(it->second), slot);
+    std::string problem = DecodeJsonValue(value, schema.field(idx), slot);
     if (!problem.empty()) return problem;
   }
   return "";
+}
+
+// ---- Kafka Connect envelopes ----
+// {"schema": {...}, "payload": {...}}: the payload's bytes are found by a structural scan of the
+// top-level object, then parsed by simdjson; the other members are checked for structure
+// (balanced brackets, terminated strings) but not parsed. simdjson's On-Demand API would skip
+// them the same way, but in a portable build it runs its scalar kernel, slower than this scan
+// plus a SIMD parse of the payload alone.
+class EnvelopeScanner {
+ public:
+  explicit EnvelopeScanner(std::string_view s) : s_(s) {}
+
+  std::string_view Payload(std::string* problem) {
+    std::string_view payload;
+    bool found = false;
+    SkipSpace();
+    if (!Eat('{')) return Fail(problem, "expected an object");
+    SkipSpace();
+    if (Eat('}')) return Missing(problem);
+    for (;;) {
+      SkipSpace();
+      size_t key_start = pos_;
+      if (pos_ >= s_.size() || s_[pos_] != '"') return Fail(problem, "expected a member name");
+      if (!SkipString()) return Fail(problem, why_);
+      std::string_view key = s_.substr(key_start + 1, pos_ - key_start - 2);
+      SkipSpace();
+      if (!Eat(':')) return Fail(problem, "expected ':' after a member name");
+      SkipSpace();
+      size_t value_start = pos_;
+      if (!SkipValue()) return Fail(problem, why_);
+      if (key == "payload") {
+        if (found) return Fail(problem, "'payload' appears twice", false);
+        payload = s_.substr(value_start, pos_ - value_start);
+        found = true;
+      }
+      SkipSpace();
+      if (Eat(',')) continue;
+      if (Eat('}')) break;
+      return Fail(problem, "expected ',' or '}'");
+    }
+    SkipSpace();
+    if (pos_ != s_.size()) return Fail(problem, "trailing content after the object");
+    if (!found) return Missing(problem);
+    return payload;
+  }
+
+ private:
+  std::string_view Fail(std::string* problem, const char* what, bool json = true) {
+    *problem = json ? fmt::format("malformed JSON: {} (at byte {})", what, pos_ + 1)
+                    : fmt::format("connect-json: {}", what);
+    if (json && (s_.find("NaN") != std::string_view::npos ||
+                 s_.find("Infinity") != std::string_view::npos)) {
+      *problem += " (NaN and Infinity are not JSON numbers; send null)";
+    }
+    return {};
+  }
+  std::string_view Missing(std::string* problem) {
+    *problem = "connect-json: no 'payload' in the envelope";
+    return {};
+  }
+  void SkipSpace() {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+      ++pos_;
+  }
+  bool Eat(char c) {
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  // The next quote, backslash or bracket at or after `pos`. (A 16-byte SSE2 search was slower
+  // here: in a Connect schema a quote comes every few bytes.)
+  size_t NextSpecial(size_t pos) const {
+    const char* p = s_.data();
+    const size_t n = s_.size();
+    for (; pos < n; ++pos) {
+      char c = p[pos];
+      if (c == '"' || c == '\\' || c == '{' || c == '}' || c == '[' || c == ']') return pos;
+    }
+    return n;
+  }
+
+  // A string from its opening quote; leaves pos_ after the closing quote.
+  bool SkipString() {
+    if (!Eat('"')) return false;
+    for (;;) {
+      pos_ = NextSpecial(pos_);
+      if (pos_ >= s_.size()) break;
+      char c = s_[pos_];
+      if (c == '"') {
+        ++pos_;
+        return true;
+      }
+      pos_ += c == '\\' ? 2 : 1;  // an escape, or a bracket, which means nothing in a string
+    }
+    pos_ = s_.size();
+    why_ = "a string is opened but never closed";
+    return false;
+  }
+  bool SkipValue() {
+    if (pos_ >= s_.size()) return false;
+    char c = s_[pos_];
+    if (c == '"') return SkipString();
+    if (c != '{' && c != '[') {
+      // A number or a literal: up to the next delimiter; simdjson checks the payload's.
+      size_t start = pos_;
+      while (pos_ < s_.size() && s_[pos_] != ',' && s_[pos_] != '}' && s_[pos_] != ']' &&
+             s_[pos_] != ' ' && s_[pos_] != '\t' && s_[pos_] != '\n' && s_[pos_] != '\r')
+        ++pos_;
+      why_ = "a value is missing";
+      return pos_ > start;
+    }
+    // A container: brackets must match; strings may hold any of them.
+    char stack[kMaxDepth];
+    size_t depth = 0;
+    for (;;) {
+      pos_ = NextSpecial(pos_);
+      if (pos_ >= s_.size()) break;
+      c = s_[pos_];
+      if (c == '"') {
+        if (!SkipString()) return false;
+        continue;
+      }
+      if (c == '\\') {
+        why_ = "a backslash outside a string";
+        return false;
+      }
+      if (c == '{' || c == '[') {
+        if (depth == kMaxDepth) {
+          why_ = "nested too deeply";
+          return false;
+        }
+        stack[depth++] = c == '{' ? '}' : ']';
+        ++pos_;
+        continue;
+      }
+      if (depth == 0 || stack[depth - 1] != c) {
+        why_ = "mismatched brackets";
+        return false;
+      }
+      ++pos_;
+      if (--depth == 0) return true;
+    }
+    why_ = "the record ends inside an object or array";
+    return false;
+  }
+
+  static constexpr size_t kMaxDepth = 1024;  // simdjson's default depth limit
+  std::string_view s_;
+  size_t pos_ = 0;
+  const char* why_ = "malformed value";
+};
+
+std::string_view FindEnvelopePayload(std::string_view rec, std::string* problem) {
+  return EnvelopeScanner(rec).Payload(problem);
 }
 
 class JsonDecoder : public Decoder {
@@ -221,9 +387,10 @@ class JsonDecoder : public Decoder {
     std::vector<uint32_t> kept;
     kept.reserve(raw->count());
     std::string padded_tail;
+    std::string_view envelope_prefix;  // see DecodeOne
     for (size_t i = 0; i < raw->count(); ++i) {
       row.Reset();
-      std::string problem = DecodeOne(parser, *raw, i, padded_tail, row);
+      std::string problem = DecodeOne(parser, *raw, i, padded_tail, envelope_prefix, row);
       if (problem.empty()) problem = row.Finish();
       if (!problem.empty()) {
         ctx.RejectRaw(*raw, i, problem);
@@ -236,21 +403,40 @@ class JsonDecoder : public Decoder {
   }
 
  private:
+  // `envelope_prefix` holds the bytes before the payload of the last envelope that was scanned
+  // in this batch. A producer sends the same schema half with every message, so a record that
+  // starts with exactly those bytes has its payload at the same offset: only the payload is
+  // parsed, and the record must end right after it. Any record that does not take that fast
+  // path (or fails on it) is scanned in full, so errors are reported the same way.
   std::string DecodeOne(simdjson::dom::parser& parser, const RawRecords& raw, size_t i,
-                        std::string& padded_tail, RowBuilder& row) const {
+                        std::string& padded_tail, std::string_view& envelope_prefix,
+                        RowBuilder& row) const {
     std::string_view rec = raw.Get(i);
-    // Records are stored back to back, so the bytes after one record are readable padding;
-    // only a record near the end of the buffer needs a padded copy.
-    const size_t room = raw.data.capacity() - raw.offsets[i];
-    simdjson::dom::element doc;
-    simdjson::error_code err;
-    if (room >= rec.size() + simdjson::SIMDJSON_PADDING) {
-      err = parser.parse(rec.data(), rec.size(), false).get(doc);
-    } else {
-      padded_tail.assign(rec);
-      padded_tail.resize(rec.size() + simdjson::SIMDJSON_PADDING);
-      err = parser.parse(padded_tail.data(), rec.size(), false).get(doc);
+    if (envelope_ && !envelope_prefix.empty() && rec.size() > envelope_prefix.size() &&
+        std::memcmp(rec.data(), envelope_prefix.data(), envelope_prefix.size()) == 0) {
+      size_t end = rec.size();
+      while (end > envelope_prefix.size() && IsJsonSpace(rec[end - 1])) --end;
+      if (rec[end - 1] == '}') {
+        std::string_view payload =
+            rec.substr(envelope_prefix.size(), end - 1 - envelope_prefix.size());
+        simdjson::dom::element doc;
+        simdjson::dom::object obj;
+        if (!Parse(parser, raw, payload, padded_tail, &doc) && !doc.get_object().get(obj)) {
+          return DecodeObject(obj, *schema_, index_, row);
+        }
+      }
     }
+    // Only the payload of an envelope is parsed: the schema half is most of the bytes and
+    // Sluice has its own schema (see FindEnvelopePayload).
+    std::string_view doc_bytes = rec;
+    if (envelope_) {
+      std::string problem;
+      doc_bytes = FindEnvelopePayload(rec, &problem);
+      if (!problem.empty()) return problem;
+      envelope_prefix = rec.substr(0, static_cast<size_t>(doc_bytes.data() - rec.data()));
+    }
+    simdjson::dom::element doc;
+    simdjson::error_code err = Parse(parser, raw, doc_bytes, padded_tail, &doc);
     if (err) {
       // Python's json module writes NaN and Infinity, which JSON does not have: say so.
       const bool nan = rec.find("NaN") != std::string_view::npos ||
@@ -259,13 +445,29 @@ class JsonDecoder : public Decoder {
                          nan ? " (NaN and Infinity are not JSON numbers; send null)" : "");
     }
     simdjson::dom::object obj;
-    if (doc.get_object().get(obj)) return "malformed JSON: expected an object";
-    if (!envelope_) return DecodeObject(obj, *schema_, index_, row);
-    simdjson::dom::element payload;
-    if (obj["payload"].get(payload)) return "connect-json: no 'payload' in the envelope";
-    simdjson::dom::object fields;
-    if (payload.get_object().get(fields)) return "connect-json: 'payload' is not an object";
-    return DecodeObject(fields, *schema_, index_, row);
+    if (doc.get_object().get(obj)) {
+      return envelope_ ? "connect-json: 'payload' is not an object"
+                       : "malformed JSON: expected an object";
+    }
+    return DecodeObject(obj, *schema_, index_, row);
+  }
+
+  static bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+  // Parses `bytes` (a part of the record bytes of `raw`) in place. Records are stored back to
+  // back, so the bytes after one are readable padding; only bytes near the end of the buffer
+  // need a padded copy.
+  static simdjson::error_code Parse(simdjson::dom::parser& parser, const RawRecords& raw,
+                                    std::string_view bytes, std::string& padded_tail,
+                                    simdjson::dom::element* doc) {
+    const size_t room =
+        raw.data.capacity() - static_cast<size_t>(bytes.data() - raw.data.data());
+    if (room >= bytes.size() + simdjson::SIMDJSON_PADDING) {
+      return parser.parse(bytes.data(), bytes.size(), false).get(*doc);
+    }
+    padded_tail.assign(bytes);
+    padded_tail.resize(bytes.size() + simdjson::SIMDJSON_PADDING);
+    return parser.parse(padded_tail.data(), bytes.size(), false).get(*doc);
   }
 
   SchemaPtr schema_;

@@ -35,7 +35,11 @@ class FileReader : public SourceReader {
     auto out = std::make_shared<RawRecords>();
     out->origin = cfg_.path;
     out->header = header_;
+    out->offsets.reserve(max_records + 1);
+    out->positions.reserve(max_records);
     out->offsets.push_back(0);
+    // Sized from the previous batch, so the record bytes are copied once, not regrown.
+    out->data.reserve(expected_bytes_);
     while (out->count() < max_records) {
       std::string_view line;
       bool got = false;
@@ -51,12 +55,15 @@ class FileReader : public SourceReader {
       out->Add(line, line_no_);
     }
     if (out->count() == 0) return std::shared_ptr<RawRecords>();
+    expected_bytes_ = out->data.size() + out->data.size() / 8 + kPadding;
     // Room past the last record lets the JSON parser read it in place.
-    out->data.reserve(out->data.size() + 64);
+    out->data.reserve(out->data.size() + kPadding);
     return out;
   }
 
  private:
+  static constexpr size_t kPadding = 64;
+
   static bool IsBlank(std::string_view s) {
     for (char c : s)
       if (!std::isspace(static_cast<unsigned char>(c))) return false;
@@ -65,18 +72,21 @@ class FileReader : public SourceReader {
 
   Status NextLine(std::string_view* line, bool* got) {
     for (;;) {
-      size_t nl = buf_.find('\n', pos_);
-      if (nl != std::string::npos) {
-        *line = std::string_view(buf_).substr(pos_, nl - pos_);
+      const char* start = buf_.get() + begin_;
+      const char* nl =
+          end_ > begin_ ? static_cast<const char*>(std::memchr(start, '\n', end_ - begin_))
+                        : nullptr;
+      if (nl) {
+        *line = std::string_view(start, static_cast<size_t>(nl - start));
         if (!line->empty() && line->back() == '\r') line->remove_suffix(1);
-        pos_ = nl + 1;
+        begin_ = static_cast<size_t>(nl - buf_.get()) + 1;
         *got = true;
         return Status::Ok();
       }
       if (eof_) {
-        if (pos_ < buf_.size()) {  // a last line without a newline
-          *line = std::string_view(buf_).substr(pos_);
-          pos_ = buf_.size();
+        if (begin_ < end_) {  // a last line without a newline
+          *line = std::string_view(start, end_ - begin_);
+          begin_ = end_;
           *got = true;
           return Status::Ok();
         }
@@ -84,46 +94,49 @@ class FileReader : public SourceReader {
           std::rewind(file_);
           eof_ = false;
           line_no_ = 0;
-          buf_.clear();
-          pos_ = 0;
+          begin_ = end_ = 0;
           continue;
         }
         *got = false;
         return Status::Ok();
       }
-      // Keep the unread tail, then read a block after it. The buffer only grows for a line
-      // longer than a block, and is never zero-filled.
-      buf_.erase(0, pos_);
-      pos_ = 0;
-      size_t old = buf_.size();
-      if (block_.size() < kReadBlock) block_.reset(kReadBlock);
-      size_t n = std::fread(block_.data(), 1, kReadBlock, file_);
-      buf_.append(block_.data(), n);
-      (void)old;
-      if (n < kReadBlock) {
-        if (std::ferror(file_)) {
-          return Status::IoError(fmt::format("reading '{}': {}", cfg_.path, std::strerror(errno)));
-        }
-        eof_ = true;
-      }
+      SLUICE_RETURN_IF_ERROR(Fill());
     }
+  }
+
+  // Moves the unread tail to the front and reads a block after it, straight into the buffer
+  // (never zero-filled). The buffer only grows for a line longer than a block.
+  Status Fill() {
+    if (begin_ > 0) {
+      std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (cap_ - end_ < kReadBlock) {
+      size_t cap = std::max(cap_ * 2, end_ + kReadBlock);
+      std::unique_ptr<char[]> bigger(new char[cap]);
+      if (end_ > 0) std::memcpy(bigger.get(), buf_.get(), end_);
+      buf_ = std::move(bigger);
+      cap_ = cap;
+    }
+    size_t n = std::fread(buf_.get() + end_, 1, cap_ - end_, file_);
+    end_ += n;
+    if (n == 0 || std::feof(file_)) {
+      if (std::ferror(file_)) {
+        return Status::IoError(fmt::format("reading '{}': {}", cfg_.path, std::strerror(errno)));
+      }
+      eof_ = std::feof(file_) != 0;
+    }
+    return Status::Ok();
   }
 
   FileSourceConfig cfg_;
   FILE* file_;
-  // Raw read buffer, never zero-filled.
-  struct Block {
-    std::unique_ptr<char[]> bytes;
-    size_t n = 0;
-    void reset(size_t size) {
-      bytes.reset(new char[size]);
-      n = size;
-    }
-    size_t size() const { return n; }
-    char* data() { return bytes.get(); }
-  } block_;
-  std::string buf_;
-  size_t pos_ = 0;
+  std::unique_ptr<char[]> buf_;  // bytes [begin_, end_) are read and not yet returned
+  size_t cap_ = 0;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+  size_t expected_bytes_ = 0;
   bool eof_ = false;
   int64_t pass_ = 0;
   int64_t line_no_ = 0;

@@ -182,6 +182,66 @@ TEST_CASE("connect-json: the payload is decoded, the envelope is required",
         "missing field 'id'");
 }
 
+TEST_CASE("connect-json: the envelope is scanned for structure, only the payload is parsed",
+          "[formats][connect-json]") {
+  // Brackets and quotes inside the schema's strings, payload first, whitespace everywhere.
+  const std::string tricky =
+      R"( { "payload" : {"id": 1} , "schema": {"doc": "a } ] \" [ {", "fields": [[], {}]} } )";
+  Decoded d = DecodeLines(Format::kConnectJson, {tricky});
+  INFO((d.rejected.empty() ? "" : d.rejected[0].reason));
+  REQUIRE(d.rejected.empty());
+  CHECK(d.batch->column(0).ints[0] == 1);
+  // A nested member named payload is not the envelope's.
+  Decoded nested = DecodeLines(Format::kConnectJson,
+                               {R"({"schema": {"payload": {"id": 7}}, "payload": {"id": 2}})"});
+  REQUIRE(nested.rejected.empty());
+  CHECK(nested.batch->column(0).ints[0] == 2);
+
+  CHECK(ReasonFor(Format::kConnectJson, R"({"schema": {"a": [1, 2}, "payload": {"id": 1}})") ==
+        "malformed JSON: mismatched brackets (at byte 23)");
+  CHECK(ReasonFor(Format::kConnectJson, R"({"schema": "open, "payload": {"id": 1}})") ==
+        "malformed JSON: expected ',' or '}' (at byte 20)");
+  CHECK(ReasonFor(Format::kConnectJson, R"({"schema": {}, "payload": {"id": 1)") ==
+        "malformed JSON: the record ends inside an object or array (at byte 35)");
+  CHECK(ReasonFor(Format::kConnectJson, R"({"payload": {"id": 1}} trailing)") ==
+        "malformed JSON: trailing content after the object (at byte 24)");
+  CHECK(ReasonFor(Format::kConnectJson, R"({"payload": {"id": 1}, "payload": {"id": 2}})") ==
+        "connect-json: 'payload' appears twice");
+  CHECK(ReasonFor(Format::kConnectJson, R"([{"payload": {"id": 1}}])") ==
+        "malformed JSON: expected an object (at byte 1)");
+  CHECK(ReasonFor(Format::kConnectJson, R"({"schema": {}, "payload": {"id": NaN}})") ==
+        "malformed JSON: The JSON document has an improper structure: missing or superfluous "
+        "commas, braces, missing keys, etc. (NaN and Infinity are not JSON numbers; send null)");
+  // The payload itself is parsed strictly.
+  CHECK_THAT(ReasonFor(Format::kConnectJson, R"({"schema": {}, "payload": {"id": tru}})"),
+             Catch::StartsWith("malformed JSON: "));
+}
+
+TEST_CASE("connect-json: envelopes that repeat a schema decode the same as the first",
+          "[formats][connect-json]") {
+  // Records after the first reuse its scan when they start with the same bytes; each of these
+  // differs from the first only after the payload's offset, and must be judged on its own.
+  const std::string head = R"({"schema":{"type":"struct","fields":[{"field":"id"}]},"payload":)";
+  Decoded d = DecodeLines(Format::kConnectJson,
+                          {head + R"({"id": 1}})",
+                           head + R"({"id": 2}, "extra": {"x": [1]}})",  // a member after
+                           head + R"({"id": 3})",                        // envelope not closed
+                           head + R"([1, 2]})",                          // payload not an object
+                           head + R"({"id": tru}})",                     // bad payload
+                           head + R"({"id": 6}}  )",
+                           R"({"payload": {"id": 7}})",                  // another prefix
+                           head + R"({"id": 8}} x)"});                   // trailing content
+  std::vector<int64_t> ids;
+  for (size_t r = 0; r < d.batch->num_rows(); ++r) ids.push_back(d.batch->column(0).ints[r]);
+  CHECK(ids == std::vector<int64_t>{1, 2, 6, 7});
+  REQUIRE(d.rejected.size() == 4u);
+  CHECK(d.rejected[0].reason ==
+        "malformed JSON: expected ',' or '}' (at byte 74)");
+  CHECK(d.rejected[1].reason == "connect-json: 'payload' is not an object");
+  CHECK_THAT(d.rejected[2].reason, Catch::StartsWith("malformed JSON: "));
+  CHECK(d.rejected[3].reason == "malformed JSON: trailing content after the object (at byte 76)");
+}
+
 TEST_CASE("csv: columns map by header name; quoting follows RFC 4180", "[formats][csv]") {
   const std::string header = "name,extra,id,score";
   Decoded d = DecodeLines(
