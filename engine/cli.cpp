@@ -12,8 +12,8 @@
 #include <mutex>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "engine/docs.h"
 #include "engine/json.h"
@@ -131,8 +131,12 @@ int Graph(const std::string& file, const std::string& format, const Registry& re
   if (format == "mermaid") {
     out = "flowchart LR\n";
     for (size_t i = 0; i < nodes.size(); ++i) {
-      const char* open = nodes[i].role == Role::kSource ? "[/" : nodes[i].role == Role::kSink ? "[\\" : "[";
-      const char* close = nodes[i].role == Role::kSource ? "/]" : nodes[i].role == Role::kSink ? "\\]" : "]";
+      const char* open = nodes[i].role == Role::kSource ? "[/"
+                         : nodes[i].role == Role::kSink ? "[\\"
+                                                        : "[";
+      const char* close = nodes[i].role == Role::kSource ? "/]"
+                          : nodes[i].role == Role::kSink ? "\\]"
+                                                         : "]";
       out += fmt::format("  n{}{}\"{}<br/>{}\"{}\n", i, open, nodes[i].name, nodes[i].type, close);
     }
     for (size_t i = 0; i < nodes.size(); ++i)
@@ -141,7 +145,8 @@ int Graph(const std::string& file, const std::string& format, const Registry& re
     out = fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n", plan->decl.name);
     for (size_t i = 0; i < nodes.size(); ++i) {
       const char* shape = nodes[i].role == Role::kSource ? "invhouse"
-                          : nodes[i].role == Role::kSink ? "house" : "box";
+                          : nodes[i].role == Role::kSink ? "house"
+                                                         : "box";
       out += fmt::format("  \"{}\" [label=\"{}\", shape={}];\n", nodes[i].name, label(i), shape);
     }
     for (size_t i = 0; i < nodes.size(); ++i) {
@@ -213,8 +218,8 @@ void PrintSummary(const std::string& name, const RunSummary& s, bool text) {
   std::string msg = fmt::format(
       "pipeline '{}' {}: read {} records, wrote {} rows, {} dead letters, {:.2f} s ({} "
       "records/s)",
-      name, how, WithCommas(s.records_read), WithCommas(s.rows_written),
-      WithCommas(s.dead_letters), s.seconds, WithCommas(static_cast<uint64_t>(rate + 0.5)));
+      name, how, WithCommas(s.records_read), WithCommas(s.rows_written), WithCommas(s.dead_letters),
+      s.seconds, WithCommas(static_cast<uint64_t>(rate + 0.5)));
   if (text) {
     Log(LogLevel::kInfo, msg);
     for (const auto& n : s.nodes) {
@@ -222,7 +227,8 @@ void PrintSummary(const std::string& name, const RunSummary& s, bool text) {
                    n.name.c_str(), WithCommas(n.rows_in).c_str(), WithCommas(n.rows_out).c_str(),
                    WithCommas(n.rejected).c_str());
     }
-    if (s.dead_letters > 0) std::fprintf(stderr, "  dead letters: %s\n", s.dead_letter_path.c_str());
+    if (s.dead_letters > 0)
+      std::fprintf(stderr, "  dead letters: %s\n", s.dead_letter_path.c_str());
     return;
   }
   std::string nodes = "[";
@@ -233,8 +239,8 @@ void PrintSummary(const std::string& name, const RunSummary& s, bool text) {
     AppendJsonString(nodes, n.name);
     nodes += fmt::format(",\"role\":\"{}\",\"type\":", RoleName(n.role));
     AppendJsonString(nodes, n.type);
-    nodes += fmt::format(",\"rows_in\":{},\"rows_out\":{},\"rejected\":{}}}", n.rows_in,
-                         n.rows_out, n.rejected);
+    nodes += fmt::format(",\"rows_in\":{},\"rows_out\":{},\"rejected\":{}}}", n.rows_in, n.rows_out,
+                         n.rejected);
   }
   nodes += "]";
   std::vector<LogField> fields = {
@@ -283,8 +289,7 @@ int Run(const std::string& file, const RunFlags& flags, const Registry& registry
   options.live = &live;
   options.threads = flags.threads;
   if (!flags.quiet) {
-    Log(LogLevel::kInfo, fmt::format("running pipeline '{}'", plan->decl.name),
-        {{"file", file}});
+    Log(LogLevel::kInfo, fmt::format("running pipeline '{}'", plan->decl.name), {{"file", file}});
   }
 
   std::mutex mu;
@@ -420,8 +425,8 @@ int RunCli(int argc, char** argv, const Registry& registry) {
         text = PipelineJsonSchema(registry);
       } else {
         for (const OperatorSpec* spec : registry.All()) {
-          text += fmt::format("{:<10} {:<14} {}\n", RoleName(spec->role), spec->name,
-                              spec->summary);
+          text +=
+              fmt::format("{:<10} {:<14} {}\n", RoleName(spec->role), spec->name, spec->summary);
         }
       }
       if (output.empty()) {

@@ -80,7 +80,9 @@ bool NodeConfig::Has(const std::string& key) const {
 }
 
 namespace {
-std::string DefaultOf(const ConfigField* f) { return f ? f->default_value : std::string(); }
+std::string DefaultOf(const ConfigField* f) {
+  return f ? f->default_value : std::string();
+}
 }  // namespace
 
 std::string NodeConfig::String(const std::string& key) const {

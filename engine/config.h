@@ -44,8 +44,8 @@ struct ConfigField {
   std::string name;
   ConfigType type = ConfigType::kString;
   bool required = false;
-  std::string default_value;        // as YAML text; empty when none
-  std::string description;          // one line
+  std::string default_value;         // as YAML text; empty when none
+  std::string description;           // one line
   std::vector<std::string> choices;  // allowed values of a string, when closed
 };
 
@@ -53,14 +53,14 @@ struct OperatorSpec;
 
 class NodeConfig {
  public:
-  std::string name;       // the node's key in its section
-  std::string type;       // the operator name
+  std::string name;  // the node's key in its section
+  std::string type;  // the operator name
   Role role = Role::kTransform;
-  Mark mark;              // where the node's mapping starts
-  std::string base_dir;   // folder of the pipeline file, for relative paths
+  Mark mark;             // where the node's mapping starts
+  std::string base_dir;  // folder of the pipeline file, for relative paths
   std::vector<std::string> inputs;
   std::vector<Mark> input_marks;
-  YAML::Node node;        // the node's mapping, env-expanded
+  YAML::Node node;  // the node's mapping, env-expanded
   const OperatorSpec* spec = nullptr;
   bool keys_ok = true;  // every key known and of its declared type
 

@@ -1,8 +1,8 @@
 #include "engine/dead_letter.h"
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <unistd.h>
 
 #include <fmt/format.h>
 

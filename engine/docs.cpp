@@ -10,8 +10,10 @@ namespace {
 std::string Escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '|') out += "\\|";
-    else out.push_back(c);
+    if (c == '|')
+      out += "\\|";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -63,8 +65,7 @@ std::string FieldSchema(const ConfigField& f) {
       return fmt::format(
           R"JS({{"description": {}, "type": "object", "additionalProperties": {{"type": ["string", "number", "boolean"]}}}})JS",
           desc);
-    case ConfigType::kAny:
-      return fmt::format(R"JS({{"description": {}}})JS", desc);
+    case ConfigType::kAny: return fmt::format(R"JS({{"description": {}}})JS", desc);
   }
   return "{}";
 }
@@ -89,8 +90,9 @@ std::string OperatorsMarkdown(const Registry& registry) {
       for (const auto& f : CommonNodeFields(role))
         if (f.name != "type") fields.push_back(f);
       for (const auto& f : spec->fields) fields.push_back(f);
-      out += "\n| key | type | required | default | description |\n"
-             "| --- | --- | --- | --- | --- |\n";
+      out +=
+          "\n| key | type | required | default | description |\n"
+          "| --- | --- | --- | --- | --- |\n";
       for (const auto& f : fields) {
         std::string desc = f.description;
         if (!f.choices.empty()) desc += fmt::format(" (one of: {})", fmt::join(f.choices, ", "));

@@ -1,8 +1,8 @@
 #include "engine/formats.h"
 
 #include <charconv>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
@@ -81,8 +81,7 @@ class RowBuilder {
     }
     ++rows_;
   }
-  std::shared_ptr<Batch> Build(std::shared_ptr<const RawRecords> raw,
-                               std::vector<uint32_t> kept) {
+  std::shared_ptr<Batch> Build(std::shared_ptr<const RawRecords> raw, std::vector<uint32_t> kept) {
     std::vector<ColumnPtr> cols(columns_.begin(), columns_.end());
     auto b = std::make_shared<Batch>(schema_, std::move(cols), rows_);
     if (kept.size() == raw->count()) kept.clear();  // identity
@@ -144,8 +143,8 @@ std::string DecodeJsonValue(simdjson::dom::element v, const Field& f, Slot& slot
     return fmt::format("field '{}': expected {}, found {} {}", f.name, TypeName(f.type),
                        JsonTypeName(t), Shown(v));
   };
-  const bool number = t == element_type::INT64 || t == element_type::UINT64 ||
-                      t == element_type::DOUBLE;
+  const bool number =
+      t == element_type::INT64 || t == element_type::UINT64 || t == element_type::DOUBLE;
   switch (f.type) {
     case TypeId::kFloat64: {
       double d;
@@ -460,8 +459,7 @@ class JsonDecoder : public Decoder {
   static simdjson::error_code Parse(simdjson::dom::parser& parser, const RawRecords& raw,
                                     std::string_view bytes, std::string& padded_tail,
                                     simdjson::dom::element* doc) {
-    const size_t room =
-        raw.data.capacity() - static_cast<size_t>(bytes.data() - raw.data.data());
+    const size_t room = raw.data.capacity() - static_cast<size_t>(bytes.data() - raw.data.data());
     if (room >= bytes.size() + simdjson::SIMDJSON_PADDING) {
       return parser.parse(bytes.data(), bytes.size(), false).get(*doc);
     }
@@ -546,9 +544,7 @@ std::string DecodeCsvValue(const std::string& text, const Field& f, Slot& slot) 
         return bad();
       }
       return "";
-    case TypeId::kString:
-      slot.s = text;
-      return "";
+    case TypeId::kString: slot.s = text; return "";
     case TypeId::kTimestamp: {
       int64_t ms;
       auto r = std::from_chars(b, e, ms);
@@ -581,8 +577,8 @@ class CsvDecoder : public Decoder {
       for (const auto& name : cells) map.push_back(schema_->IndexOf(name));
       for (const auto& f : schema_->fields()) {
         if (!f.nullable && std::find(cells.begin(), cells.end(), f.name) == cells.end()) {
-          return Status::InvalidConfig(fmt::format(
-              "csv: the header has no column '{}' (columns: {})", f.name, raw->header));
+          return Status::InvalidConfig(
+              fmt::format("csv: the header has no column '{}' (columns: {})", f.name, raw->header));
         }
       }
     } else {

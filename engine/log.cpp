@@ -26,9 +26,15 @@ const char* LevelName(LogLevel l) {
 }
 }  // namespace
 
-void SetLogFormat(LogFormat format) { g_format = format; }
-void SetLogLevel(LogLevel level) { g_level = level; }
-LogFormat GetLogFormat() { return g_format; }
+void SetLogFormat(LogFormat format) {
+  g_format = format;
+}
+void SetLogLevel(LogLevel level) {
+  g_level = level;
+}
+LogFormat GetLogFormat() {
+  return g_format;
+}
 
 LogField::LogField(std::string k, double v) : key(std::move(k)), raw(true) {
   AppendJsonDouble(value, v);
@@ -56,10 +62,9 @@ void Log(LogLevel level, std::string_view message, const std::vector<LogField>& 
     }
     line += "}\n";
   } else {
-    line = fmt::format("sluice: {}{}", level >= LogLevel::kWarn
-                                           ? std::string(LevelName(level)) + ": "
-                                           : std::string(),
-                       message);
+    line = fmt::format(
+        "sluice: {}{}",
+        level >= LogLevel::kWarn ? std::string(LevelName(level)) + ": " : std::string(), message);
     for (const auto& f : fields) line += fmt::format(" {}={}", f.key, f.value);
     line += "\n";
   }

@@ -33,10 +33,10 @@ Result<std::vector<Field>> ParseSignature(const std::string& json, const std::st
     std::string_view s;
     if (!col["name"].get_string().get(s)) f.name = std::string(s);
     if (col["type"].get_string().get(s)) {
-      return Status::InvalidConfig(fmt::format(
-          "{}: signature column '{}' has no scalar 'type' (tensor signatures are not "
-          "supported)",
-          where, f.name));
+      return Status::InvalidConfig(
+          fmt::format("{}: signature column '{}' has no scalar 'type' (tensor signatures are not "
+                      "supported)",
+                      where, f.name));
     }
     auto t = MlflowType(s);
     if (!t) {
@@ -61,8 +61,8 @@ Result<ModelInfo> LoadModelInfo(const std::string& dir) {
     return Status::NotFound(fmt::format("model directory '{}' does not exist", dir));
   }
   if (!fs::exists(mlmodel)) {
-    return Status::NotFound(fmt::format(
-        "'{}' has no MLmodel file; a model is a directory in MLflow's layout", dir));
+    return Status::NotFound(
+        fmt::format("'{}' has no MLmodel file; a model is a directory in MLflow's layout", dir));
   }
   ModelInfo info;
   info.dir = dir;
@@ -82,10 +82,11 @@ Result<ModelInfo> LoadModelInfo(const std::string& dir) {
       if (x["model_class"].IsScalar()) info.model_class = x["model_class"].Scalar();
     } else {
       std::vector<std::string> names;
-      for (auto it = flavors.begin(); it != flavors.end(); ++it) names.push_back(it->first.Scalar());
-      return Status::InvalidConfig(fmt::format(
-          "{}: no supported flavor (found: {}; supported: xgboost)", mlmodel,
-          fmt::join(names, ", ")));
+      for (auto it = flavors.begin(); it != flavors.end(); ++it)
+        names.push_back(it->first.Scalar());
+      return Status::InvalidConfig(
+          fmt::format("{}: no supported flavor (found: {}; supported: xgboost)", mlmodel,
+                      fmt::join(names, ", ")));
     }
     YAML::Node sig = root["signature"];
     if (!sig.IsMap() || !sig["inputs"].IsScalar()) {
@@ -113,8 +114,8 @@ Result<ModelInfo> LoadModelInfo(const std::string& dir) {
       }
     }
   } catch (const YAML::Exception& e) {
-    return Status::InvalidConfig(fmt::format("{}:{}:{}: invalid YAML: {}", mlmodel,
-                                             e.mark.line + 1, e.mark.column + 1, e.msg));
+    return Status::InvalidConfig(fmt::format("{}:{}:{}: invalid YAML: {}", mlmodel, e.mark.line + 1,
+                                             e.mark.column + 1, e.msg));
   }
   if (!fs::exists(info.data_path)) {
     return Status::NotFound(fmt::format("model file '{}' does not exist", info.data_path));

@@ -13,13 +13,13 @@ namespace sluice {
 
 struct ModelInfo {
   std::string dir;
-  std::string name;      // metadata.name, else the directory name
-  std::string version;   // metadata.version, else ""
-  std::string flavor;    // "xgboost"
-  std::string data_path; // the model file, absolute or relative to the working directory
+  std::string name;       // metadata.name, else the directory name
+  std::string version;    // metadata.version, else ""
+  std::string flavor;     // "xgboost"
+  std::string data_path;  // the model file, absolute or relative to the working directory
   std::string model_class;
-  std::vector<Field> inputs;   // signature inputs, in order
-  std::vector<Field> outputs;  // signature outputs (names may be empty)
+  std::vector<Field> inputs;         // signature inputs, in order
+  std::vector<Field> outputs;        // signature outputs (names may be empty)
   std::vector<std::string> classes;  // metadata.classes, for classifiers
 };
 

@@ -68,8 +68,12 @@ const std::vector<ConfigField>& CommonNodeFields(Role role) {
   };
   static const std::vector<ConfigField> kOthers = {
       {"type", ConfigType::kString, true, "", "the operator", {}},
-      {"inputs", ConfigType::kStringList, true, "",
-       "names of the nodes whose output this node reads", {}},
+      {"inputs",
+       ConfigType::kStringList,
+       true,
+       "",
+       "names of the nodes whose output this node reads",
+       {}},
   };
   return role == Role::kSource ? kSource : kOthers;
 }

@@ -109,12 +109,12 @@ class SinkNode {
 };
 
 struct OperatorSpec {
-  std::string name;     // the YAML `type`, the file name, the docs heading
+  std::string name;  // the YAML `type`, the file name, the docs heading
   Role role = Role::kTransform;
-  std::string summary;  // one line
+  std::string summary;      // one line
   std::string description;  // a paragraph for the docs (optional)
   std::vector<ConfigField> fields;
-  std::string example;  // YAML of one node's mapping, e.g. "{type: drop-fields, ...}"
+  std::string example;    // YAML of one node's mapping, e.g. "{type: drop-fields, ...}"
   bool parallel = false;  // Process/Decode may run concurrently on several batches
 
   std::function<Result<std::unique_ptr<SourceNode>>(const NodeConfig&)> make_source;

@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
-#include <tuple>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -54,7 +54,9 @@ std::vector<Diagnostic> Diagnostics::Sorted() const {
   return out;
 }
 
-bool Diagnostics::HasErrors() const { return ErrorCount() > 0; }
+bool Diagnostics::HasErrors() const {
+  return ErrorCount() > 0;
+}
 
 size_t Diagnostics::ErrorCount() const {
   size_t n = 0;
@@ -103,10 +105,10 @@ Result<std::string> ExpandEnv(const std::string& text) {
     for (char ch : name)
       valid_name = valid_name && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
     if (!valid_name) {
-      return Status::InvalidConfig(fmt::format(
-          "'${{{}}}' is not a valid environment reference (expected ${{NAME}} or "
-          "${{NAME:-default}})",
-          inner));
+      return Status::InvalidConfig(
+          fmt::format("'${{{}}}' is not a valid environment reference (expected ${{NAME}} or "
+                      "${{NAME:-default}})",
+                      inner));
     }
     const char* value = std::getenv(name.c_str());
     if (value && (*value || !fallback)) {
@@ -115,8 +117,8 @@ Result<std::string> ExpandEnv(const std::string& text) {
       out += *fallback;
     } else {
       return Status::InvalidConfig(fmt::format(
-          "environment variable '{}' is not set (set it, or give a default: ${{{}:-value}})",
-          name, name));
+          "environment variable '{}' is not set (set it, or give a default: ${{{}:-value}})", name,
+          name));
     }
     i = close;
   }
@@ -172,7 +174,7 @@ bool IsNumber(const std::string& s) {
 
 bool IsBool(const std::string& s) {
   static const std::set<std::string> kBools = {"true", "false", "True", "False", "yes",
-                                               "no",   "on",    "off",   "TRUE",  "FALSE"};
+                                               "no",   "on",    "off",  "TRUE",  "FALSE"};
   return kBools.count(s) > 0;
 }
 
@@ -225,8 +227,7 @@ std::string CheckValue(const ConfigField& f, const YAML::Node& v) {
       for (auto it = v.begin(); it != v.end(); ++it)
         if (!it->second.IsScalar()) return expected("a mapping of strings");
       return "";
-    case ConfigType::kAny:
-      return "";
+    case ConfigType::kAny: return "";
   }
   return "";
 }
@@ -254,8 +255,8 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
     return;
   }
   if (body["type"].IsDefined() && body["type"].IsScalar()) cfg.type = body["type"].Scalar();
-  if (role != Role::kSource && cfg.Has("inputs") && (cfg.node["inputs"].IsSequence() ||
-                                                     cfg.node["inputs"].IsScalar())) {
+  if (role != Role::kSource && cfg.Has("inputs") &&
+      (cfg.node["inputs"].IsSequence() || cfg.node["inputs"].IsScalar())) {
     const YAML::Node& in = cfg.node["inputs"];
     if (in.IsScalar()) {
       cfg.inputs.push_back(in.Scalar());
@@ -269,13 +270,13 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
     }
     if (cfg.inputs.empty()) {
       diags.Error(cfg.MarkOf("inputs"), name,
-                  fmt::format("{}: 'inputs' is empty; name the nodes it reads from",
-                              cfg.Prefix()));
+                  fmt::format("{}: 'inputs' is empty; name the nodes it reads from", cfg.Prefix()));
     }
   }
   if (!body["type"].IsDefined() || !body["type"].IsScalar()) {
-    diags.Error(cfg.mark, name, fmt::format("node '{}' has no 'type' (one of: {})", name,
-                                            fmt::join(registry.Names(role), ", ")));
+    diags.Error(cfg.mark, name,
+                fmt::format("node '{}' has no 'type' (one of: {})", name,
+                            fmt::join(registry.Names(role), ", ")));
     decl.nodes.push_back(std::move(cfg));
     return;
   }
@@ -285,14 +286,13 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
     auto names = registry.Names(role);
     auto near = ClosestMatch(cfg.type, names);
     auto roles = registry.RolesOf(cfg.type);
-    std::string why = roles.empty()
-                          ? fmt::format("unknown {} type '{}'", RoleName(role), cfg.type)
-                          : fmt::format("'{}' is a {}, not a {}", cfg.type, RoleName(roles[0]),
-                                        RoleName(role));
+    std::string why = roles.empty() ? fmt::format("unknown {} type '{}'", RoleName(role), cfg.type)
+                                    : fmt::format("'{}' is a {}, not a {}", cfg.type,
+                                                  RoleName(roles[0]), RoleName(role));
     diags.Error(Mark::Of(decl.file, body["type"]), name,
                 fmt::format("node '{}': {}{} (known {}s: {})", name, why,
-                            near ? fmt::format(", did you mean '{}'?", *near) : "",
-                            RoleName(role), fmt::join(names, ", ")));
+                            near ? fmt::format(", did you mean '{}'?", *near) : "", RoleName(role),
+                            fmt::join(names, ", ")));
     // Kept without a spec so that nodes reading from it report no second, misleading error.
     decl.nodes.push_back(std::move(cfg));
     return;
@@ -327,9 +327,9 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
   }
   for (const auto* f : fields) {
     if (f->required && !cfg.Has(f->name)) {
-      diags.Error(cfg.mark, name,
-                  fmt::format("{}: missing required key '{}' ({})", cfg.Prefix(), f->name,
-                              f->description));
+      diags.Error(
+          cfg.mark, name,
+          fmt::format("{}: missing required key '{}' ({})", cfg.Prefix(), f->name, f->description));
       ok = false;
     }
   }
@@ -392,8 +392,8 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
 }  // namespace
 
 std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std::string& file,
-                                              const std::string& base_dir,
-                                              const Registry& registry, Diagnostics& diags) {
+                                              const std::string& base_dir, const Registry& registry,
+                                              Diagnostics& diags) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -412,9 +412,9 @@ std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std
   decl.base_dir = base_dir;
   try {
     ExpandTree(root, file, diags);
-    static const std::vector<std::string> kTopKeys = {
-        "name", "description", "sources", "transforms", "sinks", "settings", "dead_letter",
-        "tests"};
+    static const std::vector<std::string> kTopKeys = {"name",        "description", "sources",
+                                                      "transforms",  "sinks",       "settings",
+                                                      "dead_letter", "tests"};
     for (auto it = root.begin(); it != root.end(); ++it) {
       std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
       if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end()) {
@@ -529,8 +529,8 @@ void ReportCycles(const Plan& plan, const std::vector<int>& indeg, Diagnostics& 
       on_stack[w] = false;
       component.push_back(w);
     } while (w != v);
-    const bool self_edge = std::find(nodes[v].outputs.begin(), nodes[v].outputs.end(), v) !=
-                           nodes[v].outputs.end();
+    const bool self_edge =
+        std::find(nodes[v].outputs.begin(), nodes[v].outputs.end(), v) != nodes[v].outputs.end();
     if (component.size() < 2 && !self_edge) return;
     // Name the cycle in the order its edges run, starting from its first node in the file.
     std::sort(component.begin(), component.end());
@@ -602,14 +602,14 @@ std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
       if (j < 0) {
         auto near = ClosestMatch(in, all_names);
         diags.Error(cfg.input_marks[k], cfg.name,
-                    fmt::format("{}: input '{}' is not a node of this pipeline{}", cfg.Prefix(),
-                                in, near ? fmt::format(" (did you mean '{}'?)", *near) : ""));
+                    fmt::format("{}: input '{}' is not a node of this pipeline{}", cfg.Prefix(), in,
+                                near ? fmt::format(" (did you mean '{}'?)", *near) : ""));
         continue;
       }
       if (decl_nodes[j].role == Role::kSink) {
-        diags.Error(cfg.input_marks[k], cfg.name,
-                    fmt::format("{}: input '{}' is a sink; sinks have no output", cfg.Prefix(),
-                                in));
+        diags.Error(
+            cfg.input_marks[k], cfg.name,
+            fmt::format("{}: input '{}' is a sink; sinks have no output", cfg.Prefix(), in));
         continue;
       }
       if (std::find(nodes[i].inputs.begin(), nodes[i].inputs.end(), j) != nodes[i].inputs.end()) {
@@ -641,9 +641,9 @@ std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
   for (size_t i = 0; i < nodes.size(); ++i) {
     const NodeConfig& cfg = decl_nodes[i];
     if (cfg.role != Role::kSink && nodes[i].outputs.empty()) {
-      diags.Warning(cfg.mark, cfg.name,
-                    fmt::format("{}: nothing reads from this node; its output is discarded",
-                                cfg.Prefix()));
+      diags.Warning(
+          cfg.mark, cfg.name,
+          fmt::format("{}: nothing reads from this node; its output is discarded", cfg.Prefix()));
     }
   }
 

@@ -22,7 +22,7 @@ struct Diagnostic {
   Severity severity = Severity::kError;
   Mark mark;
   std::string node;
-  std::string message;  // includes the node prefix where there is one
+  std::string message;           // includes the node prefix where there is one
   std::string ToString() const;  // "file:l:c: error: message"
 };
 
@@ -67,8 +67,8 @@ Result<std::string> ExpandEnv(const std::string& text);
 std::optional<PipelineDecl> ParsePipelineFile(const std::string& path, const Registry& registry,
                                               Diagnostics& diags);
 std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std::string& file,
-                                              const std::string& base_dir,
-                                              const Registry& registry, Diagnostics& diags);
+                                              const std::string& base_dir, const Registry& registry,
+                                              Diagnostics& diags);
 
 struct PlannedNode {
   const NodeConfig* cfg = nullptr;

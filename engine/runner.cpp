@@ -85,9 +85,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     if (fatal.ok()) fatal = std::move(st);
     failed = true;
   };
-  auto stopping = [&]() {
-    return failed.load() || (options.stop && options.stop->load());
-  };
+  auto stopping = [&]() { return failed.load() || (options.stop && options.stop->load()); };
 
   // Build phase: readers, decoders, transform runtimes, sinks.
   std::vector<std::unique_ptr<NodeRt>> rt(plan.nodes.size());
@@ -177,8 +175,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               } catch (const std::exception& e) {
                 got = Status::Internal(e.what());
               }
-              const bool unfit =
-                  !got.ok() && got.status().code() == StatusCode::kInvalidConfig;
+              const bool unfit = !got.ok() && got.status().code() == StatusCode::kInvalidConfig;
               if (unfit) {
                 // The input does not fit the configuration at all (a CSV header without a
                 // required column): stop the run; dead-lettering every record would only hide
@@ -247,8 +244,8 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                 got = Status::Internal(e.what());
               }
               if (!got.ok()) {
-                fail(Status(got.status().code(), fmt::format("sink '{}': {}", rp->ctx->node(),
-                                                             got.status().message())));
+                fail(Status(got.status().code(),
+                            fmt::format("sink '{}': {}", rp->ctx->node(), got.status().message())));
                 return item;
               }
               item.prepared = std::make_shared<const std::string>(std::move(*got));
@@ -322,23 +319,22 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     NodeRt& r = *rt[i];
     if (r.sink) {
       Status st = r.sink->Close();
-      if (!st.ok()) fail(Status(st.code(), fmt::format("sink '{}': {}", r.ctx->node(),
-                                                       st.message())));
+      if (!st.ok())
+        fail(Status(st.code(), fmt::format("sink '{}': {}", r.ctx->node(), st.message())));
     }
   }
   Status dst = dlq->Flush();
   if (!dst.ok()) fail(dst);
 
   RunSummary summary;
-  summary.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   summary.dead_letters = dlq->count();
   summary.dead_letter_path = file_dlq ? file_dlq->path() : "";
   for (int i : plan.topo) {
     NodeRt& r = *rt[i];
     const NodeConfig& cfg = *plan.nodes[i].cfg;
-    NodeStats s{cfg.name, cfg.type, cfg.role, r.rows_in.load(), r.rows_out.load(),
-                r.ctx->rejected()};
+    NodeStats s{cfg.name,         cfg.type,          cfg.role,
+                r.rows_in.load(), r.rows_out.load(), r.ctx->rejected()};
     if (cfg.role == Role::kSource) summary.records_read += s.rows_in;
     if (cfg.role == Role::kSink) summary.rows_written += s.rows_out;
     summary.nodes.push_back(std::move(s));

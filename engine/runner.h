@@ -30,8 +30,8 @@ struct NodeStats {
 };
 
 struct RunSummary {
-  uint64_t records_read = 0;     // raw records the sources read
-  uint64_t rows_written = 0;     // rows the sinks wrote, summed over sinks
+  uint64_t records_read = 0;  // raw records the sources read
+  uint64_t rows_written = 0;  // rows the sinks wrote, summed over sinks
   uint64_t dead_letters = 0;
   double seconds = 0;
   std::string dead_letter_path;

@@ -261,10 +261,11 @@ std::vector<TestCaseResult> RunPipelineTests(Plan& plan, const YAML::Node& tests
           fail(At(e, "node"), rows.status().message());
           continue;
         }
-        double tolerance = At(e, "tolerance").IsScalar() ? std::stod(At(e, "tolerance").Scalar()) : 1e-9;
+        double tolerance =
+            At(e, "tolerance").IsScalar() ? std::stod(At(e, "tolerance").Scalar()) : 1e-9;
         if (At(e, "count").IsScalar() && std::to_string(rows->size()) != At(e, "count").Scalar()) {
-          fail(At(e, "count"), fmt::format("node '{}' has {} row(s), expected {}", node, rows->size(),
-                                       At(e, "count").Scalar()));
+          fail(At(e, "count"), fmt::format("node '{}' has {} row(s), expected {}", node,
+                                           rows->size(), At(e, "count").Scalar()));
         }
         YAML::Node records = At(e, "records");
         if (!records.IsSequence()) continue;
@@ -299,7 +300,7 @@ std::vector<TestCaseResult> RunPipelineTests(Plan& plan, const YAML::Node& tests
           for (const auto& d : run.dead_letters().records())
             reasons += fmt::format("\n      {}: {}", d.node, d.reason);
           fail(At(tc, "dead_letters"), fmt::format("{} dead letters, expected {}{}", n,
-                                               At(tc, "dead_letters").Scalar(), reasons));
+                                                   At(tc, "dead_letters").Scalar(), reasons));
         }
       }
     } catch (const std::exception& e) {

@@ -32,7 +32,9 @@ std::optional<TypeId> ParseTypeName(std::string_view name) {
   return std::nullopt;
 }
 
-bool IsNumeric(TypeId type) { return type == TypeId::kInt64 || type == TypeId::kFloat64; }
+bool IsNumeric(TypeId type) {
+  return type == TypeId::kInt64 || type == TypeId::kFloat64;
+}
 
 Schema::Schema(std::vector<Field> fields) : fields_(std::move(fields)) {}
 
@@ -81,8 +83,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   for (size_t j = 0; j <= m; ++j) d[0][j] = j;
   for (size_t i = 1; i <= n; ++i) {
     for (size_t j = 1; j <= m; ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
-                          d[i - 1][j - 1] + (same(a[i - 1], b[j - 1]) ? 0 : 1)});
+      d[i][j] = std::min(
+          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (same(a[i - 1], b[j - 1]) ? 0 : 1)});
       if (i > 1 && j > 1 && same(a[i - 1], b[j - 2]) && same(a[i - 2], b[j - 1])) {
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
       }
@@ -145,8 +147,8 @@ void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
 
 Result<int64_t> ParseTimestamp(std::string_view s) {
   auto bad = [&] {
-    return Status::TypeError(fmt::format(
-        "'{}' is not a timestamp (expected ISO 8601, e.g. 2026-01-01T12:00:00Z)", s));
+    return Status::TypeError(
+        fmt::format("'{}' is not a timestamp (expected ISO 8601, e.g. 2026-01-01T12:00:00Z)", s));
   };
   int year, month, day, hour = 0, minute = 0, second = 0;
   if (!ParseDigits(s, 0, 4, &year) || s.size() < 10 || s[4] != '-' ||

@@ -38,8 +38,8 @@ class FileSink : public SinkNode {
       return Status::IoError(fmt::format("{}: cannot open '{}' for writing: {}", node_.Prefix(),
                                          path, std::strerror(errno)));
     }
-    return std::unique_ptr<SinkRuntime>(std::make_unique<FileSinkRuntime>(
-        std::make_unique<JsonlWriter>(f, path, true, true)));
+    return std::unique_ptr<SinkRuntime>(
+        std::make_unique<FileSinkRuntime>(std::make_unique<JsonlWriter>(f, path, true, true)));
   }
 
  private:
@@ -55,7 +55,10 @@ void RegisterFileSink(Registry& registry) {
   spec.summary = "Writes rows as JSON lines to a file.";
   spec.fields = {
       {"path", ConfigType::kPath, true, "", "file to write", {}},
-      {"mode", ConfigType::kString, false, "truncate",
+      {"mode",
+       ConfigType::kString,
+       false,
+       "truncate",
        "truncate: start the file afresh on each run; append: add to it",
        {"truncate", "append"}},
   };

@@ -51,11 +51,11 @@ bool Compatible(TypeId t, Affinity a) {
   switch (t) {
     case TypeId::kBool:
     case TypeId::kInt64: return a != Affinity::kText;
-    case TypeId::kFloat64: return a == Affinity::kReal || a == Affinity::kNumeric ||
-                                  a == Affinity::kBlob;
+    case TypeId::kFloat64:
+      return a == Affinity::kReal || a == Affinity::kNumeric || a == Affinity::kBlob;
     case TypeId::kString: return a == Affinity::kText || a == Affinity::kBlob;
-    case TypeId::kTimestamp: return a == Affinity::kText || a == Affinity::kNumeric ||
-                                    a == Affinity::kBlob;
+    case TypeId::kTimestamp:
+      return a == Affinity::kText || a == Affinity::kNumeric || a == Affinity::kBlob;
   }
   return false;
 }
@@ -106,8 +106,7 @@ class Db {
   sqlite3* db_ = nullptr;
 };
 
-Status CheckTable(Db& db, const NodeConfig& node, const std::string& table,
-                  const Schema& schema) {
+Status CheckTable(Db& db, const NodeConfig& node, const std::string& table, const Schema& schema) {
   SLUICE_ASSIGN_OR_RETURN(auto cols, db.Columns(table));
   if (cols.empty()) return Status::Ok();  // created on open
   for (const auto& f : schema.fields()) {
@@ -118,14 +117,13 @@ Status CheckTable(Db& db, const NodeConfig& node, const std::string& table,
     if (it == cols.end()) {
       std::vector<std::string> names;
       for (const auto& [n, t] : cols) names.push_back(n);
-      return node.Error("table", fmt::format("table '{}' has no column '{}' (columns: {})",
-                                             table, f.name, fmt::join(names, ", ")));
+      return node.Error("table", fmt::format("table '{}' has no column '{}' (columns: {})", table,
+                                             f.name, fmt::join(names, ", ")));
     }
     if (!Compatible(f.type, AffinityOf(it->second))) {
       return node.Error("table", fmt::format("column '{}' of table '{}' is {} but field '{}' is "
                                              "{}",
-                                             f.name, table, it->second, f.name,
-                                             TypeName(f.type)));
+                                             f.name, table, it->second, f.name, TypeName(f.type)));
     }
   }
   return Status::Ok();

@@ -14,10 +14,10 @@ namespace sluice {
 namespace {
 
 struct FileSourceConfig {
-  std::string path;             ///< file to read; "-" for standard input
+  std::string path;               ///< file to read; "-" for standard input
   Format format = Format::kJson;  ///< json, connect-json or csv
-  std::string schema_path;      ///< JSON Schema of the records
-  int64_t repeat = 1;           ///< times to replay the file
+  std::string schema_path;        ///< JSON Schema of the records
+  int64_t repeat = 1;             ///< times to replay the file
   char csv_delimiter = ',';
   bool csv_header = true;
 };
@@ -73,9 +73,9 @@ class FileReader : public SourceReader {
   Status NextLine(std::string_view* line, bool* got) {
     for (;;) {
       const char* start = buf_.get() + begin_;
-      const char* nl =
-          end_ > begin_ ? static_cast<const char*>(std::memchr(start, '\n', end_ - begin_))
-                        : nullptr;
+      const char* nl = end_ > begin_
+                           ? static_cast<const char*>(std::memchr(start, '\n', end_ - begin_))
+                           : nullptr;
       if (nl) {
         *line = std::string_view(start, static_cast<size_t>(nl - start));
         if (!line->empty() && line->back() == '\r') line->remove_suffix(1);
@@ -162,8 +162,8 @@ class FileSource : public SourceNode {
   Result<std::unique_ptr<SourceReader>> OpenReader() const override {
     FILE* f = cfg_.path == "-" ? stdin : std::fopen(cfg_.path.c_str(), "rb");
     if (!f) {
-      return Status::NotFound(fmt::format("{}: cannot open '{}': {}", node_.Prefix(), cfg_.path,
-                                          std::strerror(errno)));
+      return Status::NotFound(
+          fmt::format("{}: cannot open '{}': {}", node_.Prefix(), cfg_.path, std::strerror(errno)));
     }
     return std::unique_ptr<SourceReader>(std::make_unique<FileReader>(cfg_, f));
   }
@@ -210,8 +210,12 @@ void RegisterFileSource(Registry& registry) {
       {"schema", ConfigType::kPath, true, "", "JSON Schema file describing the records", {}},
       {"repeat", ConfigType::kInt, false, "1", "times to read the file, start to end", {}},
       {"csv_delimiter", ConfigType::kString, false, ",", "field separator for csv", {}},
-      {"csv_header", ConfigType::kBool, false, "true",
-       "whether the first csv line names the columns", {}},
+      {"csv_header",
+       ConfigType::kBool,
+       false,
+       "true",
+       "whether the first csv line names the columns",
+       {}},
   };
   spec.example =
       "{type: file, path: data/iris_data.jsonl, format: connect-json, schema: "

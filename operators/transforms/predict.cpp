@@ -35,7 +35,7 @@ struct OutputSpec {
 };
 
 struct PredictConfig {
-  std::string model_dir;        ///< MLflow model directory
+  std::string model_dir;            ///< MLflow model directory
   std::vector<OutputSpec> outputs;  ///< output field: what it holds
 };
 
@@ -112,17 +112,17 @@ class PredictRuntime : public TransformRuntime {
         for (size_t r = 0; r < n; ++r) matrix[r * k + j] = static_cast<float>(c.ints[r]);
       }
     }
-    std::string array = fmt::format(
-        R"({{"data": [{}, true], "shape": [{}, {}], "typestr": "<f4", "version": 3}})",
-        reinterpret_cast<uintptr_t>(matrix.data()), n, k);
+    std::string array =
+        fmt::format(R"({{"data": [{}, true], "shape": [{}, {}], "typestr": "<f4", "version": 3}})",
+                    reinterpret_cast<uintptr_t>(matrix.data()), n, k);
     static const char* kConfig =
         R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0, )"
         R"("strict_shape": true, "missing": NaN, "cache_id": 0})";
     const bst_ulong* shape = nullptr;
     bst_ulong dim = 0;
     const float* result = nullptr;
-    if (XGBoosterPredictFromDense(booster_->handle(), array.c_str(), kConfig, nullptr, &shape,
-                                  &dim, &result) != 0) {
+    if (XGBoosterPredictFromDense(booster_->handle(), array.c_str(), kConfig, nullptr, &shape, &dim,
+                                  &result) != 0) {
       return Status::Internal(fmt::format("model '{}' failed: {}", info_.name, LastXgbError()));
     }
     const size_t width = dim >= 2 ? static_cast<size_t>(shape[1]) : 1;
@@ -220,13 +220,14 @@ class Predict : public TransformNode {
       const Field& f = input->field(i);
       if (!IsNumeric(f.type) && f.type != TypeId::kBool) {
         problems.push_back(fmt::format(
-            "model input '{}' is {} in the model's signature but field '{}' of {} is {}",
-            in.name, TypeName(in.type), f.name, InputName(node_), TypeName(f.type)));
+            "model input '{}' is {} in the model's signature but field '{}' of {} is {}", in.name,
+            TypeName(in.type), f.name, InputName(node_), TypeName(f.type)));
         continue;
       }
       features_.push_back(static_cast<size_t>(i));
     }
-    if (!problems.empty()) return node_.Error("model", fmt::format("{}", fmt::join(problems, "; ")));
+    if (!problems.empty())
+      return node_.Error("model", fmt::format("{}", fmt::join(problems, "; ")));
     const bool regressor = info_.model_class.find("Regressor") != std::string::npos;
     const bool multiclass = info_.classes.size() > 2;
     std::vector<Field> fields = input->fields();
@@ -255,8 +256,9 @@ class Predict : public TransformNode {
           if (info_.classes[c] == ref) o.class_index = static_cast<int>(c);
       }
       if (o.kind == OutputSpec::kClassProbability && o.class_index < 0) {
-        return node_.Error("outputs", fmt::format("output '{}': unknown class '{}' (classes: {})",
-                                                  o.field, o.class_ref, fmt::join(info_.classes, ", ")));
+        return node_.Error("outputs",
+                           fmt::format("output '{}': unknown class '{}' (classes: {})", o.field,
+                                       o.class_ref, fmt::join(info_.classes, ", ")));
       }
       if (input->IndexOf(o.field) >= 0) {
         return node_.Error("outputs", fmt::format("output '{}' is already a field of {}; rename "
@@ -310,13 +312,12 @@ Result<std::unique_ptr<TransformNode>> MakePredict(const NodeConfig& node) {
     } else if (what == "model_version") {
       o.kind = OutputSpec::kModelVersion;
     } else {
-      auto near = ClosestMatch(what, {"label", "class", "probability", "value", "model_name",
-                                      "model_version"});
-      return node.Error("outputs", fmt::format("output '{}': unknown kind '{}'{} (kinds: {})",
-                                               field, what,
-                                               near ? fmt::format(", did you mean '{}'?", *near)
-                                                    : "",
-                                               kOutputKinds));
+      auto near = ClosestMatch(
+          what, {"label", "class", "probability", "value", "model_name", "model_version"});
+      return node.Error(
+          "outputs",
+          fmt::format("output '{}': unknown kind '{}'{} (kinds: {})", field, what,
+                      near ? fmt::format(", did you mean '{}'?", *near) : "", kOutputKinds));
     }
     cfg.outputs.push_back(std::move(o));
   }
@@ -341,7 +342,10 @@ void RegisterPredict(Registry& registry) {
   spec.parallel = true;
   spec.fields = {
       {"model", ConfigType::kPath, true, "", "MLflow model directory", {}},
-      {"outputs", ConfigType::kStringMap, false, "{prediction: label}",
+      {"outputs",
+       ConfigType::kStringMap,
+       false,
+       "{prediction: label}",
        "new field name: what it holds (label, class, probability, probability:<class>, value, "
        "model_name, model_version)",
        {}},

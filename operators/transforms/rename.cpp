@@ -42,8 +42,8 @@ class Rename : public TransformNode {
     for (size_t a = 0; a < fields.size(); ++a) {
       for (size_t b = a + 1; b < fields.size(); ++b) {
         if (fields[a].name == fields[b].name) {
-          return node_.Error("fields", fmt::format("two fields would be named '{}'",
-                                                   fields[a].name));
+          return node_.Error("fields",
+                             fmt::format("two fields would be named '{}'", fields[a].name));
         }
       }
     }
@@ -69,7 +69,11 @@ void RegisterRename(Registry& registry) {
   spec.summary = "Renames fields: a mapping of old name to new name.";
   spec.parallel = true;
   spec.fields = {
-      {"fields", ConfigType::kStringMap, true, "", "old name: new name, for each renamed field",
+      {"fields",
+       ConfigType::kStringMap,
+       true,
+       "",
+       "old name: new name, for each renamed field",
        {}},
   };
   spec.example = "{type: rename, inputs: [classify], fields: {iris_class: predicted_class}}";

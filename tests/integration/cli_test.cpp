@@ -2,8 +2,8 @@
 // end into SQLite, draining on SIGTERM, and the generated docs being current.
 #include <sqlite3.h>
 
-#include <catch2/catch.hpp>
 #include <simdjson.h>
+#include <catch2/catch.hpp>
 
 #include <map>
 
@@ -107,8 +107,8 @@ TEST_CASE("the committed operator reference and pipeline schema are current",
 TEST_CASE("the iris demo writes every good record to SQLite and dead-letters the rest",
           "[integration][demo]") {
   TempDir out;
-  auto r = Run("SLUICE_OUT=" + out.path().string() + " " + Sluice() +
-               " --log-format json run " + Source("pipelines/iris-demo.yaml"));
+  auto r = Run("SLUICE_OUT=" + out.path().string() + " " + Sluice() + " --log-format json run " +
+               Source("pipelines/iris-demo.yaml"));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   const std::string input = Slurp(Source("pipelines/data/iris_data.jsonl"));
@@ -178,7 +178,7 @@ TEST_CASE("SIGTERM drains: what was acknowledged is in the database, exit code 0
   const int64_t read = int64_t(summary["records_read"]);
   const int64_t dead = int64_t(summary["dead_letters"]);
   CHECK(std::string_view(summary["outcome"]) == "stopped");
-  CHECK(read < 2000 * 1504);  // it really stopped early
+  CHECK(read < 2000 * 1504);      // it really stopped early
   CHECK(read == written + dead);  // drained: nothing read was left in flight
   CHECK(SqliteCount(out / "iris.db", "SELECT count(*) FROM iris_prediction") == written);
 }

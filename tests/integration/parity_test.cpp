@@ -1,7 +1,7 @@
 // Prediction parity: Sluice's in-process XGBoost predictions on all 150 iris rows equal those of
 // python3-xgboost for the same model directory (labels identical, probabilities within 1e-6).
-#include <catch2/catch.hpp>
 #include <simdjson.h>
+#include <catch2/catch.hpp>
 
 #include "engine/pipeline.h"
 #include "engine/testing.h"
@@ -14,8 +14,8 @@ using namespace sluice::testing;
 TEST_CASE("predictions match python3-xgboost on all iris rows", "[integration][parity]") {
   TempDir tmp;
   const std::string csv = tmp / "iris.csv";
-  auto dump = Run("/usr/bin/python3 " + Source("models/predict_reference.py") +
-                  " --dump-iris-csv " + csv);
+  auto dump =
+      Run("/usr/bin/python3 " + Source("models/predict_reference.py") + " --dump-iris-csv " + csv);
   REQUIRE(dump.exit_code == 0);
   auto ref = Run("/usr/bin/python3 " + Source("models/predict_reference.py") + " " +
                  Source("models/iris") + " " + csv);
@@ -33,7 +33,8 @@ transforms:
   classify:
     type: predict
     inputs: [rows]
-    model: )" + Source("models/iris") + R"(
+    model: )" + Source("models/iris") +
+                           R"(
     outputs: {label: label, p0: "probability:0", p1: "probability:1", p2: "probability:2"}
 sinks:
   out: {type: stdout, inputs: [classify]}

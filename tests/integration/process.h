@@ -57,7 +57,11 @@ inline CommandResult Run(const std::string& command) {
   return r;
 }
 
-inline std::string Sluice() { return SLUICE_BINARY; }
-inline std::string Source(const std::string& rel) { return std::string(SLUICE_SOURCE_DIR) + "/" + rel; }
+inline std::string Sluice() {
+  return SLUICE_BINARY;
+}
+inline std::string Source(const std::string& rel) {
+  return std::string(SLUICE_SOURCE_DIR) + "/" + rel;
+}
 
 }  // namespace sluice::testing

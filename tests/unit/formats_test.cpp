@@ -229,14 +229,13 @@ TEST_CASE("connect-json: envelopes that repeat a schema decode the same as the f
                            head + R"([1, 2]})",                          // payload not an object
                            head + R"({"id": tru}})",                     // bad payload
                            head + R"({"id": 6}}  )",
-                           R"({"payload": {"id": 7}})",                  // another prefix
-                           head + R"({"id": 8}} x)"});                   // trailing content
+                           R"({"payload": {"id": 7}})",  // another prefix
+                           head + R"({"id": 8}} x)"});   // trailing content
   std::vector<int64_t> ids;
   for (size_t r = 0; r < d.batch->num_rows(); ++r) ids.push_back(d.batch->column(0).ints[r]);
   CHECK(ids == std::vector<int64_t>{1, 2, 6, 7});
   REQUIRE(d.rejected.size() == 4u);
-  CHECK(d.rejected[0].reason ==
-        "malformed JSON: expected ',' or '}' (at byte 74)");
+  CHECK(d.rejected[0].reason == "malformed JSON: expected ',' or '}' (at byte 74)");
   CHECK(d.rejected[1].reason == "connect-json: 'payload' is not an object");
   CHECK_THAT(d.rejected[2].reason, Catch::StartsWith("malformed JSON: "));
   CHECK(d.rejected[3].reason == "malformed JSON: trailing content after the object (at byte 76)");

@@ -338,10 +338,8 @@ TEST_CASE("node types are checked against the registry and the section", "[loade
 }
 
 TEST_CASE("a node without a type is an error at the node", "[loader]") {
-  // BUG: ParseNode (engine/pipeline.cpp) reads `body["type"].IsScalar()` before checking that
-  // the key exists. `body` is a const YAML::Node, so a missing key yields yaml-cpp's invalid
-  // node and IsScalar() throws InvalidNode: the whole file fails with "invalid pipeline:
-  // invalid node; first invalid key: "type"" and no line:col, and nothing else is reported.
+  // Regression: a node without `type` once made the whole file fail with yaml-cpp's
+  // "invalid node" and no line:col.
   const std::string yaml =
       "sources:\n"
       "  src: {type: file, path: in.jsonl, schema: s.json}\n"
@@ -487,11 +485,8 @@ TEST_CASE("settings are validated", "[loader][settings]") {
   }
 }
 
-TEST_CASE("a batch_size beyond int64 is an error, not an exception",
-          "[loader][settings]") {
-  // BUG: ParseSettings checks IsInt() and then calls std::stoll, which throws
-  // std::out_of_range for 99999999999999999999; nothing catches it, so `sluice validate`
-  // dies instead of reporting the value.
+TEST_CASE("a batch_size beyond int64 is an error, not an exception", "[loader][settings]") {
+  // Regression: an integer beyond int64 once threw std::out_of_range out of the loader.
   const std::string yaml =
       "settings: {batch_size: 99999999999999999999}\n"
       "sources:\n"

@@ -606,16 +606,16 @@ TEST_CASE("sqlite sink dead-letters rows the table refuses and keeps the rest of
   dir.Write("s.json", kTypesSchema);
   {
     Sqlite db(dir.File("out.db"));
-    db.Exec("CREATE TABLE t (id INTEGER UNIQUE, name TEXT NOT NULL, score REAL, ok INTEGER, "
-            "ts TEXT)");
+    db.Exec(
+        "CREATE TABLE t (id INTEGER UNIQUE, name TEXT NOT NULL, score REAL, ok INTEGER, "
+        "ts TEXT)");
   }
-  Loaded l = Load(SinkPipeline("{type: sqlite, inputs: [src], path: out.db, table: t}"),
-                  dir.path());
+  Loaded l =
+      Load(SinkPipeline("{type: sqlite, inputs: [src], path: out.db, table: t}"), dir.path());
   REQUIRE_FALSE(l.diags.HasErrors());
-  auto dead = WriteThroughSink(l, {R"({"id": 1, "name": "a", "ts": "2026-01-01T00:00:01Z"})",
-                                   R"({"id": 1, "name": "duplicate"})",
-                                   R"({"id": 2})",
-                                   R"({"id": 3, "name": "c"})"});
+  auto dead = WriteThroughSink(
+      l, {R"({"id": 1, "name": "a", "ts": "2026-01-01T00:00:01Z"})",
+          R"({"id": 1, "name": "duplicate"})", R"({"id": 2})", R"({"id": 3, "name": "c"})"});
   REQUIRE(dead.size() == 2u);
   CHECK_THAT(dead[0].reason, Catch::Contains("UNIQUE constraint failed: t.id"));
   CHECK_THAT(dead[1].reason, Catch::Contains("NOT NULL constraint failed: t.name"));
@@ -669,9 +669,7 @@ TEST_CASE("sqlite sink checks an existing table at validation", "[operators][sql
 
 TEST_CASE("sqlite sink matches existing columns case-insensitively, as SQLite does",
           "[operators][sqlite]") {
-  // BUG: CheckTable looks fields up in a case-sensitive std::map of the table's columns, but
-  // SQLite column names are case-insensitive: a table with column `ID` accepts inserts into
-  // `id`, yet validation reports "table 'upper' has no column 'id'".
+  // Regression: existing columns were once matched case-sensitively, unlike SQLite.
   TempDir dir;
   dir.Write("s.json", kTypesSchema);
   {
