@@ -347,7 +347,7 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
     } else {
       for (auto it = s.begin(); it != s.end(); ++it) {
         std::string key = it->first.Scalar();
-        const YAML::Node& v = it->second;
+        const YAML::Node v = it->second;  // a copy: `it->` yields a temporary
         int64_t* target = nullptr;
         if (key == "batch_size") target = &decl.settings.batch_size;
         if (key == "max_in_flight") target = &decl.settings.max_in_flight;
