@@ -394,6 +394,12 @@ int RunCli(int argc, char** argv, const Registry& registry) {
                 "the JSON Schema of pipeline files (schemas/pipeline.schema.json)");
   ops->add_option("-o,--output", output, "write to this file instead of standard output");
 
+  std::vector<std::pair<CLI::App*, std::function<int()>>> extra;
+  for (const CommandSpec& command : registry.commands()) {
+    CLI::App* sub = app.add_subcommand(command.name, command.summary);
+    extra.emplace_back(sub, command.setup(sub));
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -417,6 +423,9 @@ int RunCli(int argc, char** argv, const Registry& registry) {
     if (*validate) return Validate(validate_files, validate_format, registry);
     if (*test) return Test(test_files, registry);
     if (*graph) return Graph(graph_file, graph_format, registry);
+    for (auto& [sub, run_command] : extra) {
+      if (*sub) return run_command();
+    }
     if (*ops) {
       std::string text;
       if (docs) {

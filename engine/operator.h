@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "engine/batch.h"
+#include "engine/command.h"
 #include "engine/config.h"
 #include "engine/status.h"
 #include "engine/types.h"
@@ -133,7 +134,12 @@ class Registry {
   std::vector<const OperatorSpec*> All() const;  // sorted by role, then name
   std::vector<std::string> Names(Role role) const;
 
+  // Subcommands of `sluice` beyond the engine's own.
+  void AddCommand(CommandSpec command) { commands_.push_back(std::move(command)); }
+  const std::vector<CommandSpec>& commands() const { return commands_; }
+
  private:
+  std::vector<CommandSpec> commands_;
   std::map<std::pair<int, std::string>, std::unique_ptr<OperatorSpec>> specs_;
 };
 
