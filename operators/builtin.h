@@ -14,6 +14,7 @@ void RegisterPredict(Registry& registry);
 void RegisterFileSink(Registry& registry);
 void RegisterStdoutSink(Registry& registry);
 void RegisterSqliteSink(Registry& registry);
+void RegisterKafkaSink(Registry& registry);
 void RegisterDevKafka(Registry& registry);
 
 inline void RegisterBuiltinOperators(Registry& registry) {
@@ -25,6 +26,7 @@ inline void RegisterBuiltinOperators(Registry& registry) {
   RegisterFileSink(registry);
   RegisterStdoutSink(registry);
   RegisterSqliteSink(registry);
+  RegisterKafkaSink(registry);
   RegisterDevKafka(registry);
 }
 

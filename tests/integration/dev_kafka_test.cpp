@@ -2,6 +2,9 @@
 // from it on loopback, it warns when a partition drops messages, and it stops cleanly on SIGTERM.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <fstream>
+
 #include "tests/integration/process.h"
 
 using namespace sluice::testing;
@@ -44,4 +47,50 @@ TEST_CASE("dev-kafka rejects a malformed topic", "[integration][kafka]") {
   auto r = Run(Sluice() + " dev-kafka -t rides:zero --run-seconds 1");
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("--topic 'rides:zero': expected NAME or NAME:PARTITIONS") != std::string::npos);
+}
+
+TEST_CASE("the kafka sink delivers every row to the development broker, keyed by a field",
+          "[integration][kafka]") {
+  TempDir dir;
+  const std::string bs = dir / "bootstrap.txt";
+  std::ofstream(dir / "p.yaml") << R"(
+name: to-kafka
+sources:
+  iris_data: {type: file, path: )" + Source("pipelines/data/iris_data.jsonl") +
+                                       R"(, format: connect-json, schema: )" +
+                                       Source("schemas/iris_data.json") + R"(}
+transforms:
+  features: {type: drop-fields, inputs: [iris_data], fields: [id, target]}
+  classify: {type: predict, inputs: [features], model: )" +
+                                       Source("models/iris") + R"(, outputs: {iris_class: label}}
+  prediction: {type: select, inputs: [classify], fields: [timestamp, iris_class]}
+sinks:
+  topic: {type: kafka, inputs: [prediction], brokers: "${KAFKA_BROKERS}", topic: iris-predictions, key: timestamp}
+dead_letter: {path: dead.jsonl}
+)";
+  const std::string script = Sluice() + " dev-kafka -t iris-predictions:3 --bootstrap-file " + bs +
+                             " --run-seconds 60 >/dev/null 2>" + (dir / "broker.err") + R"SH( &
+pid=$!
+for i in $(seq 1 100); do [ -s )SH" +
+                             bs + R"SH( ] && break; sleep 0.1; done
+export KAFKA_BROKERS=$(cat )SH" +
+                             bs + R"SH()
+)SH" + Sluice() + " --log-format json run " +
+                             (dir / "p.yaml") + " 2>" + (dir / "run.err") + R"SH(
+echo "run exit $?"
+timeout 30 kcat -C -b "$KAFKA_BROKERS" -t iris-predictions -e -o beginning -q -f '%k|%s\n' > )SH" +
+                             (dir / "consumed") + R"SH(
+kill -TERM $pid
+wait $pid
+)SH";
+  auto r = Run(script);
+  INFO(r.out + r.err + Slurp(dir / "run.err") + Slurp(dir / "broker.err"));
+  CHECK(r.out.find("run exit 0") != std::string::npos);
+  const std::string consumed = Slurp(dir / "consumed");
+  CHECK(std::count(consumed.begin(), consumed.end(), '\n') == 1500);
+  // The first record of the data set, keyed by its timestamp.
+  CHECK(consumed.find(
+            "2026-01-01T00:00:00Z|{\"timestamp\":\"2026-01-01T00:00:00Z\",\"iris_class\":0}") !=
+        std::string::npos);
+  CHECK(Slurp(dir / "run.err").find("\"rows_written\":1500") != std::string::npos);
 }
