@@ -77,6 +77,11 @@ int64_t Batch::Position(size_t row) const {
   return raw_->positions[raw_index_.empty() ? row : raw_index_[row]];
 }
 
+int32_t Batch::Partition(size_t row) const {
+  if (!raw_) return -1;
+  return raw_->PartitionOf(raw_index_.empty() ? row : raw_index_[row]);
+}
+
 const std::string& Batch::Origin() const {
   static const std::string kNone;
   return raw_ ? raw_->origin : kNone;

@@ -46,10 +46,13 @@ using ColumnPtr = std::shared_ptr<const Column>;
 // The bytes a source read for each row, and where it read them (line number, offset).
 struct RawRecords {
   std::string data;
-  std::vector<uint32_t> offsets;   // size() == count + 1
-  std::vector<int64_t> positions;  // one per record
-  std::string origin;              // file name or topic
-  std::string header;              // CSV: the header line of the file, when it has one
+  std::vector<uint32_t> offsets;    // size() == count + 1
+  std::vector<int64_t> positions;   // one per record
+  std::string origin;               // file name or topic
+  std::string header;               // CSV: the header line of the file, when it has one
+  std::vector<int32_t> partitions;  // Kafka: the partition of each record; empty elsewhere
+
+  int32_t PartitionOf(size_t i) const { return partitions.empty() ? -1 : partitions[i]; }
 
   size_t count() const { return positions.size(); }
   std::string_view Get(size_t i) const {
@@ -94,6 +97,7 @@ class Batch {
   bool has_raw() const { return raw_ != nullptr; }
   std::string_view RawBytes(size_t row) const;
   int64_t Position(size_t row) const;
+  int32_t Partition(size_t row) const;  // -1 when the source has no partitions
   const std::string& Origin() const;
 
   // Delivery metadata, carried unchanged through transforms.

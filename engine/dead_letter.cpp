@@ -27,6 +27,7 @@ void FileDeadLetter::Write(DeadLetterRecord r) {
   AppendJsonString(line, r.reason);
   line += ",\"origin\":";
   AppendJsonString(line, r.origin);
+  if (r.partition >= 0) line += fmt::format(",\"partition\":{}", r.partition);
   line += fmt::format(",\"position\":{},\"input\":", r.position);
   AppendJsonString(line, r.input);
   line += "}\n";

@@ -20,6 +20,7 @@ struct DeadLetterRecord {
   std::string input;   // the original bytes
   std::string origin;  // file or topic
   int64_t position = -1;
+  int32_t partition = -1;  // Kafka partition; -1 for sources without partitions
 };
 
 class DeadLetter {

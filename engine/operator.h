@@ -51,6 +51,10 @@ class SourceReader {
   virtual ~SourceReader() = default;
   // Up to `max_records` raw records; an empty result (nullptr) at the end of input.
   virtual Result<std::shared_ptr<RawRecords>> Read(size_t max_records) = 0;
+  // Every sink downstream has durably written (or deliberately dropped) every row of `raw`.
+  // Called from any thread, in any order across chunks; a source with positions commits the
+  // contiguous acknowledged prefix of each partition.
+  virtual void Acknowledge(const RawRecords& /*raw*/) {}
 };
 
 class Decoder {

@@ -158,7 +158,10 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               c.seq = (*seq)++;
               rp->rows_in += c.raw->count();
               live.records_read += c.raw->count();
-              auto release = [limiter] { limiter->decrementer().try_put(flow::continue_msg()); };
+              auto release = [limiter, rp, raw = c.raw] {
+                rp->reader->Acknowledge(*raw);
+                limiter->decrementer().try_put(flow::continue_msg());
+              };
               if (paths == 0) {
                 release();  // nothing downstream will acknowledge it
               } else {

@@ -7,6 +7,7 @@
 namespace sluice {
 
 void RegisterFileSource(Registry& registry);
+void RegisterKafkaSource(Registry& registry);
 void RegisterDropFields(Registry& registry);
 void RegisterSelect(Registry& registry);
 void RegisterRename(Registry& registry);
@@ -19,6 +20,7 @@ void RegisterDevKafka(Registry& registry);
 
 inline void RegisterBuiltinOperators(Registry& registry) {
   RegisterFileSource(registry);
+  RegisterKafkaSource(registry);
   RegisterDropFields(registry);
   RegisterSelect(registry);
   RegisterRename(registry);

@@ -10,18 +10,20 @@ namespace {
 
 class FileSinkRuntime : public SinkRuntime {
  public:
-  explicit FileSinkRuntime(std::unique_ptr<JsonlWriter> w) : writer_(std::move(w)) {}
+  FileSinkRuntime(std::unique_ptr<JsonlWriter> w, bool sync_each)
+      : writer_(std::move(w)), sync_each_(sync_each) {}
   bool prepares() const override { return true; }
   Result<std::string> Prepare(const Batch& batch) const override {
     return JsonlWriter::Encode(batch);
   }
   Status Write(const Batch&, const std::string& bytes, NodeContext&) override {
-    return writer_->Write(bytes);
+    return writer_->Write(bytes, sync_each_);
   }
   Status Flush() override { return writer_->Flush(); }
 
  private:
   std::unique_ptr<JsonlWriter> writer_;
+  bool sync_each_;
 };
 
 class FileSink : public SinkNode {
@@ -38,8 +40,8 @@ class FileSink : public SinkNode {
       return Status::IoError(fmt::format("{}: cannot open '{}' for writing: {}", node_.Prefix(),
                                          path, std::strerror(errno)));
     }
-    return std::unique_ptr<SinkRuntime>(
-        std::make_unique<FileSinkRuntime>(std::make_unique<JsonlWriter>(f, path, true, true)));
+    return std::unique_ptr<SinkRuntime>(std::make_unique<FileSinkRuntime>(
+        std::make_unique<JsonlWriter>(f, path, true, true), node_.String("fsync") == "batch"));
   }
 
  private:
@@ -61,6 +63,13 @@ void RegisterFileSink(Registry& registry) {
        "truncate",
        "truncate: start the file afresh on each run; append: add to it",
        {"truncate", "append"}},
+      {"fsync",
+       ConfigType::kString,
+       false,
+       "drain",
+       "drain: fsync when the pipeline drains (each batch still reaches the OS before it is "
+       "acknowledged); batch: fsync every batch, to survive power loss",
+       {"drain", "batch"}},
   };
   spec.example = "{type: file, inputs: [classify], path: out/predictions.jsonl}";
   spec.make_sink = [](const NodeConfig& node) -> Result<std::unique_ptr<SinkNode>> {

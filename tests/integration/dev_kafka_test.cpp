@@ -94,3 +94,65 @@ wait $pid
         std::string::npos);
   CHECK(Slurp(dir / "run.err").find("\"rows_written\":1500") != std::string::npos);
 }
+
+TEST_CASE("the kafka source reads every message once and commits only what the sinks wrote",
+          "[integration][kafka]") {
+  TempDir dir;
+  const std::string bs = dir / "bootstrap.txt";
+  std::ofstream(dir / "p.yaml") << R"(
+name: from-kafka
+sources:
+  iris_data: {type: kafka, brokers: "${KAFKA_BROKERS}", topic: iris, group: g1,
+              # A member that is gone holds its partitions until its session times out.
+              properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500"},
+              format: connect-json, schema: )" +
+                                       Source("schemas/iris_data.json") + R"(}
+transforms:
+  features: {type: drop-fields, inputs: [iris_data], fields: [id, target]}
+  classify: {type: predict, inputs: [features], model: )" +
+                                       Source("models/iris") + R"(, outputs: {iris_class: label}}
+sinks:
+  out: {type: file, inputs: [classify], path: "${OUT}", mode: append}
+dead_letter: {path: dead.jsonl}
+)";
+  // Runs the pipeline until its output has $2 lines (or 40 s pass), then stops it with SIGTERM.
+  const std::string script = Sluice() + " dev-kafka -t iris:3 --bootstrap-file " + bs +
+                             " --run-seconds 200 >/dev/null 2>" + (dir / "broker.err") + R"SH( &
+broker=$!
+for i in $(seq 1 100); do [ -s )SH" +
+                             bs + R"SH( ] && break; sleep 0.1; done
+export KAFKA_BROKERS=$(cat )SH" +
+                             bs + R"SH()
+export OUT=)SH" + (dir / "out.jsonl") +
+                             R"SH(
+touch "$OUT"
+run_until() {
+  )SH" + Sluice() + " --log-format json run " +
+                             (dir / "p.yaml") + R"SH( 2>>)SH" + (dir / "run.err") + R"SH( &
+  pid=$!
+  for i in $(seq 1 400); do [ "$(wc -l < "$OUT")" -ge "$1" ] && break; sleep 0.1; done
+  sleep "${2:-0}"
+  kill -TERM $pid
+  wait $pid
+  echo "run exit $? at $(wc -l < "$OUT") rows"
+}
+kcat -P -b "$KAFKA_BROKERS" -t iris < )SH" +
+                             Source("pipelines/data/iris_data.jsonl") +
+                             R"SH(
+run_until 1500
+# Same group again: everything was committed, so nothing is read twice.
+run_until 1500 6
+head -n 20 )SH" + Source("pipelines/data/iris_data.jsonl") +
+                             R"SH( | kcat -P -b "$KAFKA_BROKERS" -t iris
+run_until 1520
+kill -TERM $broker
+wait $broker
+)SH";
+  auto r = Run(script);
+  INFO(r.out + r.err + Slurp(dir / "run.err") + Slurp(dir / "broker.err"));
+  CHECK(r.out.find("run exit 0 at 1500 rows\nrun exit 0 at 1500 rows\nrun exit 0 at 1520 rows") !=
+        std::string::npos);
+  const std::string dead = Slurp(dir / "dead.jsonl");
+  CHECK(std::count(dead.begin(), dead.end(), '\n') == 4);
+  CHECK(dead.find("\"origin\":\"iris\",\"partition\":") != std::string::npos);
+}

@@ -50,7 +50,7 @@ std::string Id(const OperatorSpec& spec) {
 
 TEST_CASE("the built-in operators are registered by role", "[registry]") {
   const Registry& r = Builtins();
-  CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file"});
+  CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file", "kafka"});
   CHECK(r.Names(Role::kTransform) ==
         std::vector<std::string>{"drop-fields", "predict", "rename", "select"});
   CHECK(r.Names(Role::kSink) == std::vector<std::string>{"file", "kafka", "sqlite", "stdout"});
@@ -58,7 +58,7 @@ TEST_CASE("the built-in operators are registered by role", "[registry]") {
   CHECK(r.Find(Role::kSink, "drop-fields") == nullptr);
   REQUIRE(r.Find(Role::kTransform, "predict") != nullptr);
   CHECK(r.Find(Role::kTransform, "predict")->name == "predict");
-  CHECK(r.All().size() == 9u);
+  CHECK(r.All().size() == 10u);
 }
 
 TEST_CASE("every operator spec is complete", "[registry][compliance]") {
