@@ -156,3 +156,44 @@ wait $broker
   CHECK(std::count(dead.begin(), dead.end(), '\n') == 4);
   CHECK(dead.find("\"origin\":\"iris\",\"partition\":") != std::string::npos);
 }
+
+TEST_CASE("pipelines/iris.yaml: the seed's topic to a predictions topic and SQLite",
+          "[integration][kafka][demo]") {
+  TempDir dir;
+  const std::string bs = dir / "bootstrap.txt";
+  const std::string script = Sluice() +
+                             " dev-kafka -t postgres-source-iris_data:2 -t iris-predictions:2 " +
+                             "--bootstrap-file " + bs + " --run-seconds 90 >/dev/null 2>" +
+                             (dir / "broker.err") +
+                             R"SH( &
+broker=$!
+for i in $(seq 1 100); do [ -s )SH" +
+                             bs + R"SH( ] && break; sleep 0.1; done
+export KAFKA_BROKERS=$(cat )SH" +
+                             bs + R"SH() SLUICE_OUT=)SH" + dir.path().string() + R"SH(
+kcat -P -b "$KAFKA_BROKERS" -t postgres-source-iris_data < )SH" +
+                             Source("pipelines/data/iris_data.jsonl") + R"SH(
+)SH" + Sluice() + " --log-format json run " +
+                             Source("pipelines/iris.yaml") + " 2>" + (dir / "run.err") + R"SH( &
+pid=$!
+for i in $(seq 1 400); do
+  n=$(sqlite3 "$SLUICE_OUT/iris.db" 'SELECT count(*) FROM iris_prediction' 2>/dev/null || echo 0)
+  [ "$n" -ge 1500 ] && break
+  sleep 0.1
+done
+kill -TERM $pid
+wait $pid
+echo "run exit $?"
+echo "table $(sqlite3 "$SLUICE_OUT/iris.db" 'SELECT count(*) FROM iris_prediction')"
+echo "topic $(timeout 30 kcat -C -b "$KAFKA_BROKERS" -t iris-predictions -e -o beginning -q | wc -l)"
+kill -TERM $broker
+wait $broker
+)SH";
+  auto r = Run(script);
+  INFO(r.out + r.err + Slurp(dir / "run.err") + Slurp(dir / "broker.err"));
+  CHECK(r.out.find("run exit 0") != std::string::npos);
+  CHECK(r.out.find("table 1500") != std::string::npos);
+  CHECK(r.out.find("topic 1500") != std::string::npos);
+  const std::string dead = Slurp(dir / "iris.dead-letter.jsonl");
+  CHECK(std::count(dead.begin(), dead.end(), '\n') == 4);
+}
