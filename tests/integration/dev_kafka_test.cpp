@@ -265,3 +265,60 @@ wait $broker
   CHECK(ids.count("{\"id\":9000}") == 1u);
   WARN("duplicates after kill -9: " << rows - ids.size());
 }
+
+TEST_CASE("two processes in one group share the partitions; one stops, the other takes over",
+          "[integration][kafka][faults]") {
+  TempDir dir;
+  const std::string bs = dir / "bootstrap.txt";
+  std::ofstream(dir / "p.yaml") << R"(
+name: pair
+sources:
+  iris_data: {type: kafka, brokers: "${KAFKA_BROKERS}", topic: iris, group: pair,
+              properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500"},
+              format: connect-json, schema: )" +
+                                       Source("schemas/iris_data.json") + R"(}
+transforms:
+  ids: {type: select, inputs: [iris_data], fields: [id]}
+sinks:
+  out: {type: file, inputs: [ids], path: "${OUT}", mode: append}
+settings: {batch_size: 128}
+dead_letter: {path: dead.jsonl}
+)";
+  const std::string run = Sluice() + " run --quiet " + (dir / "p.yaml");
+  const std::string script = Sluice() + " dev-kafka -t iris:4 --bootstrap-file " + bs +
+                             " --run-seconds 110 >/dev/null 2>" + (dir / "broker.err") + R"SH( &
+broker=$!
+for i in $(seq 1 100); do [ -s )SH" +
+                             bs + R"SH( ] && break; sleep 0.1; done
+export KAFKA_BROKERS=$(cat )SH" +
+                             bs + R"SH()
+cd )SH" + dir.path().string() +
+                             R"SH(
+touch a.jsonl b.jsonl
+OUT=a.jsonl )SH" + run + R"SH( 2>>run.err & a=$!
+OUT=b.jsonl )SH" + run + R"SH( 2>>run.err & b=$!
+sleep 8   # both members joined and got their share of the partitions
+/usr/bin/python3 )SH" + Source("pipelines/data/make_iris_data.py") +
+                             R"SH( --repeat 30 |
+  kcat -P -b "$KAFKA_BROKERS" -t iris -X linger.ms=20 -X sticky.partitioning.linger.ms=0
+for i in $(seq 1 300); do [ $(cat a.jsonl b.jsonl | wc -l) -ge 2000 ] && break; sleep 0.05; done
+echo "shares a=$(wc -l < a.jsonl) b=$(wc -l < b.jsonl)"
+kill -TERM $a; wait $a; echo "a exit $?"
+/usr/bin/python3 )SH" + Source("pipelines/data/make_iris_data.py") +
+                             R"SH( --repeat 30 |
+  sed 's/"id":\([0-9]*\)/"id":10000\1/' |
+  kcat -P -b "$KAFKA_BROKERS" -t iris -X linger.ms=20 -X sticky.partitioning.linger.ms=0
+for i in $(seq 1 400); do [ $(cat a.jsonl b.jsonl | sort -u | wc -l) -ge 9000 ] && break; sleep 0.1; done
+kill -TERM $b; wait $b; echo "b exit $?"
+echo "distinct $(cat a.jsonl b.jsonl | sort -u | wc -l) rows $(cat a.jsonl b.jsonl | wc -l) b=$(wc -l < b.jsonl)"
+kill -TERM $broker
+wait $broker
+)SH";
+  auto r = Run(script);
+  INFO(r.out + r.err + Slurp(dir / "run.err") + Slurp(dir / "broker.err"));
+  CHECK(r.out.find("a exit 0") != std::string::npos);
+  CHECK(r.out.find("b exit 0") != std::string::npos);
+  // 4,500 ids from the first round, 4,500 (prefixed with 10000) from the second, all read.
+  CHECK(r.out.find("distinct 9000") != std::string::npos);
+  CHECK(Slurp(dir / "broker.err").find("dropped") == std::string::npos);
+}
