@@ -19,6 +19,7 @@
 
 #include "engine/log.h"
 #include "operators/builtin.h"
+#include "operators/kafka/client.h"
 
 namespace sluice {
 namespace {
@@ -59,25 +60,6 @@ Result<TopicSpec> ParseTopic(const std::string& text) {
   return t;
 }
 
-// A librdkafka handle with the given properties; errors are returned, not thrown.
-Result<rd_kafka_t*> NewHandle(rd_kafka_type_t type,
-                              const std::vector<std::pair<std::string, std::string>>& props) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [k, v] : props) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return Status::InvalidConfig(err);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);  // not taken over on failure
-    return Status::Internal(err);
-  }
-  return rk;
-}
-
 int RunDevKafka(const DevKafkaOptions& opts) {
   std::vector<TopicSpec> topics;
   for (const auto& t : opts.topics) {
@@ -89,7 +71,7 @@ int RunDevKafka(const DevKafkaOptions& opts) {
     topics.push_back(*parsed);
   }
   // The mock cluster needs a handle for its bookkeeping; it is never used to send anything.
-  auto owner = NewHandle(RD_KAFKA_PRODUCER, {{"log_level", "3"}});
+  auto owner = NewKafkaClient(RD_KAFKA_PRODUCER, {{"log_level", "3"}});
   if (!owner.ok()) {
     Log(LogLevel::kError, owner.status().message());
     return 1;
@@ -124,9 +106,9 @@ int RunDevKafka(const DevKafkaOptions& opts) {
   std::signal(SIGINT, OnDevSignal);
   std::signal(SIGTERM, OnDevSignal);
   // A plain client of the cluster reads the watermarks, as any consumer would.
-  auto watcher = NewHandle(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},
-                                               {"group.id", "sluice-dev-kafka-watch"},
-                                               {"log_level", "3"}});
+  auto watcher = NewKafkaClient(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},
+                                                    {"group.id", "sluice-dev-kafka-watch"},
+                                                    {"log_level", "3"}});
   std::map<std::pair<std::string, int>, int64_t> low_marks;
   const auto start = std::chrono::steady_clock::now();
   while (!g_dev_stop.load()) {

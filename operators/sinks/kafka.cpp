@@ -15,6 +15,7 @@
 
 #include "engine/json.h"
 #include "operators/builtin.h"
+#include "operators/kafka/client.h"
 #include "operators/transforms/field_check.h"
 
 namespace sluice {
@@ -147,9 +148,7 @@ class KafkaSink : public SinkNode {
   }
 
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr& input) const override {
-    char err[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    std::vector<std::pair<std::string, std::string>> props = {
+    KafkaProperties props = {
         {"bootstrap.servers", node_.String("brokers")},
         {"enable.idempotence", "true"},
         {"acks", "all"},
@@ -157,19 +156,17 @@ class KafkaSink : public SinkNode {
         {"log_level", "3"},
     };
     for (const auto& p : node_.StringMap("properties")) props.push_back(p);
-    for (const auto& [k, v] : props) {
-      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return node_.Error("properties", fmt::format("librdkafka property '{}': {}", k, err));
+    auto client = NewKafkaClient(RD_KAFKA_PRODUCER, props, [](rd_kafka_conf_t* conf) {
+      rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
+    });
+    if (!client.ok()) {
+      if (client.status().code() == StatusCode::kInvalidConfig) {
+        return node_.Error("properties", client.status().message());
       }
+      return Status(client.status().code(),
+                    fmt::format("{}: {}", node_.Prefix(), client.status().message()));
     }
-    rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk) {
-      rd_kafka_conf_destroy(conf);
-      return Status::Unavailable(
-          fmt::format("{}: cannot create a producer: {}", node_.Prefix(), err));
-    }
+    rd_kafka_t* rk = *client;
     rd_kafka_topic_t* topic = rd_kafka_topic_new(rk, node_.String("topic").c_str(), nullptr);
     if (!topic) {
       rd_kafka_destroy(rk);

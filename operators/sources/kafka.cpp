@@ -20,6 +20,7 @@
 #include "engine/formats.h"
 #include "engine/log.h"
 #include "operators/builtin.h"
+#include "operators/kafka/client.h"
 
 namespace sluice {
 namespace {
@@ -117,9 +118,7 @@ class KafkaReader : public SourceReader {
   }
 
   Status Open() {
-    char err[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    std::vector<std::pair<std::string, std::string>> props = {
+    KafkaProperties props = {
         {"bootstrap.servers", cfg_.brokers},
         {"group.id", cfg_.group},
         {"enable.auto.commit", "false"},
@@ -128,19 +127,11 @@ class KafkaReader : public SourceReader {
         {"log_level", "3"},
     };
     for (const auto& p : cfg_.properties) props.push_back(p);
-    for (const auto& [k, v] : props) {
-      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return Status::InvalidConfig(fmt::format("librdkafka property '{}': {}", k, err));
-      }
-    }
-    rd_kafka_conf_set_opaque(conf, this);
-    rd_kafka_conf_set_rebalance_cb(conf, &KafkaReader::OnRebalance);
-    rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!rk_) {
-      rd_kafka_conf_destroy(conf);
-      return Status::Unavailable(fmt::format("cannot create a consumer: {}", err));
-    }
+    SLUICE_ASSIGN_OR_RETURN(rk_,
+                            NewKafkaClient(RD_KAFKA_CONSUMER, props, [this](rd_kafka_conf_t* conf) {
+                              rd_kafka_conf_set_opaque(conf, this);
+                              rd_kafka_conf_set_rebalance_cb(conf, &KafkaReader::OnRebalance);
+                            }));
     rd_kafka_poll_set_consumer(rk_);
     rd_kafka_topic_partition_list_t* subs =
         rd_kafka_topic_partition_list_new(static_cast<int>(cfg_.topics.size()));
