@@ -11,9 +11,20 @@
 
 #include <fmt/format.h>
 
+#include "engine/log.h"
 #include "engine/status.h"
 
 namespace sluice {
+
+// librdkafka's own log lines go through Sluice's logger (so --log-format json stays JSON).
+inline void LogFromKafka(const rd_kafka_t* rk, int level, const char* facility, const char* msg) {
+  // syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug
+  LogLevel l = level <= 3   ? LogLevel::kError
+               : level == 4 ? LogLevel::kWarn
+               : level <= 6 ? LogLevel::kInfo
+                            : LogLevel::kDebug;
+  Log(l, fmt::format("kafka {}: {}", facility, msg), {{"client", rd_kafka_name(rk)}});
+}
 
 using KafkaProperties = std::vector<std::pair<std::string, std::string>>;
 
@@ -29,6 +40,7 @@ inline Result<rd_kafka_t*> NewKafkaClient(
       return Status::InvalidConfig(fmt::format("librdkafka property '{}': {}", k, err));
     }
   }
+  rd_kafka_conf_set_log_cb(conf, LogFromKafka);
   if (configure) configure(conf);
   rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
   if (!rk) {
