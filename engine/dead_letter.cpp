@@ -45,8 +45,8 @@ void FileDeadLetter::Write(DeadLetterRecord r) {
   }
   // Each record reaches the operating system at once: the batch it came from may be
   // acknowledged (and its source offset committed) right after, so it must not wait in a buffer.
-  if (file_ && (std::fwrite(line.data(), 1, line.size(), file_) != line.size() ||
-                std::fflush(file_) != 0)) {
+  if (file_ &&
+      (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)) {
     error_ = Status::IoError(fmt::format("cannot write dead-letter file '{}'", path_));
   }
 }
