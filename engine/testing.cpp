@@ -102,9 +102,10 @@ Result<std::vector<std::string>> InMemoryRun::Rows(const std::string& node) cons
   auto it = seen_.find(i);
   if (it == seen_.end()) return out;
   for (const auto& b : it->second) {
+    const RowJsonEncoder encoder(*b->schema());
     for (size_t r = 0; r < b->num_rows(); ++r) {
       std::string s;
-      AppendRowJson(s, *b, r);
+      encoder.Append(s, *b, r);
       out.push_back(std::move(s));
     }
   }

@@ -16,6 +16,7 @@
 #include "engine/json.h"
 #include "operators/builtin.h"
 #include "operators/kafka/client.h"
+#include "operators/sinks/jsonl_writer.h"
 #include "operators/transforms/field_check.h"
 
 namespace sluice {
@@ -57,10 +58,7 @@ class KafkaSinkRuntime : public SinkRuntime {
   bool prepares() const override { return true; }
   // One JSON object per row, each followed by a newline that separates it from the next.
   Result<std::string> Prepare(const Batch& batch) const override {
-    std::string out;
-    out.reserve(batch.num_rows() * 128);
-    RowJsonEncoder(*batch.schema()).AppendBatch(out, batch);
-    return out;
+    return JsonlWriter::Encode(batch);
   }
 
   Status Write(const Batch& batch, const std::string& values, NodeContext&) override {

@@ -6,7 +6,6 @@
 // prediction is thread-safe and returns thread-local buffers, copied before the next call; the
 // booster is created with nthread=1 so parallelism comes from the graph, not from OpenMP.
 #include <cmath>
-#include <mutex>
 
 #include <fmt/format.h>
 #include <xgboost/c_api.h>
@@ -277,8 +276,6 @@ class Predict : public TransformNode {
     return std::unique_ptr<TransformRuntime>(
         std::make_unique<PredictRuntime>(out_, features_, cfg_.outputs, *booster, info_));
   }
-
-  PredictConfig& config() { return cfg_; }
 
  private:
   const NodeConfig& node_;
