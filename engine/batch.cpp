@@ -82,9 +82,9 @@ int32_t Batch::Partition(size_t row) const {
   return raw_->PartitionOf(raw_index_.empty() ? row : raw_index_[row]);
 }
 
-const std::string& Batch::Origin() const {
+const std::string& Batch::Origin(size_t row) const {
   static const std::string kNone;
-  return raw_ ? raw_->origin : kNone;
+  return raw_ ? raw_->OriginOf(RawIndex(row)) : kNone;
 }
 
 void Batch::SetRaw(std::shared_ptr<const RawRecords> raw, std::vector<uint32_t> raw_index) {

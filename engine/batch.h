@@ -51,8 +51,25 @@ struct RawRecords {
   std::string origin;               // file name or topic
   std::string header;               // CSV: the header line of the file, when it has one
   std::vector<int32_t> partitions;  // Kafka: the partition of each record; empty elsewhere
+  // A source reading several streams (topics) names each record's own: origin_names indexed by
+  // origin_of[i]. Empty when every record comes from `origin`.
+  std::vector<std::string> origin_names;
+  std::vector<uint16_t> origin_of;
+  // Message metadata, kept only when a source is asked for it (Kafka: key and timestamp).
+  std::vector<std::string> keys;     // one per record when kept
+  std::vector<uint8_t> key_present;  // 0 for a message without a key
+  std::vector<int64_t> timestamps;   // microseconds since the epoch; kNoTimestamp when unknown
+
+  // Kafka: the consuming group's identity, serialized, for a sink that commits the offsets
+  // in its own transaction.
+  std::string consumer_group_metadata;
+
+  static constexpr int64_t kNoTimestamp = INT64_MIN;
 
   int32_t PartitionOf(size_t i) const { return partitions.empty() ? -1 : partitions[i]; }
+  const std::string& OriginOf(size_t i) const {
+    return origin_of.empty() ? origin : origin_names[origin_of[i]];
+  }
 
   size_t count() const { return positions.size(); }
   std::string_view Get(size_t i) const {
@@ -98,7 +115,11 @@ class Batch {
   std::string_view RawBytes(size_t row) const;
   int64_t Position(size_t row) const;
   int32_t Partition(size_t row) const;  // -1 when the source has no partitions
-  const std::string& Origin() const;
+  const std::string& Origin(size_t row) const;
+  // The record of raw() that row `row` was decoded from.
+  uint32_t RawIndex(size_t row) const { return raw_index_.empty() ? row : raw_index_[row]; }
+  // Everything the source read for this batch, including records rejected or dropped since.
+  const std::shared_ptr<const RawRecords>& raw() const { return raw_; }
 
   // Delivery metadata, carried unchanged through transforms.
   uint64_t seq = 0;  // per-source sequence number of the batch, from 0

@@ -1,5 +1,5 @@
 // Record formats shared by sources: a line of JSON, the Kafka Connect JsonConverter envelope
-// ({schema, payload}), and CSV. Each decodes raw records into columns of a declared schema,
+// ({schema, payload}), CSV, and `string` (the record's bytes as one text field, kept verbatim). Each decodes raw records into columns of a declared schema,
 // rejecting (with a reason) records that are malformed, miss a required field or have a value of
 // the wrong type. Decoders are immutable and safe to use from several threads.
 #pragma once
@@ -14,7 +14,7 @@
 
 namespace sluice {
 
-enum class Format { kJson, kConnectJson, kCsv };
+enum class Format { kJson, kConnectJson, kCsv, kString };
 std::optional<Format> ParseFormat(std::string_view name);
 const std::vector<std::string>& FormatNames();
 
@@ -25,6 +25,12 @@ struct CsvOptions {
 
 // A decoder for `format` into `schema`.
 std::unique_ptr<Decoder> MakeFormatDecoder(Format format, SchemaPtr schema, CsvOptions csv = {});
+
+// The schema of the `string` format: one non-null string field, `value`.
+SchemaPtr StringFormatSchema();
+// A source's schema: the `string` format's own, or the JSON Schema file at `schema_path` (which
+// every other format needs). Errors are the message only; the caller adds the location.
+Result<SchemaPtr> SourceSchema(Format format, const std::string& schema_path);
 
 // Reads a schema: a JSON Schema file (object with ordered `properties`; `required` decides
 // nullability; "format": "date-time" makes a timestamp).

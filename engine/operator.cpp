@@ -14,7 +14,7 @@ void NodeContext::Reject(const Batch& batch, size_t row, std::string_view reason
   r.node = node_;
   r.reason = std::string(reason);
   r.input = std::string(batch.RawBytes(row));
-  r.origin = batch.Origin();
+  r.origin = batch.Origin(row);
   r.position = batch.Position(row);
   r.partition = batch.Partition(row);
   dead_letter_->Write(std::move(r));
@@ -27,7 +27,7 @@ void NodeContext::RejectRaw(const RawRecords& raw, size_t index, std::string_vie
   r.node = node_;
   r.reason = std::string(reason);
   r.input = std::string(raw.Get(index));
-  r.origin = raw.origin;
+  r.origin = raw.OriginOf(index);
   r.position = raw.positions[index];
   r.partition = raw.PartitionOf(index);
   dead_letter_->Write(std::move(r));

@@ -55,6 +55,9 @@ class SourceReader {
   // Called from any thread, in any order across chunks; a source with positions commits the
   // contiguous acknowledged prefix of each partition.
   virtual void Acknowledge(const RawRecords& /*raw*/) {}
+  // A sink downstream commits this source's positions itself, atomically with its writes
+  // (exactly-once); the source must not commit them too.
+  virtual void SetPositionsCommittedDownstream() {}
 };
 
 class Decoder {
@@ -74,6 +77,8 @@ class SourceNode {
   virtual Result<SchemaPtr> OutputSchema() = 0;
   virtual Result<std::unique_ptr<Decoder>> MakeDecoder() const = 0;
   virtual Result<std::unique_ptr<SourceReader>> OpenReader() const = 0;
+  // Whether a sink may commit this source's positions in its own transaction.
+  virtual bool PositionsCommittableDownstream() const { return false; }
 };
 
 // ---- transforms ----
@@ -111,6 +116,9 @@ class SinkNode {
   // Checks that rows of `input` can be written (columns, types).
   virtual Status CheckInput(const SchemaPtr& input) = 0;
   virtual Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr& input) const = 0;
+  // True when the sink commits the positions of the source it reads from atomically with its
+  // writes (exactly-once). Such a sink must be the only one that source feeds.
+  virtual bool CommitsSourcePositions() const { return false; }
 };
 
 struct OperatorSpec {

@@ -498,6 +498,77 @@ int Plan::SinkPaths(int from) const {
 
 namespace {
 
+std::vector<int> Walk(const Plan& plan, int from, bool down) {
+  std::vector<bool> seen(plan.nodes.size(), false);
+  std::vector<int> stack = {from}, out;
+  seen[from] = true;
+  while (!stack.empty()) {
+    int i = stack.back();
+    stack.pop_back();
+    for (int j : down ? plan.nodes[i].outputs : plan.nodes[i].inputs) {
+      if (seen[j]) continue;
+      seen[j] = true;
+      out.push_back(j);
+      stack.push_back(j);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::vector<int> Plan::Downstream(int from) const { return Walk(*this, from, true); }
+std::vector<int> Plan::Upstream(int from) const { return Walk(*this, from, false); }
+
+bool Plan::PositionsCommittedDownstream(int source) const {
+  for (int j : Downstream(source)) {
+    if (nodes[j].sink && nodes[j].sink->CommitsSourcePositions()) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// A sink that commits its source's positions must be the only sink that source feeds, on one
+// path, and the source must have positions to hand over.
+void CheckPositionCommits(const Plan& plan, Diagnostics& diags) {
+  for (size_t s = 0; s < plan.nodes.size(); ++s) {
+    const PlannedNode& sink = plan.nodes[s];
+    if (!sink.sink || !sink.sink->CommitsSourcePositions()) continue;
+    const NodeConfig& cfg = *sink.cfg;
+    for (int u : plan.Upstream(static_cast<int>(s))) {
+      const PlannedNode& src = plan.nodes[u];
+      if (src.cfg->role != Role::kSource || !src.source) continue;
+      if (!src.source->PositionsCommittableDownstream()) {
+        diags.Error(cfg.mark, cfg.name,
+                    fmt::format("{}: delivery: exactly-once commits the read positions of its "
+                                "source, but {} '{}' has none to hand over (a kafka source has)",
+                                cfg.Prefix(), src.cfg->type, src.cfg->name));
+        continue;
+      }
+      std::vector<std::string> others;
+      for (int d : plan.Downstream(u)) {
+        if (d != static_cast<int>(s) && plan.nodes[d].cfg->role == Role::kSink)
+          others.push_back("'" + plan.nodes[d].cfg->name + "'");
+      }
+      if (!others.empty()) {
+        diags.Error(cfg.mark, cfg.name,
+                    fmt::format("{}: delivery: exactly-once commits the read positions of source "
+                                "'{}' with its writes, so it must be the only sink that source "
+                                "feeds (it also feeds {}); write the other outputs from a "
+                                "pipeline of their own",
+                                cfg.Prefix(), src.cfg->name, fmt::join(others, ", ")));
+      } else if (plan.SinkPaths(u) != 1) {
+        diags.Error(cfg.mark, cfg.name,
+                    fmt::format("{}: delivery: exactly-once needs one path from source '{}' to "
+                                "this sink; it has {}",
+                                cfg.Prefix(), src.cfg->name, plan.SinkPaths(u)));
+      }
+    }
+  }
+}
+
 // Reports each cycle once per node on it: the strongly connected components (Tarjan) of the
 // nodes a topological sort could not place, of size > 1 or with a self-edge. Nodes that merely
 // read from a cycle are not on it.
@@ -683,6 +754,7 @@ std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
                   fmt::format("{}: internal error while planning: {}", cfg.Prefix(), e.what()));
     }
   }
+  CheckPositionCommits(*plan, diags);
   return plan;
 }
 

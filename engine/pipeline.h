@@ -91,6 +91,11 @@ struct Plan {
   // Number of distinct paths from node `from` to any sink: how many acknowledgements a batch
   // emitted by `from` needs.
   int SinkPaths(int from) const;
+  // Nodes reachable downstream of `from` (sinks and transforms), and the sources upstream of it.
+  std::vector<int> Downstream(int from) const;
+  std::vector<int> Upstream(int from) const;
+  // Whether a sink downstream of source `source` commits its positions (exactly-once).
+  bool PositionsCommittedDownstream(int source) const;
 };
 
 // Plans a parsed pipeline. Returns null only when the graph cannot be formed at all; otherwise

@@ -101,6 +101,7 @@ inline FieldIndex IndexFields(const Schema& schema) {
 
 std::unique_ptr<Decoder> MakeJsonDecoder(SchemaPtr schema, bool envelope);
 std::unique_ptr<Decoder> MakeCsvDecoder(SchemaPtr schema, CsvOptions options);
+std::unique_ptr<Decoder> MakeStringDecoder();
 
 // {"schema": ..., "payload": ...}: the payload's bytes, or empty with `problem` set.
 std::string_view FindEnvelopePayload(std::string_view record, std::string* problem);

@@ -99,6 +99,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
       case Role::kSource: {
         SLUICE_ASSIGN_OR_RETURN(r->decoder, pn.source->MakeDecoder());
         SLUICE_ASSIGN_OR_RETURN(r->reader, pn.source->OpenReader());
+        if (plan.PositionsCommittedDownstream(i)) r->reader->SetPositionsCommittedDownstream();
         break;
       }
       case Role::kTransform: {

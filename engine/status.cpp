@@ -10,6 +10,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kTypeError: return "type error";
     case StatusCode::kIoError: return "I/O error";
     case StatusCode::kUnavailable: return "unavailable";
+    case StatusCode::kDataLoss: return "data loss";
     case StatusCode::kInternal: return "internal error";
   }
   return "unknown";

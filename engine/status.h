@@ -16,6 +16,7 @@ enum class StatusCode {
   kTypeError,      // a value or schema has the wrong type
   kIoError,        // reading or writing failed
   kUnavailable,    // a dependency is down; retrying may help
+  kDataLoss,       // input was lost before Sluice could read it (e.g. deleted by a broker)
   kInternal,       // a bug in Sluice
 };
 
@@ -32,6 +33,7 @@ class Status {
   static Status TypeError(std::string m) { return {StatusCode::kTypeError, std::move(m)}; }
   static Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
   static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+  static Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }

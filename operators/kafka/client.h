@@ -4,7 +4,10 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <chrono>
 #include <functional>
+#include <set>
+#include <thread>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +16,7 @@
 
 #include "engine/log.h"
 #include "engine/status.h"
+#include "engine/types.h"
 
 namespace sluice {
 
@@ -48,6 +52,58 @@ inline Result<rd_kafka_t*> NewKafkaClient(
     return Status::Unavailable(fmt::format("cannot create a Kafka client: {}", err));
   }
   return rk;
+}
+
+// Waits until the brokers answer and every topic exists. `timeout_ms` bounds the wait (0: wait
+// and retry forever, saying so every few seconds). librdkafka itself retries connections without
+// end, so without this check a wrong address or topic would look like an idle stream.
+inline Status WaitForTopics(rd_kafka_t* rk, const std::vector<std::string>& topics,
+                            int64_t timeout_ms, const std::string& brokers) {
+  constexpr int kAttemptMs = 2000;
+  constexpr auto kReportEvery = std::chrono::seconds(10);
+  const auto start = std::chrono::steady_clock::now();
+  auto next_report = start + kReportEvery;
+  std::string problem;
+  for (;;) {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &md, kAttemptMs);
+    if (err) {
+      problem = fmt::format("cannot reach the brokers {}: {}", brokers, rd_kafka_err2str(err));
+    } else {
+      std::set<std::string> known;
+      for (int i = 0; i < md->topic_cnt; ++i) {
+        if (!md->topics[i].err) known.insert(md->topics[i].topic);
+      }
+      rd_kafka_metadata_destroy(md);
+      problem.clear();
+      for (const auto& t : topics) {
+        if (known.count(t)) continue;
+        std::vector<std::string> names(known.begin(), known.end());
+        std::string hint;
+        if (auto near = ClosestMatch(t, names)) hint = fmt::format("; did you mean '{}'?", *near);
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        problem = fmt::format("topic '{}' does not exist on {}{} (topics: {})", t, brokers, hint,
+                              list.empty() ? "none" : list);
+        break;
+      }
+      if (problem.empty()) return Status::Ok();
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
+    if (timeout_ms > 0 && waited >= timeout_ms) {
+      return Status::Unavailable(
+          fmt::format("{} (waited {} s; raise connect_timeout_ms, or 0 to wait without end)",
+                      problem, (waited + 500) / 1000));
+    }
+    if (err) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    else std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    if (now >= next_report) {
+      Log(LogLevel::kWarn, fmt::format("{}; still trying", problem));
+      next_report = now + kReportEvery;
+    }
+  }
 }
 
 }  // namespace sluice

@@ -1,28 +1,36 @@
-// kafka: produces each row as a message to a topic. The value is the row as a JSON object; the
-// key, when configured, is a field's value. The producer is idempotent (acks=all), and a batch is
-// acknowledged upstream only when every one of its messages has a successful delivery report:
-// a delivery that fails for good makes the batch fail with a retryable status, so the runner
-// sends it again (at-least-once: a retried batch can repeat messages that did arrive).
+// kafka: produces each row as a message to a topic. The value is the row as a JSON object, or a
+// shape built from its fields and constants (`value`); the key, when configured, is a field's
+// value; headers come from fields or constants. The producer is idempotent (acks=all), and a
+// batch is acknowledged upstream only when every one of its messages has a successful delivery
+// report: a delivery that fails for good makes the batch fail with a retryable status, so the
+// runner sends it again (at-least-once: a retried batch can repeat messages that did arrive).
 //
-// Threading: Prepare (JSON encoding) runs on several batches at once; Write is serial.
+// With `delivery: exactly-once` each batch is one Kafka transaction that also commits the
+// source's consumed offsets (Kafka → Kafka, KIP-98/KIP-447): the rows and the positions become
+// visible together or not at all, and a failed transaction is aborted and the batch sent again.
+//
+// Threading: Prepare (encoding keys and values) runs on several batches at once; Write is serial.
 #include <librdkafka/rdkafka.h>
 
 #include <atomic>
 #include <chrono>
-#include <thread>
+#include <cstring>
+#include <map>
 
 #include <fmt/format.h>
 
 #include "engine/json.h"
 #include "operators/builtin.h"
 #include "operators/kafka/client.h"
-#include "operators/sinks/jsonl_writer.h"
+#include "operators/sinks/value_template.h"
 #include "operators/transforms/field_check.h"
 
 namespace sluice {
 namespace {
 
 constexpr int kFlushSliceMs = 100;
+constexpr int kTxnTimeoutMs = 60000;
+constexpr uint32_t kAbsent = 0xFFFFFFFF;  // a null key or value in the prepared encoding
 
 // Counts the delivery reports of one batch; the producer's callback fills it in.
 struct BatchDelivery {
@@ -45,10 +53,59 @@ void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
   d->pending.fetch_sub(1);
 }
 
+// A header's value: a field's text, or a constant.
+struct HeaderSpec {
+  std::string name;
+  int column = -1;
+  std::string constant;
+};
+
+struct SinkShape {
+  int key_column = -1;
+  std::optional<ValueTemplate> value;  // none: the row as JSON
+  std::vector<HeaderSpec> headers;
+};
+
+// The text of a cell as a key or header: a string as is, a timestamp in ISO 8601, a number or a
+// bool as JSON writes it.
+void AppendText(std::string& out, const Column& c, size_t row) {
+  if (c.type == TypeId::kString) out.append(c.strings[row]);
+  else if (c.type == TypeId::kTimestamp) out.append(FormatTimestamp(c.ints[row]));
+  else AppendJsonCell(out, c, row);
+}
+
+void PutLength(std::string& out, uint32_t n) { out.append(reinterpret_cast<const char*>(&n), 4); }
+
+// Reads the prepared encoding back: per row a key then a value, each a length (kAbsent for
+// none) and that many bytes.
+class PreparedReader {
+ public:
+  explicit PreparedReader(const std::string& s) : s_(s) {}
+  // False for an absent key or value.
+  bool Next(std::string_view& out) {
+    uint32_t n;
+    std::memcpy(&n, s_.data() + pos_, 4);
+    pos_ += 4;
+    if (n == kAbsent) return false;
+    out = std::string_view(s_.data() + pos_, n);
+    pos_ += n;
+    return true;
+  }
+
+ private:
+  const std::string& s_;
+  size_t pos_ = 0;
+};
+
 class KafkaSinkRuntime : public SinkRuntime {
  public:
-  KafkaSinkRuntime(rd_kafka_t* rk, rd_kafka_topic_t* topic, int key_column, std::string name)
-      : rk_(rk), topic_(topic), key_column_(key_column), name_(std::move(name)) {}
+  KafkaSinkRuntime(rd_kafka_t* rk, rd_kafka_topic_t* topic, SinkShape shape, std::string name,
+                   bool transactional)
+      : rk_(rk),
+        topic_(topic),
+        shape_(std::move(shape)),
+        name_(std::move(name)),
+        transactional_(transactional) {}
   ~KafkaSinkRuntime() override {
     rd_kafka_flush(rk_, 10000);
     rd_kafka_topic_destroy(topic_);
@@ -56,48 +113,69 @@ class KafkaSinkRuntime : public SinkRuntime {
   }
 
   bool prepares() const override { return true; }
-  // One JSON object per row, each followed by a newline that separates it from the next.
   Result<std::string> Prepare(const Batch& batch) const override {
-    return JsonlWriter::Encode(batch);
+    std::string out;
+    out.reserve(batch.num_rows() * 128);
+    std::optional<RowJsonEncoder> rows;
+    if (!shape_.value) rows.emplace(*batch.schema());
+    std::string cell;
+    for (size_t r = 0; r < batch.num_rows(); ++r) {
+      if (shape_.key_column >= 0 && !batch.column(shape_.key_column).IsNull(r)) {
+        cell.clear();
+        AppendText(cell, batch.column(shape_.key_column), r);
+        PutLength(out, static_cast<uint32_t>(cell.size()));
+        out.append(cell);
+      } else {
+        PutLength(out, kAbsent);
+      }
+      const size_t at = out.size();
+      PutLength(out, 0);
+      bool present = true;
+      if (rows) rows->Append(out, batch, r);
+      else present = shape_.value->Render(batch, r, out);
+      uint32_t n = present ? static_cast<uint32_t>(out.size() - at - 4) : kAbsent;
+      std::memcpy(out.data() + at, &n, 4);
+    }
+    return out;
   }
 
-  Status Write(const Batch& batch, const std::string& values, NodeContext&) override {
+  Status Write(const Batch& batch, const std::string& prepared, NodeContext&) override {
+    if (!transactional_) return Produce(batch, prepared);
+    return WriteTransaction(batch, prepared);
+  }
+
+  Status Flush() override {
+    rd_kafka_resp_err_t err = rd_kafka_flush(rk_, 30000);
+    if (err) return Status::Unavailable(fmt::format("flushing: {}", rd_kafka_err2str(err)));
+    return Status::Ok();
+  }
+
+ private:
+  // Produces the batch's messages and waits for their delivery reports.
+  Status Produce(const Batch& batch, const std::string& prepared) {
     if (batch.num_rows() == 0) return Status::Ok();
     BatchDelivery delivery;
     delivery.pending = static_cast<int64_t>(batch.num_rows());
-    size_t pos = 0;
-    std::string key;
+    PreparedReader in(prepared);
+    std::string header_value;
     for (size_t r = 0; r < batch.num_rows(); ++r) {
-      size_t nl = values.find('\n', pos);
-      std::string_view value(values.data() + pos, nl - pos);
-      pos = nl + 1;
-      const void* key_ptr = nullptr;
-      size_t key_len = 0;
-      if (key_column_ >= 0 && !batch.column(key_column_).IsNull(r)) {
-        key.clear();
-        const Column& c = batch.column(key_column_);
-        // The key is the value's text: a string as is, a timestamp in ISO 8601, a number or a
-        // bool as JSON writes it.
-        if (c.type == TypeId::kString) {
-          key = c.strings[r];
-        } else if (c.type == TypeId::kTimestamp) {
-          key = FormatTimestamp(c.ints[r]);
-        } else {
-          AppendJsonCell(key, c, r);
-        }
-        key_ptr = key.data();
-        key_len = key.size();
-      }
+      std::string_view key, value;
+      const bool has_key = in.Next(key);
+      const bool has_value = in.Next(value);
+      rd_kafka_headers_t* headers = MakeHeaders(batch, r, header_value);
       for (;;) {
-        int rc = rd_kafka_produce(topic_, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-                                  const_cast<char*>(value.data()), value.size(), key_ptr, key_len,
-                                  &delivery);
-        if (rc == 0) break;
-        rd_kafka_resp_err_t err = rd_kafka_last_error();
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            rk_, RD_KAFKA_V_RKT(topic_), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(has_value ? const_cast<char*>(value.data()) : nullptr,
+                             has_value ? value.size() : 0),
+            RD_KAFKA_V_KEY(has_key ? key.data() : nullptr, has_key ? key.size() : 0),
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(&delivery), RD_KAFKA_V_END);
+        if (!err) break;  // the message owns the headers now
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
           rd_kafka_poll(rk_, kFlushSliceMs);  // let deliveries drain the local queue
           continue;
         }
+        if (headers) rd_kafka_headers_destroy(headers);
         // Messages of this batch already queued still report to `delivery`: wait for them.
         delivery.pending.fetch_sub(static_cast<int64_t>(batch.num_rows() - r));
         WaitForDeliveries(delivery);
@@ -115,13 +193,90 @@ class KafkaSinkRuntime : public SinkRuntime {
     return Status::Ok();
   }
 
-  Status Flush() override {
-    rd_kafka_resp_err_t err = rd_kafka_flush(rk_, 30000);
-    if (err) return Status::Unavailable(fmt::format("flushing: {}", rd_kafka_err2str(err)));
+  rd_kafka_headers_t* MakeHeaders(const Batch& batch, size_t row, std::string& scratch) const {
+    if (shape_.headers.empty()) return nullptr;
+    rd_kafka_headers_t* h = rd_kafka_headers_new(shape_.headers.size());
+    for (const auto& spec : shape_.headers) {
+      if (spec.column < 0) {
+        rd_kafka_header_add(h, spec.name.data(), static_cast<ssize_t>(spec.name.size()),
+                            spec.constant.data(), static_cast<ssize_t>(spec.constant.size()));
+        continue;
+      }
+      const Column& c = batch.column(spec.column);
+      if (c.IsNull(row)) {
+        rd_kafka_header_add(h, spec.name.data(), static_cast<ssize_t>(spec.name.size()), nullptr,
+                            0);
+        continue;
+      }
+      scratch.clear();
+      AppendText(scratch, c, row);
+      rd_kafka_header_add(h, spec.name.data(), static_cast<ssize_t>(spec.name.size()),
+                          scratch.data(), static_cast<ssize_t>(scratch.size()));
+    }
+    return h;
+  }
+
+  // One transaction: the batch's messages and the source offsets it covers.
+  Status WriteTransaction(const Batch& batch, const std::string& prepared) {
+    const RawRecords* raw = batch.raw().get();
+    if (!raw || raw->consumer_group_metadata.empty()) {
+      // A batch that read nothing (an idle poll) has no positions to commit.
+      if (batch.num_rows() == 0) return Status::Ok();
+      return Status::Internal(
+          fmt::format("sink '{}': a batch without consumer positions reached a transactional "
+                      "sink",
+                      name_));
+    }
+    SLUICE_RETURN_IF_ERROR(Check(rd_kafka_begin_transaction(rk_), "beginning a transaction"));
+    Status st = Produce(batch, prepared);
+    if (!st.ok()) return Abort(st);
+    // The positions after the last record of each partition this batch covers.
+    std::map<std::pair<std::string, int32_t>, int64_t> next;
+    for (size_t i = 0; i < raw->count(); ++i) {
+      int64_t& n = next[{raw->OriginOf(i), raw->PartitionOf(i)}];
+      n = std::max(n, raw->positions[i] + 1);
+    }
+    rd_kafka_topic_partition_list_t* offsets =
+        rd_kafka_topic_partition_list_new(static_cast<int>(next.size()));
+    for (const auto& [k, offset] : next) {
+      rd_kafka_topic_partition_list_add(offsets, k.first.c_str(), k.second)->offset = offset;
+    }
+    rd_kafka_consumer_group_metadata_t* group = nullptr;
+    rd_kafka_error_t* err = rd_kafka_consumer_group_metadata_read(
+        &group, raw->consumer_group_metadata.data(), raw->consumer_group_metadata.size());
+    if (!err) {
+      err = rd_kafka_send_offsets_to_transaction(rk_, offsets, group, kTxnTimeoutMs);
+      rd_kafka_consumer_group_metadata_destroy(group);
+    }
+    rd_kafka_topic_partition_list_destroy(offsets);
+    st = Check(err, "adding the source offsets to the transaction");
+    if (!st.ok()) return Abort(st);
+    st = Check(rd_kafka_commit_transaction(rk_, kTxnTimeoutMs), "committing the transaction");
+    if (!st.ok()) return Abort(st);
     return Status::Ok();
   }
 
- private:
+  // Turns a transactional API error into a status: a fatal one (this producer was fenced by a
+  // newer instance with the same transactional id) stops the pipeline; any other is retried.
+  Status Check(rd_kafka_error_t* err, const char* what) {
+    if (!err) return Status::Ok();
+    std::string message = fmt::format("sink '{}': {}: {}", name_, what, rd_kafka_error_string(err));
+    const bool fatal = rd_kafka_error_is_fatal(err);
+    rd_kafka_error_destroy(err);
+    if (fatal) return Status::Internal(message + " (fatal: the producer cannot go on)");
+    return Status::Unavailable(message);
+  }
+
+  Status Abort(Status why) {
+    if (why.code() != StatusCode::kUnavailable) return why;
+    rd_kafka_error_t* err = rd_kafka_abort_transaction(rk_, kTxnTimeoutMs);
+    if (err) {
+      Status st = Check(err, "aborting the transaction");
+      if (st.code() != StatusCode::kUnavailable) return st;
+    }
+    return why;  // retried from the start: a new transaction
+  }
+
   // Delivery reports arrive through poll; librdkafka's own retries and timeouts bound the wait
   // (message.timeout.ms), after which a failed report arrives.
   void WaitForDeliveries(const BatchDelivery& delivery) {
@@ -130,22 +285,46 @@ class KafkaSinkRuntime : public SinkRuntime {
 
   rd_kafka_t* rk_;
   rd_kafka_topic_t* topic_;
-  int key_column_;
+  SinkShape shape_;
   std::string name_;
+  bool transactional_;
 };
 
 class KafkaSink : public SinkNode {
  public:
   explicit KafkaSink(const NodeConfig& node) : node_(node) {}
 
+  bool CommitsSourcePositions() const override { return exactly_once(); }
+
   Status CheckInput(const SchemaPtr& input) override {
+    shape_ = SinkShape();
     if (node_.Has("key")) {
       SLUICE_RETURN_IF_ERROR(CheckFieldsExist(node_, "key", {node_.String("key")}, *input));
+      shape_.key_column = input->IndexOf(node_.String("key"));
+    }
+    if (node_.Has("value")) {
+      SLUICE_ASSIGN_OR_RETURN(auto t, ValueTemplate::Parse(node_, node_.Raw("value"), *input));
+      shape_.value = std::move(t);
+    }
+    for (const auto& [name, text] : node_.StringMap("headers")) {
+      HeaderSpec h{name, -1, text};
+      if (text.size() >= 1 && text[0] == '.') {
+        h.column = input->IndexOf(text.substr(1));
+        if (h.column < 0) {
+          return node_.Error("headers", fmt::format("header '{}': {}", name,
+                                                    NotAFieldMessage(node_, text.substr(1),
+                                                                     *input)));
+        }
+      } else if (text.rfind("\\.", 0) == 0) {
+        h.constant = text.substr(1);
+      }
+      shape_.headers.push_back(std::move(h));
     }
     return Status::Ok();
   }
 
-  Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr& input) const override {
+  Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
+    const std::string topic_name = node_.String("topic");
     KafkaProperties props = {
         {"bootstrap.servers", node_.String("brokers")},
         {"enable.idempotence", "true"},
@@ -153,6 +332,13 @@ class KafkaSink : public SinkNode {
         {"linger.ms", "5"},
         {"log_level", "3"},
     };
+    if (exactly_once()) {
+      std::string id = node_.Has("transactional_id")
+                           ? node_.String("transactional_id")
+                           : fmt::format("sluice.{}.{}", topic_name, node_.name);
+      props.push_back({"transactional.id", id});
+      props.push_back({"transaction.timeout.ms", std::to_string(kTxnTimeoutMs)});
+    }
     for (const auto& p : node_.StringMap("properties")) props.push_back(p);
     auto client = NewKafkaClient(RD_KAFKA_PRODUCER, props, [](rd_kafka_conf_t* conf) {
       rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
@@ -165,19 +351,33 @@ class KafkaSink : public SinkNode {
                     fmt::format("{}: {}", node_.Prefix(), client.status().message()));
     }
     rd_kafka_t* rk = *client;
-    rd_kafka_topic_t* topic = rd_kafka_topic_new(rk, node_.String("topic").c_str(), nullptr);
-    if (!topic) {
+    auto fail = [&](Status st) -> Status {
       rd_kafka_destroy(rk);
-      return Status::InvalidConfig(
-          fmt::format("{}: cannot use topic '{}'", node_.Prefix(), node_.String("topic")));
+      return Status(st.code(), fmt::format("{}: {}", node_.Prefix(), st.message()));
+    };
+    Status st = WaitForTopics(rk, {topic_name}, node_.Int("connect_timeout_ms"),
+                              node_.String("brokers"));
+    if (!st.ok()) return fail(st);
+    if (exactly_once()) {
+      rd_kafka_error_t* err = rd_kafka_init_transactions(rk, kTxnTimeoutMs);
+      if (err) {
+        Status e = Status::Unavailable(
+            fmt::format("initialising transactions: {}", rd_kafka_error_string(err)));
+        rd_kafka_error_destroy(err);
+        return fail(e);
+      }
     }
-    int key_column = node_.Has("key") ? input->IndexOf(node_.String("key")) : -1;
+    rd_kafka_topic_t* topic = rd_kafka_topic_new(rk, topic_name.c_str(), nullptr);
+    if (!topic) return fail(Status::InvalidConfig(fmt::format("cannot use topic '{}'", topic_name)));
     return std::unique_ptr<SinkRuntime>(
-        std::make_unique<KafkaSinkRuntime>(rk, topic, key_column, node_.name));
+        std::make_unique<KafkaSinkRuntime>(rk, topic, shape_, node_.name, exactly_once()));
   }
 
  private:
+  bool exactly_once() const { return node_.String("delivery") == "exactly-once"; }
+
   const NodeConfig& node_;
+  SinkShape shape_;
 };
 
 }  // namespace
@@ -186,16 +386,43 @@ void RegisterKafkaSink(Registry& registry) {
   OperatorSpec spec;
   spec.name = "kafka";
   spec.role = Role::kSink;
-  spec.summary = "Produces each row as a JSON message to a Kafka topic.";
+  spec.summary = "Produces each row as a message to a Kafka topic.";
   spec.description =
-      "The producer is idempotent (acks=all); a batch is acknowledged only when every message "
-      "has a successful delivery report, and a batch whose delivery fails is sent again "
-      "(at-least-once). `key` names the field whose value becomes the message key. "
-      "`properties` passes librdkafka settings through (SASL/SSL); put secrets in `${VAR}`.";
+      "The value is the row as a JSON object, or the shape in `value`: YAML where a string "
+      "`.name` is the row's field and anything else a constant, e.g. `{model: ride, "
+      "prediction: {ride_id: .ride_id}}`; `value: .payload` sends a string field's text as it "
+      "is (replaying messages verbatim) and a null field as a message without a value. `key` "
+      "names the field whose value becomes the message key; `headers` maps header names to "
+      "`.field` or constant text. The producer is idempotent (acks=all); a batch is "
+      "acknowledged only when every message has a successful delivery report, and a batch "
+      "whose delivery fails is sent again (at-least-once). `delivery: exactly-once` (kafka "
+      "source → kafka sink) makes each batch one transaction that also commits the consumed "
+      "offsets; this sink must then be the only one the source feeds, and consumers of the "
+      "topic should read with isolation.level=read_committed. `properties` passes librdkafka "
+      "settings through (SASL/SSL); put secrets in `${VAR}`.";
   spec.fields = {
       {"brokers", ConfigType::kString, true, "", "bootstrap servers, host:port[,host:port]", {}},
       {"topic", ConfigType::kString, true, "", "topic to produce to", {}},
       {"key", ConfigType::kString, false, "", "field whose value is the message key", {}},
+      {"value", ConfigType::kAny, false, "",
+       "message value: a shape of `.field`s and constants; default the row as JSON", {}},
+      {"headers", ConfigType::kStringMap, false, "",
+       "message headers: {name: .field or constant text}", {}},
+      {"delivery",
+       ConfigType::kString,
+       false,
+       "at-least-once",
+       "at-least-once, or exactly-once (transactions; kafka source only)",
+       {"at-least-once", "exactly-once"}},
+      {"transactional_id", ConfigType::kString, false, "",
+       "transactional id for exactly-once (default sluice.<topic>.<node>); unique per process",
+       {}},
+      {"connect_timeout_ms",
+       ConfigType::kInt,
+       false,
+       "30000",
+       "how long to wait at start for the brokers and topic; 0 waits forever",
+       {}},
       {"properties",
        ConfigType::kStringMap,
        false,
@@ -205,8 +432,8 @@ void RegisterKafkaSink(Registry& registry) {
   };
   spec.example =
       "{type: kafka, inputs: [classify], brokers: \"${KAFKA_BROKERS:-127.0.0.1:9092}\", topic: "
-      "iris-predictions, "
-      "key: timestamp}";
+      "iris-predictions, key: timestamp, value: {model: iris, prediction: {iris_class: "
+      ".iris_class}}, headers: {producer: sluice}}";
   spec.make_sink = [](const NodeConfig& node) -> Result<std::unique_ptr<SinkNode>> {
     return std::unique_ptr<SinkNode>(std::make_unique<KafkaSink>(node));
   };

@@ -148,7 +148,7 @@ class FileSource : public SourceNode {
   FileSource(const NodeConfig& node, FileSourceConfig cfg) : node_(node), cfg_(std::move(cfg)) {}
 
   Result<SchemaPtr> OutputSchema() override {
-    auto schema = LoadJsonSchemaFile(cfg_.schema_path);
+    auto schema = SourceSchema(cfg_.format, cfg_.schema_path);
     if (!schema.ok()) return node_.Error("schema", schema.status().message());
     schema_ = *schema;
     return schema_;
@@ -178,7 +178,7 @@ Result<std::unique_ptr<SourceNode>> MakeFileSource(const NodeConfig& node) {
   FileSourceConfig cfg;
   cfg.path = node.Path("path");
   cfg.format = *ParseFormat(node.String("format"));
-  cfg.schema_path = node.Path("schema");
+  if (node.Has("schema")) cfg.schema_path = node.Path("schema");
   cfg.repeat = node.Int("repeat");
   if (cfg.repeat < 1) return node.Error("repeat", "'repeat' must be at least 1");
   std::string delim = node.String("csv_delimiter");
@@ -194,9 +194,10 @@ void RegisterFileSource(Registry& registry) {
   OperatorSpec spec;
   spec.name = "file";
   spec.role = Role::kSource;
-  spec.summary = "Reads records from a file: JSON lines, Kafka Connect envelopes or CSV.";
+  spec.summary = "Reads records from a file: JSON lines, Kafka Connect envelopes, CSV or text.";
   spec.description =
-      "Each line is one record, decoded into the fields of `schema` (a JSON Schema file). "
+      "Each line is one record, decoded into the fields of `schema` (a JSON Schema file); "
+      "with `format: string` each line is kept as it is in one field, `value` (no schema). "
       "Records that are not valid in the format, miss a required field or hold a value of the "
       "wrong type go to the dead-letter output with the line number. `repeat` replays the "
       "file, for demos and load tests.";
@@ -205,9 +206,14 @@ void RegisterFileSource(Registry& registry) {
       {"path", ConfigType::kPath, true, "", "file to read; \"-\" for standard input", {}},
       {"format", ConfigType::kString, false, "json",
        "record format: json (one object per line), connect-json (Kafka Connect "
-       "JsonConverter envelope {schema, payload}) or csv",
+       "JsonConverter envelope {schema, payload}), csv, or string (the line as it is)",
        FormatNames()},
-      {"schema", ConfigType::kPath, true, "", "JSON Schema file describing the records", {}},
+      {"schema",
+       ConfigType::kPath,
+       false,
+       "",
+       "JSON Schema file describing the records (every format but string)",
+       {}},
       {"repeat", ConfigType::kInt, false, "1", "times to read the file, start to end", {}},
       {"csv_delimiter", ConfigType::kString, false, ",", "field separator for csv", {}},
       {"csv_header",

@@ -1,110 +1,65 @@
-// kafka: consumes one or more topics in a consumer group and decodes each message's value (json
-// or connect-json) into the declared schema. Offsets are never committed automatically: a
+// kafka: consumes one or more topics in a consumer group and decodes each message's value (json,
+// connect-json or string) into the declared schema, with the message's key, timestamp, topic,
+// partition and offset as extra fields when asked. Offsets are never committed automatically: a
 // chunk's offsets count as done once every sink downstream has acknowledged it, and the source
 // commits, per partition, the end of the contiguous done prefix. When partitions are revoked, the
 // chunks read from them are waited for (up to a bound) and their offsets committed before the
-// partitions are released.
+// partitions are released. A committed position the broker no longer holds (it deleted the
+// messages before they were read) is reported with the count of lost offsets and handled as
+// `lost_offsets` says, never reset silently.
 //
-// Threading: Read runs on one thread (it polls the consumer and serves its rebalance callbacks);
-// Acknowledge is called from sink threads and only updates the offset tracker.
+// Threading: Read runs on one thread (it polls the consumer, with a wait bounded by max_wait_ms,
+// and serves its rebalance callbacks); Acknowledge is called from sink threads and only updates
+// the offset tracker.
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include <fmt/format.h>
+#include <simdjson.h>
 
 #include "engine/formats.h"
 #include "engine/log.h"
 #include "operators/builtin.h"
 #include "operators/kafka/client.h"
+#include "operators/kafka/offset_tracker.h"
 
 namespace sluice {
 namespace {
+
+// Message metadata a source can add to its records, and the type of each.
+struct MetadataKind {
+  const char* name;
+  TypeId type;
+  bool nullable;
+};
+constexpr MetadataKind kMetadata[] = {
+    {"key", TypeId::kString, true},      {"timestamp", TypeId::kTimestamp, true},
+    {"topic", TypeId::kString, false},   {"partition", TypeId::kInt64, false},
+    {"offset", TypeId::kInt64, false},
+};
+enum MetadataIndex { kKey, kTimestamp, kTopic, kPartition, kOffset, kMetadataCount };
 
 struct KafkaSourceConfig {
   std::string brokers;              ///< bootstrap servers
   std::vector<std::string> topics;  ///< topics to consume
   std::string group;                ///< consumer group id
   std::string start = "earliest";   ///< where a group without committed offsets starts
-  Format format = Format::kJson;    ///< json or connect-json
+  Format format = Format::kJson;    ///< json, connect-json or string
   std::string schema_path;          ///< JSON Schema of the records
   int64_t max_wait_ms = 100;        ///< longest wait to fill a batch
+  bool continue_on_lost = false;    ///< lost_offsets: continue (else fail)
+  int64_t connect_timeout_ms = 30000;  ///< wait for brokers and topics at start; 0: forever
+  std::string metadata_fields[kMetadataCount];  ///< field name per metadata kind; empty: not kept
   std::vector<std::pair<std::string, std::string>> properties;  ///< librdkafka settings
+
+  bool Wants(MetadataIndex m) const { return !metadata_fields[m].empty(); }
 };
 
 constexpr auto kRevokeWait = std::chrono::seconds(10);
-
-// Offsets read and acknowledged, per topic-partition.
-class OffsetTracker {
- public:
-  using Key = std::pair<std::string, int32_t>;
-
-  // A chunk read offsets [first, last] of the partition.
-  void Read(const Key& k, int64_t first, int64_t last) {
-    std::lock_guard<std::mutex> lock(mu_);
-    parts_[k].ranges[first] = {last, false};
-  }
-  void Done(const Key& k, int64_t first) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto p = parts_.find(k);
-    if (p == parts_.end()) return;  // revoked meanwhile: no longer ours to commit
-    auto r = p->second.ranges.find(first);
-    if (r == p->second.ranges.end()) return;
-    r->second.done = true;
-    // The contiguous done prefix advances the commit position.
-    auto& ranges = p->second.ranges;
-    while (!ranges.empty() && ranges.begin()->second.done) {
-      p->second.commit = ranges.begin()->second.last + 1;
-      ranges.erase(ranges.begin());
-    }
-    cv_.notify_all();
-  }
-  // Positions to commit that have not been committed yet.
-  std::vector<std::pair<Key, int64_t>> TakeCommits() {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::pair<Key, int64_t>> out;
-    for (auto& [k, p] : parts_) {
-      if (p.commit > p.committed) {
-        out.emplace_back(k, p.commit);
-        p.committed = p.commit;
-      }
-    }
-    return out;
-  }
-  // Waits until the partitions have nothing in flight, up to `limit`; true when drained.
-  bool WaitDrained(const std::vector<Key>& keys, std::chrono::steady_clock::duration limit) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, limit, [&] {
-      for (const auto& k : keys) {
-        auto p = parts_.find(k);
-        if (p != parts_.end() && !p->second.ranges.empty()) return false;
-      }
-      return true;
-    });
-  }
-  void Forget(const Key& k) {
-    std::lock_guard<std::mutex> lock(mu_);
-    parts_.erase(k);
-  }
-
- private:
-  struct Range {
-    int64_t last;
-    bool done;
-  };
-  struct Partition {
-    std::map<int64_t, Range> ranges;  // by first offset; reads are in offset order
-    int64_t commit = -1;              // next offset to consume, once committed
-    int64_t committed = -1;
-  };
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<Key, Partition> parts_;
-};
+constexpr int kBrokerQueryMs = 10000;
 
 class KafkaReader : public SourceReader {
  public:
@@ -123,7 +78,9 @@ class KafkaReader : public SourceReader {
         {"group.id", cfg_.group},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
-        {"auto.offset.reset", cfg_.start == "latest" ? "latest" : "earliest"},
+        // Where to start is decided on assignment (see Assign); a position that falls out of
+        // range while consuming comes back as an error instead of a silent reset.
+        {"auto.offset.reset", "error"},
         {"log_level", "3"},
     };
     for (const auto& p : cfg_.properties) props.push_back(p);
@@ -133,6 +90,7 @@ class KafkaReader : public SourceReader {
                               rd_kafka_conf_set_rebalance_cb(conf, &KafkaReader::OnRebalance);
                             }));
     rd_kafka_poll_set_consumer(rk_);
+    SLUICE_RETURN_IF_ERROR(WaitForTopics(rk_, cfg_.topics, cfg_.connect_timeout_ms, cfg_.brokers));
     rd_kafka_topic_partition_list_t* subs =
         rd_kafka_topic_partition_list_new(static_cast<int>(cfg_.topics.size()));
     for (const auto& t : cfg_.topics)
@@ -143,7 +101,10 @@ class KafkaReader : public SourceReader {
     return Status::Ok();
   }
 
+  void SetPositionsCommittedDownstream() override { commit_ = false; }
+
   Result<std::shared_ptr<RawRecords>> Read(size_t max_records) override {
+    if (!fatal_.ok()) return fatal_;
     Commit(/*sync=*/false);
     auto out = std::make_shared<RawRecords>();
     out->origin = cfg_.topics.size() == 1 ? cfg_.topics[0] : "kafka";
@@ -158,28 +119,30 @@ class KafkaReader : public SourceReader {
                       .count();
       if (left <= 0) break;
       rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(left));
+      if (!fatal_.ok()) {
+        if (m) rd_kafka_message_destroy(m);
+        break;  // a rebalance callback found lost offsets; the chunk so far is still delivered
+      }
       if (!m) continue;
       if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-          // Transient broker errors are retried by librdkafka; say what happened.
-          Log(LogLevel::kWarn, fmt::format("source '{}': {}", node_, rd_kafka_message_errstr(m)));
-        }
+        OnConsumeError(m);
         rd_kafka_message_destroy(m);
+        if (!fatal_.ok()) break;
         continue;
       }
-      std::string topic = rd_kafka_topic_name(m->rkt);
-      out->Add(std::string_view(static_cast<const char*>(m->payload), m->len), m->offset);
-      out->partitions.push_back(m->partition);
-      auto [it, fresh] = spans.try_emplace({topic, m->partition}, m->offset, m->offset);
+      AddMessage(*out, m);
+      auto [it, fresh] =
+          spans.try_emplace({rd_kafka_topic_name(m->rkt), m->partition}, m->offset, m->offset);
       if (!fresh) it->second.second = m->offset;
       rd_kafka_message_destroy(m);
     }
     if (out->count() == 0) {
+      if (!fatal_.ok()) return fatal_;
       // An idle stream is not the end of input: an empty chunk keeps the graph asking.
       return out;
     }
+    out->consumer_group_metadata = group_metadata_;
     for (const auto& [k, span] : spans) tracker_.Read(k, span.first, span.second);
-    out->data.reserve(out->data.size() + 64);
     {
       std::lock_guard<std::mutex> lock(chunks_mu_);
       chunks_[out.get()] = std::move(spans);
@@ -200,9 +163,127 @@ class KafkaReader : public SourceReader {
   }
 
  private:
+  void AddMessage(RawRecords& out, const rd_kafka_message_t* m) {
+    out.Add(std::string_view(static_cast<const char*>(m->payload), m->len), m->offset);
+    out.partitions.push_back(m->partition);
+    if (cfg_.topics.size() > 1) {
+      std::string_view topic = rd_kafka_topic_name(m->rkt);
+      size_t idx = 0;
+      while (idx < out.origin_names.size() && out.origin_names[idx] != topic) ++idx;
+      if (idx == out.origin_names.size()) out.origin_names.emplace_back(topic);
+      out.origin_of.push_back(static_cast<uint16_t>(idx));
+    }
+    if (cfg_.Wants(kKey)) {
+      out.key_present.push_back(m->key != nullptr);
+      out.keys.emplace_back(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
+    }
+    if (cfg_.Wants(kTimestamp)) {
+      rd_kafka_timestamp_type_t type;
+      int64_t ms = rd_kafka_message_timestamp(m, &type);
+      out.timestamps.push_back(ms < 0 ? RawRecords::kNoTimestamp : ms * 1000);
+    }
+  }
+
+  void OnConsumeError(const rd_kafka_message_t* m) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && m->rkt) {
+      // The fetch position fell out of the partition's range while consuming: the broker
+      // deleted messages that had not been read yet.
+      const std::string topic = rd_kafka_topic_name(m->rkt);
+      int64_t low = 0, high = 0;
+      rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk_, topic.c_str(), m->partition,
+                                                               &low, &high, kBrokerQueryMs);
+      int64_t from = m->offset >= 0 ? m->offset : -1;
+      if (e) {
+        fatal_ = Status::Unavailable(fmt::format(
+            "partition {}[{}]: the read position is out of range ({}) and the broker's range "
+            "cannot be read: {}",
+            topic, m->partition, rd_kafka_message_errstr(m), rd_kafka_err2str(e)));
+        return;
+      }
+      int64_t resume = OutOfRange(topic, m->partition, from, low, high);
+      if (resume < 0) return;  // fatal_ is set
+      rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(list, topic.c_str(), m->partition)->offset = resume;
+      rd_kafka_error_t* err = rd_kafka_seek_partitions(rk_, list, kBrokerQueryMs);
+      rd_kafka_topic_partition_list_destroy(list);
+      if (err) {
+        fatal_ = Status::Unavailable(fmt::format("partition {}[{}]: cannot seek to {}: {}", topic,
+                                                 m->partition, resume,
+                                                 rd_kafka_error_string(err)));
+        rd_kafka_error_destroy(err);
+      }
+      return;
+    }
+    // Transient broker errors are retried by librdkafka; say what happened.
+    Log(LogLevel::kWarn, fmt::format("source '{}': {}", node_, rd_kafka_message_errstr(m)));
+  }
+
+  // A position outside [low, high]: reports it loudly and returns where to resume (the earliest
+  // available offset) under `lost_offsets: continue`, or sets fatal_ and returns -1.
+  int64_t OutOfRange(const std::string& topic, int32_t partition, int64_t position, int64_t low,
+                     int64_t high) {
+    std::string what;
+    if (position >= 0 && position < low) {
+      what = fmt::format(
+          "partition {}[{}]: the position to read, offset {}, is below the broker's low "
+          "watermark {}: {} messages were deleted by the broker before they were read",
+          topic, partition, position, low, low - position);
+    } else {
+      what = fmt::format(
+          "partition {}[{}]: the position to read, offset {}, is outside the broker's range "
+          "[{}, {}] (the topic was recreated or truncated); how many messages were lost is "
+          "unknown",
+          topic, partition, position, low, high);
+    }
+    if (!cfg_.continue_on_lost) {
+      Log(LogLevel::kError, fmt::format("source '{}': {}", node_, what));
+      fatal_ = Status::DataLoss(fmt::format(
+          "{}; stopping (lost_offsets: fail). To go on from the earliest available offset, "
+          "set lost_offsets: continue",
+          what));
+      return -1;
+    }
+    Log(LogLevel::kError,
+        fmt::format("source '{}': {}; continuing from offset {} (lost_offsets: continue)", node_,
+                    what, low));
+    return low;
+  }
+
+  // Decides where each assigned partition starts: its committed offset, checked against the
+  // broker's range; without one, `start`.
+  void PrepareAssignment(rd_kafka_topic_partition_list_t* parts) {
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk_, parts, kBrokerQueryMs);
+    if (e) {
+      fatal_ = Status::Unavailable(
+          fmt::format("cannot read the group's committed offsets: {}", rd_kafka_err2str(e)));
+      return;
+    }
+    for (int i = 0; i < parts->cnt; ++i) {
+      rd_kafka_topic_partition_t& p = parts->elems[i];
+      if (p.offset < 0) {
+        p.offset = cfg_.start == "latest" ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+        continue;
+      }
+      int64_t low = 0, high = 0;
+      e = rd_kafka_query_watermark_offsets(rk_, p.topic, p.partition, &low, &high,
+                                           kBrokerQueryMs);
+      if (e) {
+        Log(LogLevel::kWarn, fmt::format("source '{}': partition {}[{}]: cannot read the "
+                                         "broker's range ({}); the fetch will check it",
+                                         node_, p.topic, p.partition, rd_kafka_err2str(e)));
+        continue;
+      }
+      if (p.offset >= low && p.offset <= high) continue;
+      int64_t resume = OutOfRange(p.topic, p.partition, p.offset, low, high);
+      if (resume < 0) return;
+      p.offset = resume;
+    }
+  }
+
   void Commit(bool sync) {
     auto commits = tracker_.TakeCommits();
-    if (commits.empty()) return;
+    if (commits.empty() || !commit_) return;
     rd_kafka_topic_partition_list_t* list =
         rd_kafka_topic_partition_list_new(static_cast<int>(commits.size()));
     for (const auto& [k, offset] : commits) {
@@ -216,11 +297,30 @@ class KafkaReader : public SourceReader {
     rd_kafka_topic_partition_list_destroy(list);
   }
 
+  // The group's identity (member, generation) as a transactional sink hands it to the broker
+  // with the offsets it commits; refreshed on every assignment.
+  void RefreshGroupMetadata() {
+    rd_kafka_consumer_group_metadata_t* md = rd_kafka_consumer_group_metadata(rk_);
+    if (!md) return;
+    void* buf = nullptr;
+    size_t size = 0;
+    rd_kafka_error_t* err = rd_kafka_consumer_group_metadata_write(md, &buf, &size);
+    if (!err) {
+      group_metadata_.assign(static_cast<const char*>(buf), size);
+      rd_kafka_mem_free(rk_, buf);
+    } else {
+      rd_kafka_error_destroy(err);
+    }
+    rd_kafka_consumer_group_metadata_destroy(md);
+  }
+
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<KafkaReader*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      self->PrepareAssignment(parts);
       rd_kafka_assign(rk, parts);
+      self->RefreshGroupMetadata();
       return;
     }
     // Revoked: finish and commit what was read from these partitions, then let them go.
@@ -241,9 +341,75 @@ class KafkaReader : public SourceReader {
   KafkaSourceConfig cfg_;
   std::string node_;
   rd_kafka_t* rk_ = nullptr;
+  bool commit_ = true;  // false when a transactional sink commits the offsets
+  Status fatal_;
+  std::string group_metadata_;
   OffsetTracker tracker_;
   std::mutex chunks_mu_;
   std::map<const RawRecords*, std::map<OffsetTracker::Key, std::pair<int64_t, int64_t>>> chunks_;
+};
+
+// Decodes the value with the format's decoder, then adds the metadata fields that were asked for.
+class MetadataDecoder : public Decoder {
+ public:
+  MetadataDecoder(std::unique_ptr<Decoder> inner, const KafkaSourceConfig& cfg, SchemaPtr schema)
+      : inner_(std::move(inner)), schema_(std::move(schema)) {
+    for (int m = 0; m < kMetadataCount; ++m) {
+      if (cfg.Wants(static_cast<MetadataIndex>(m))) kinds_.push_back(static_cast<MetadataIndex>(m));
+    }
+  }
+
+  Result<std::shared_ptr<Batch>> Decode(std::shared_ptr<const RawRecords> raw,
+                                        NodeContext& ctx) const override {
+    SLUICE_ASSIGN_OR_RETURN(auto batch, inner_->Decode(raw, ctx));
+    std::vector<ColumnPtr> cols = batch->columns();
+    std::vector<uint32_t> bad;  // rows whose key is not text
+    for (MetadataIndex kind : kinds_) {
+      auto c = std::make_shared<Column>(kMetadata[kind].type);
+      c->Reserve(batch->num_rows());
+      for (size_t r = 0; r < batch->num_rows(); ++r) {
+        const uint32_t i = batch->RawIndex(r);
+        switch (kind) {
+          case kKey:
+            if (!raw->key_present[i]) {
+              c->AppendNull();
+            } else {
+              const std::string& k = raw->keys[i];
+              if (!simdjson::validate_utf8(k.data(), k.size())) bad.push_back(r);
+              c->AppendString(k);
+            }
+            break;
+          case kTimestamp:
+            if (raw->timestamps[i] == RawRecords::kNoTimestamp) c->AppendNull();
+            else c->AppendInt(raw->timestamps[i]);
+            break;
+          case kTopic: c->AppendString(raw->OriginOf(i)); break;
+          case kPartition: c->AppendInt(raw->PartitionOf(i)); break;
+          case kOffset: c->AppendInt(raw->positions[i]); break;
+          case kMetadataCount: break;
+        }
+      }
+      cols.push_back(std::move(c));
+    }
+    auto out = batch->WithColumns(schema_, std::move(cols));
+    if (bad.empty()) return out;
+    std::vector<uint32_t> keep;
+    size_t b = 0;
+    for (uint32_t r = 0; r < out->num_rows(); ++r) {
+      if (b < bad.size() && bad[b] == r) {
+        ctx.Reject(*out, r, "the message key is not valid UTF-8");
+        ++b;
+      } else {
+        keep.push_back(r);
+      }
+    }
+    return out->Take(keep);
+  }
+
+ private:
+  std::unique_ptr<Decoder> inner_;
+  SchemaPtr schema_;
+  std::vector<MetadataIndex> kinds_;
 };
 
 class KafkaSource : public SourceNode {
@@ -251,13 +417,28 @@ class KafkaSource : public SourceNode {
   KafkaSource(const NodeConfig& node, KafkaSourceConfig cfg) : node_(node), cfg_(std::move(cfg)) {}
 
   Result<SchemaPtr> OutputSchema() override {
-    auto schema = LoadJsonSchemaFile(cfg_.schema_path);
+    auto schema = SourceSchema(cfg_.format, cfg_.schema_path);
     if (!schema.ok()) return node_.Error("schema", schema.status().message());
-    schema_ = *schema;
+    value_schema_ = *schema;
+    std::vector<Field> fields = value_schema_->fields();
+    for (int m = 0; m < kMetadataCount; ++m) {
+      const std::string& name = cfg_.metadata_fields[m];
+      if (name.empty()) continue;
+      if (value_schema_->IndexOf(name) >= 0) {
+        return node_.Error("metadata", fmt::format("field '{}' for the message {} is already a "
+                                                   "field of the records; choose another name",
+                                                   name, kMetadata[m].name));
+      }
+      fields.push_back({name, kMetadata[m].type, kMetadata[m].nullable});
+    }
+    schema_ = std::make_shared<Schema>(std::move(fields));
     return schema_;
   }
   Result<std::unique_ptr<Decoder>> MakeDecoder() const override {
-    return MakeFormatDecoder(cfg_.format, schema_);
+    auto inner = MakeFormatDecoder(cfg_.format, value_schema_);
+    if (schema_->size() == value_schema_->size()) return inner;
+    return std::unique_ptr<Decoder>(
+        std::make_unique<MetadataDecoder>(std::move(inner), cfg_, schema_));
   }
   Result<std::unique_ptr<SourceReader>> OpenReader() const override {
     auto reader = std::make_unique<KafkaReader>(cfg_, node_.name);
@@ -265,10 +446,12 @@ class KafkaSource : public SourceNode {
     if (!st.ok()) return Status(st.code(), fmt::format("{}: {}", node_.Prefix(), st.message()));
     return std::unique_ptr<SourceReader>(std::move(reader));
   }
+  bool PositionsCommittableDownstream() const override { return true; }
 
  private:
   const NodeConfig& node_;
   KafkaSourceConfig cfg_;
+  SchemaPtr value_schema_;
   SchemaPtr schema_;
 };
 
@@ -280,9 +463,26 @@ Result<std::unique_ptr<SourceNode>> MakeKafkaSource(const NodeConfig& node) {
   cfg.start = node.String("start");
   cfg.format = *ParseFormat(node.String("format"));
   if (cfg.format == Format::kCsv) return node.Error("format", "csv is not a Kafka format here");
-  cfg.schema_path = node.Path("schema");
+  if (node.Has("schema")) cfg.schema_path = node.Path("schema");
   cfg.max_wait_ms = node.Int("max_wait_ms");
   if (cfg.max_wait_ms < 1) return node.Error("max_wait_ms", "'max_wait_ms' must be at least 1");
+  cfg.connect_timeout_ms = node.Int("connect_timeout_ms");
+  if (cfg.connect_timeout_ms < 0) {
+    return node.Error("connect_timeout_ms", "'connect_timeout_ms' is 0 (wait forever) or more");
+  }
+  cfg.continue_on_lost = node.String("lost_offsets") == "continue";
+  for (const auto& [kind, field] : node.StringMap("metadata")) {
+    int m = 0;
+    while (m < kMetadataCount && kind != kMetadata[m].name) ++m;
+    if (m == kMetadataCount) {
+      return node.Error("metadata",
+                        fmt::format("unknown message metadata '{}' (known: key, timestamp, "
+                                    "topic, partition, offset)",
+                                    kind));
+    }
+    if (field.empty()) return node.Error("metadata", fmt::format("'{}' names no field", kind));
+    cfg.metadata_fields[m] = field;
+  }
   cfg.properties = node.StringMap("properties");
   if (cfg.topics.empty()) return node.Error("topic", "names no topic");
   return std::unique_ptr<SourceNode>(std::make_unique<KafkaSource>(node, std::move(cfg)));
@@ -296,12 +496,18 @@ void RegisterKafkaSource(Registry& registry) {
   spec.role = Role::kSource;
   spec.summary = "Consumes topics in a consumer group; commits offsets only after the sinks.";
   spec.description =
-      "Message values are decoded as `json` or `connect-json` into the fields of `schema`. "
-      "Offsets are committed per partition only up to the last record that every sink "
-      "downstream has written (at-least-once); on a rebalance, revoked partitions are drained "
-      "and committed before they are released. Undecodable messages go to the dead-letter "
-      "output with topic, partition and offset. `properties` passes librdkafka consumer "
-      "settings through (SASL/SSL); put secrets in `${VAR}`.";
+      "Message values are decoded as `json` or `connect-json` into the fields of `schema`, or "
+      "kept as they are in one field, `value` (`format: string`). `metadata` adds the "
+      "message's key (string), timestamp, topic, partition and offset as fields. Offsets are "
+      "committed per partition only up to the last record that every sink downstream has "
+      "written (at-least-once); on a rebalance, revoked partitions are drained and committed "
+      "before they are released. A group without committed offsets starts at `start`. A "
+      "committed offset the broker no longer holds (deleted by retention before it was read) "
+      "is reported with the number of lost messages, then `lost_offsets` decides: `fail` stops "
+      "the pipeline, `continue` reads on from the earliest available offset. At start the "
+      "brokers must answer and the topics exist within `connect_timeout_ms`. Undecodable "
+      "messages go to the dead-letter output with topic, partition and offset. `properties` "
+      "passes librdkafka consumer settings through (SASL/SSL); put secrets in `${VAR}`.";
   spec.parallel = true;  // decoding
   spec.fields = {
       {"brokers", ConfigType::kString, true, "", "bootstrap servers, host:port[,host:port]", {}},
@@ -317,14 +523,37 @@ void RegisterKafkaSource(Registry& registry) {
        ConfigType::kString,
        false,
        "json",
-       "message value format",
-       {"json", "connect-json"}},
-      {"schema", ConfigType::kPath, true, "", "JSON Schema file describing the records", {}},
+       "message value format (string: the value as it is, in field `value`)",
+       {"json", "connect-json", "string"}},
+      {"schema",
+       ConfigType::kPath,
+       false,
+       "",
+       "JSON Schema file describing the records (json and connect-json)",
+       {}},
+      {"metadata",
+       ConfigType::kStringMap,
+       false,
+       "",
+       "message metadata to add as fields: {key|timestamp|topic|partition|offset: field name}",
+       {}},
       {"max_wait_ms",
        ConfigType::kInt,
        false,
        "100",
        "longest wait for a batch to fill before it is sent on",
+       {}},
+      {"lost_offsets",
+       ConfigType::kString,
+       false,
+       "fail",
+       "when the committed offset was deleted by the broker before it was read",
+       {"fail", "continue"}},
+      {"connect_timeout_ms",
+       ConfigType::kInt,
+       false,
+       "30000",
+       "how long to wait at start for the brokers and topics; 0 waits (and retries) forever",
        {}},
       {"properties",
        ConfigType::kStringMap,
@@ -336,7 +565,7 @@ void RegisterKafkaSource(Registry& registry) {
   spec.example =
       "{type: kafka, brokers: \"${KAFKA_BROKERS:-127.0.0.1:9092}\", topic: "
       "postgres-source-iris_data, group: iris-data-consumer-group, format: connect-json, schema: "
-      "../schemas/iris_data.json}";
+      "../schemas/iris_data.json, metadata: {offset: kafka_offset}}";
   spec.make_source = MakeKafkaSource;
   registry.Add(std::move(spec));
 }

@@ -108,7 +108,7 @@ TEST_CASE("Take keeps each row's bytes and position, through repeated takes", "[
   CHECK(t->RawBytes(1) == "rec3");
   CHECK(t->Position(0) == 200);
   CHECK(t->Position(1) == 400);
-  CHECK(t->Origin() == "topic-a");
+  CHECK(t->Origin(0) == "topic-a");
   CHECK(t->seq == 7u);
   CHECK(t->ticket == b->ticket);
   CHECK(t->schema() == b->schema());

@@ -252,7 +252,8 @@ TEST_CASE("a value of the wrong type is reported at the value", "[loader]") {
       {"  src: {type: file, path: [a, b], schema: s.json}\n", "[a, b]",
        "'path' must be a string, found a list"},
       {"  src: {type: file, path: in.jsonl, schema: s.json, format: jsn}\n", "jsn",
-       "'format' must be one of json, connect-json, csv, found 'jsn' (did you mean 'json'?)"},
+       "'format' must be one of json, connect-json, csv, string, found 'jsn' (did you mean "
+       "'json'?)"},
       {"  src: {type: file, path: in.jsonl, schema: s.json}\ntransforms:\n"
        "  t: {type: drop-fields, inputs: [src], fields: {a: b}}\n",
        "{a: b}", "drop-fields 't': 'fields' must be a list of strings, found a mapping"},
@@ -296,16 +297,16 @@ TEST_CASE("a key with a wrong value is reported once, not again by the operator"
 TEST_CASE("a missing required key is reported at the node", "[loader]") {
   const std::string yaml =
       "sources:\n"
-      "  src: {type: file, path: in.jsonl}\n"
+      "  src: {type: file, schema: s.json}\n"
       "sinks:\n"
       "  out: {type: stdout}\n";
   Diagnostics diags;
   Parse(yaml, diags);
   INFO(AllText(diags));
-  auto schema = ErrorsWith(diags, "file 'src': missing required key 'schema'");
-  REQUIRE(schema.size() == 1u);
-  CHECK(schema[0].mark.ToString() == At(yaml, "{type: file"));
-  CHECK_THAT(schema[0].message, Catch::Contains("(JSON Schema file describing the records)"));
+  auto path = ErrorsWith(diags, "file 'src': missing required key 'path'");
+  REQUIRE(path.size() == 1u);
+  CHECK(path[0].mark.ToString() == At(yaml, "{type: file"));
+  CHECK_THAT(path[0].message, Catch::Contains("(file to read;"));
   auto inputs = ErrorsWith(diags, "stdout 'out': missing required key 'inputs'");
   REQUIRE(inputs.size() == 1u);
   CHECK(inputs[0].mark.ToString() == At(yaml, "{type: stdout"));
