@@ -370,8 +370,10 @@ class MetadataDecoder : public Decoder {
       for (size_t r = 0; r < batch->num_rows(); ++r) {
         const uint32_t i = batch->RawIndex(r);
         switch (kind) {
+          // Records that did not come from a broker (`sluice test` input) have no key or
+          // timestamp: null.
           case kKey:
-            if (!raw->key_present[i]) {
+            if (i >= raw->key_present.size() || !raw->key_present[i]) {
               c->AppendNull();
             } else {
               const std::string& k = raw->keys[i];
@@ -380,7 +382,8 @@ class MetadataDecoder : public Decoder {
             }
             break;
           case kTimestamp:
-            if (raw->timestamps[i] == RawRecords::kNoTimestamp) c->AppendNull();
+            if (i >= raw->timestamps.size() || raw->timestamps[i] == RawRecords::kNoTimestamp)
+              c->AppendNull();
             else c->AppendInt(raw->timestamps[i]);
             break;
           case kTopic: c->AppendString(raw->OriginOf(i)); break;

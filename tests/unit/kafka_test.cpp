@@ -1,0 +1,223 @@
+// The kafka source and sink without a broker: their configuration, the schemas they plan, the
+// value shapes the sink builds, the exactly-once planning rules, and the string format.
+// Behaviour against a broker is in tests/integration/dev_kafka_test.cpp.
+#include <catch2/catch.hpp>
+
+#include "engine/formats.h"
+#include "engine/json.h"
+#include "engine/testing.h"
+#include "operator_helpers.h"
+#include "operators/sinks/value_template.h"
+#include "unit_helpers.h"
+
+using namespace sluice;
+using namespace sluice::test;
+
+namespace {
+
+const std::string kKafkaSource =
+    "  in: {type: kafka, brokers: 127.0.0.1:1, topic: rides, group: g, schema: "
+    "../schemas/iris_data.json";
+
+std::string KafkaToKafka(const std::string& source_extra, const std::string& sink_extra,
+                         const std::string& more_sinks = "") {
+  return "sources:\n" + kKafkaSource + source_extra +
+         "}\n"
+         "sinks:\n"
+         "  out: {type: kafka, inputs: [in], brokers: 127.0.0.1:1, topic: out" +
+         sink_extra + "}\n" + more_sinks;
+}
+
+// Renders row `row` of `rows` (JSON objects of the input of sink `out`) through `shape`.
+std::string Render(const Loaded& l, const std::string& shape_yaml,
+                   const std::vector<std::string>& rows, size_t row, bool* present = nullptr) {
+  const PlannedNode& out = l.Node("out");
+  YAML::Node shape = YAML::Load(shape_yaml);
+  auto t = ValueTemplate::Parse(l.Config("out"), shape, *out.input_schema);
+  INFO(t.status().message());
+  REQUIRE(t.ok());
+  auto batch = InputBatch(l, "out", rows);
+  std::string text;
+  bool p = t->Render(*batch, row, text);
+  if (present) *present = p;
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("kafka source: metadata fields extend the schema with their types", "[operators][kafka]") {
+  Loaded l = Load(KafkaToKafka(
+      ", metadata: {key: msg_key, timestamp: msg_time, topic: msg_topic, partition: part, "
+      "offset: off}",
+      ""));
+  INFO(l.Text());
+  REQUIRE_FALSE(l.diags.HasErrors());
+  const Schema& s = *l.Node("in").output_schema;
+  REQUIRE(s.size() == 12u);  // the iris fields, then the metadata in a fixed order
+  CHECK(s.field(7) == Field{"msg_key", TypeId::kString, true});
+  CHECK(s.field(8) == Field{"msg_time", TypeId::kTimestamp, true});
+  CHECK(s.field(9) == Field{"msg_topic", TypeId::kString, false});
+  CHECK(s.field(10) == Field{"part", TypeId::kInt64, false});
+  CHECK(s.field(11) == Field{"off", TypeId::kInt64, false});
+}
+
+TEST_CASE("kafka source: metadata names are checked", "[operators][kafka]") {
+  const std::string clash = KafkaToKafka(", metadata: {offset: id}", "");
+  Loaded a = Load(clash);
+  auto errs = a.ErrorsWith("field 'id' for the message offset is already a field of the records");
+  REQUIRE(errs.size() == 1u);
+  CHECK(errs[0].mark.ToString() == At(clash, "{offset: id}"));
+
+  Loaded b = Load(KafkaToKafka(", metadata: {headers: h}", ""));
+  CHECK(b.ErrorsWith("unknown message metadata 'headers' (known: key, timestamp, topic, "
+                     "partition, offset)")
+            .size() == 1u);
+}
+
+TEST_CASE("kafka source: metadata decodes to null keys and timestamps outside a broker",
+          "[operators][kafka]") {
+  // `sluice test` injects lines without keys or timestamps; they read as null.
+  auto r = Start(
+      "sources:\n"
+      "  in: {type: kafka, brokers: 127.0.0.1:1, topic: t, group: g, format: string,\n"
+      "       metadata: {key: k, timestamp: ts, topic: tp, partition: p, offset: o}}\n"
+      "sinks:\n"
+      "  out: {type: stdout, inputs: [in]}\n");
+  REQUIRE(r.run->InjectLines("in", {"hello", "world"}).ok());
+  auto rows = r.Rows("out");
+  REQUIRE(rows.size() == 2u);
+  CHECK(Get(rows[1], "value") == "\"world\"");
+  CHECK(Get(rows[1], "k") == "null");
+  CHECK(Get(rows[1], "ts") == "null");
+  CHECK(Get(rows[1], "o") == "2");
+}
+
+TEST_CASE("string format: lines kept verbatim in `value`; invalid UTF-8 is dead-lettered",
+          "[formats][string]") {
+  auto decoder = MakeFormatDecoder(Format::kString, StringFormatSchema());
+  MemoryDeadLetter dl;
+  NodeContext ctx("src", &dl);
+  const std::string envelope = R"({"schema":{"type":"struct"},"payload":{"id":1}})";
+  auto got = decoder->Decode(Raw({envelope, "not json at all", "bad \xff byte", ""}), ctx);
+  REQUIRE(got.ok());
+  const Batch& b = **got;
+  REQUIRE(b.num_rows() == 3u);
+  CHECK(b.column(0).strings == std::vector<std::string>{envelope, "not json at all", ""});
+  CHECK(b.Position(2) == 4);
+  REQUIRE(dl.records().size() == 1u);
+  CHECK(dl.records()[0].reason == "not valid UTF-8");
+  CHECK(dl.records()[0].position == 3);
+}
+
+TEST_CASE("string format takes no schema; the other formats need one", "[formats][string]") {
+  const std::string with_schema =
+      "sources:\n"
+      "  src: {type: file, path: data/iris_data.jsonl, format: string, schema: "
+      "../schemas/iris_data.json}\n"
+      "sinks:\n  out: {type: stdout, inputs: [src]}\n";
+  Loaded a = Load(with_schema);
+  auto errs = a.ErrorsWith("the string format has one field, 'value', and takes no schema");
+  REQUIRE(errs.size() == 1u);
+  CHECK(errs[0].mark.ToString() == At(with_schema, "../schemas/iris_data.json"));
+
+  Loaded b = Load(
+      "sources:\n  src: {type: file, path: data/iris_data.jsonl}\n"
+      "sinks:\n  out: {type: stdout, inputs: [src]}\n");
+  CHECK(b.ErrorsWith("'schema' is required for this format").size() == 1u);
+}
+
+TEST_CASE("kafka sink value shapes: nested objects of fields and typed constants",
+          "[operators][kafka]") {
+  Loaded l = Load(KafkaToKafka("", ""));
+  REQUIRE_FALSE(l.diags.HasErrors());
+  const std::vector<std::string> rows = {
+      R"({"id": 7, "timestamp": "2026-01-01T00:00:00Z", "sepal_length": 5.5, "sepal_width": 1,
+          "petal_length": 2, "petal_width": 0.25, "target": 2})"};
+  CHECK(Render(l,
+               "{model: iris, version: 3, ratio: 0.5, live: true, none: null, quoted: '3', "
+               "prediction: {id: .id, at: .timestamp, widths: [.sepal_width, .petal_width]}}",
+               rows, 0) ==
+        R"({"model":"iris","version":3,"ratio":0.5,"live":true,"none":null,"quoted":"3",)"
+        R"("prediction":{"id":7,"at":"2026-01-01T00:00:00Z","widths":[1,0.25]}})");
+  // A leading dot that is not a field reference is escaped with a backslash.
+  CHECK(Render(l, "{path: '\\.hidden'}", rows, 0) == R"({"path":".hidden"})");
+  // One non-string field on its own: its JSON.
+  CHECK(Render(l, ".petal_width", rows, 0) == "0.25");
+}
+
+TEST_CASE("kafka sink value shapes: one string field is sent as it is; a null one as no value",
+          "[operators][kafka]") {
+  Loaded l = Load(
+      "sources:\n"
+      "  in: {type: file, path: data/iris_data.jsonl, format: string}\n"
+      "sinks:\n"
+      "  out: {type: kafka, inputs: [in], brokers: 127.0.0.1:1, topic: out, value: .value}\n");
+  INFO(l.Text());
+  REQUIRE_FALSE(l.diags.HasErrors());
+  const std::string envelope = R"({"schema":null,"payload":{"id":1,"note":"a \"q\""}})";
+  std::string as_json;
+  AppendJsonString(as_json, envelope);
+  CHECK(Render(l, ".value", {"{\"value\": " + as_json + "}"}, 0) == envelope);
+
+  Loaded n = Load(
+      "sources:\n"
+      "  in: {type: kafka, brokers: 127.0.0.1:1, topic: t, group: g, format: string, metadata: "
+      "{key: k}}\n"
+      "sinks:\n"
+      "  out: {type: kafka, inputs: [in], brokers: 127.0.0.1:1, topic: out}\n");
+  REQUIRE_FALSE(n.diags.HasErrors());
+  bool present = true;
+  auto rows = std::vector<std::string>{R"({"value": "v", "k": null})"};
+  CHECK(Render(n, ".k", rows, 0, &present).empty());
+  CHECK_FALSE(present);
+  // Inside a shape a null field is JSON null.
+  CHECK(Render(n, "{key: .k}", rows, 0, &present) == R"({"key":null})");
+  CHECK(present);
+}
+
+TEST_CASE("kafka sink: unknown fields in the value, key and headers are errors at their place",
+          "[operators][kafka]") {
+  const std::string yaml = KafkaToKafka(
+      "", ", value: {prediction: {ride: .petal_widht}}, headers: {h: .nope}, key: idd");
+  Loaded l = Load(yaml);
+  INFO(l.Text());
+  // The key is checked first; fixing it shows the next problem.
+  auto key = l.ErrorsWith("'idd' is not a field of 'in'; did you mean 'id'?");
+  REQUIRE(key.size() == 1u);
+  const std::string yaml2 =
+      KafkaToKafka("", ", value: {prediction: {ride: .petal_widht}}, headers: {h: .nope}");
+  Loaded v = Load(yaml2);
+  auto value = v.ErrorsWith("'petal_widht' is not a field of 'in'; did you mean 'petal_width'?");
+  REQUIRE(value.size() == 1u);
+  CHECK(value[0].mark.ToString() == At(yaml2, ".petal_widht"));
+  Loaded h = Load(KafkaToKafka("", ", headers: {h: .nope}"));
+  CHECK(h.ErrorsWith("header 'h': 'nope' is not a field of 'in'").size() == 1u);
+}
+
+TEST_CASE("exactly-once: the sink must be the only one its kafka source feeds",
+          "[operators][kafka][validation]") {
+  Loaded ok = Load(KafkaToKafka("", ", delivery: exactly-once"));
+  INFO(ok.Text());
+  CHECK_FALSE(ok.diags.HasErrors());
+  CHECK(ok.plan->PositionsCommittedDownstream(ok.plan->IndexOf("in")));
+
+  Loaded at_least_once = Load(KafkaToKafka("", ""));
+  CHECK_FALSE(at_least_once.plan->PositionsCommittedDownstream(at_least_once.plan->IndexOf("in")));
+
+  const std::string two =
+      KafkaToKafka("", ", delivery: exactly-once", "  log: {type: stdout, inputs: [in]}\n");
+  Loaded l = Load(two);
+  auto errs = l.ErrorsWith(
+      "kafka 'out': delivery: exactly-once commits the read positions of source 'in' with its "
+      "writes, so it must be the only sink that source feeds (it also feeds 'log')");
+  REQUIRE(errs.size() == 1u);
+  CHECK(errs[0].mark.ToString() == At(two, "{type: kafka, inputs"));
+
+  Loaded file = Load(
+      "sources:\n"
+      "  in: {type: file, path: data/iris_data.jsonl, format: string}\n"
+      "sinks:\n"
+      "  out: {type: kafka, inputs: [in], brokers: 127.0.0.1:1, topic: out, delivery: "
+      "exactly-once}\n");
+  CHECK(file.ErrorsWith("but file 'in' has none to hand over (a kafka source has)").size() == 1u);
+}
