@@ -159,7 +159,7 @@ wait $broker
   CHECK(dead.find("\"origin\":\"iris\",\"partition\":") != std::string::npos);
 }
 
-TEST_CASE("pipelines/iris.yaml: the seed's topic to a predictions topic and SQLite",
+TEST_CASE("pipelines/iris-replay.yaml then iris.yaml: file to the seed's topic to predictions",
           "[integration][kafka][demo]") {
   TempDir dir;
   const std::string bs = dir / "bootstrap.txt";
@@ -173,8 +173,14 @@ for i in $(seq 1 100); do [ -s )SH" +
                              bs + R"SH( ] && break; sleep 0.1; done
 export KAFKA_BROKERS=$(cat )SH" +
                              bs + R"SH() SLUICE_OUT=)SH" + dir.path().string() + R"SH(
-kcat -P -b "$KAFKA_BROKERS" -t postgres-source-iris_data < )SH" +
-                             Source("pipelines/data/iris_data.jsonl") + R"SH(
+# The seed's chain with Sluice alone: replay the envelopes verbatim, then classify them.
+)SH" + Sluice() + " run --quiet " + Source("pipelines/iris-replay.yaml") +
+                             R"SH( 2>)SH" + (dir / "replay.err") + R"SH(
+echo "replay exit $?"
+timeout 30 kcat -C -b "$KAFKA_BROKERS" -t postgres-source-iris_data -e -o beginning -q \
+  | sort | md5sum > )SH" + (dir / "topic.md5") + R"SH(
+sort )SH" + Source("pipelines/data/iris_data.jsonl") +
+                             R"SH( | md5sum > )SH" + (dir / "file.md5") + R"SH(
 )SH" + Sluice() + " --log-format json run " +
                              Source("pipelines/iris.yaml") + " 2>" + (dir / "run.err") + R"SH( &
 pid=$!
@@ -193,6 +199,9 @@ wait $broker
 )SH";
   auto r = Run(script);
   INFO(r.out + r.err + Slurp(dir / "run.err") + Slurp(dir / "broker.err"));
+  CHECK(r.out.find("replay exit 0") != std::string::npos);
+  // Every envelope reached the topic byte for byte, malformed ones included.
+  CHECK(Slurp(dir / "topic.md5") == Slurp(dir / "file.md5"));
   CHECK(r.out.find("run exit 0") != std::string::npos);
   CHECK(r.out.find("table 1500") != std::string::npos);
   CHECK(r.out.find("topic 1500") != std::string::npos);
