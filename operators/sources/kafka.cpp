@@ -60,6 +60,7 @@ struct KafkaSourceConfig {
 
 constexpr auto kRevokeWait = std::chrono::seconds(10);
 constexpr int kBrokerQueryMs = 10000;
+constexpr int kReadAheadKiB = 16384;
 
 class KafkaReader : public SourceReader {
  public:
@@ -81,6 +82,9 @@ class KafkaReader : public SourceReader {
         // Where to start is decided on assignment (see Assign); a position that falls out of
         // range while consuming comes back as an error instead of a silent reset.
         {"auto.offset.reset", "error"},
+        // librdkafka's read-ahead (64 MiB by default) would dwarf the batches Sluice holds in
+        // flight; 16 MiB keeps fetches large while bounding memory (docs/operations.md#memory).
+        {"queued.max.messages.kbytes", std::to_string(kReadAheadKiB)},
         {"log_level", "3"},
     };
     for (const auto& p : cfg_.properties) props.push_back(p);
