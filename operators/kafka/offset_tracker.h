@@ -65,6 +65,15 @@ class OffsetTracker {
       return true;
     });
   }
+  // A chunk read from [first, ...] will not be delivered (the reader is closing): drop it, so
+  // that waiting for the partition to drain does not wait for it.
+  void Unread(const Key& k, int64_t first) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto p = parts_.find(k);
+    if (p == parts_.end()) return;
+    p->second.ranges.erase(first);
+    cv_.notify_all();
+  }
   void Forget(const Key& k) {
     std::lock_guard<std::mutex> lock(mu_);
     parts_.erase(k);

@@ -8,14 +8,19 @@
 // messages before they were read) is reported with the count of lost offsets and handled as
 // `lost_offsets` says, never reset silently.
 //
-// Threading: Read runs on one thread (it polls the consumer, with a wait bounded by max_wait_ms,
-// and serves its rebalance callbacks); Acknowledge is called from sink threads and only updates
-// the offset tracker.
+// Threading: a thread of the reader's own polls the consumer, serves its rebalance callbacks
+// (which may wait for in-flight chunks) and keeps up to two chunks ready; Read, on a TBB worker,
+// only takes a ready chunk, waiting at most max_wait_ms. Acknowledge is called from sink threads
+// and only updates the offset tracker.
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -61,6 +66,7 @@ struct KafkaSourceConfig {
 constexpr auto kRevokeWait = std::chrono::seconds(10);
 constexpr int kBrokerQueryMs = 10000;
 constexpr int kReadAheadKiB = 16384;
+constexpr size_t kChunksAhead = 2;  // chunks the polling thread may hold ready
 
 class KafkaReader : public SourceReader {
  public:
@@ -68,6 +74,16 @@ class KafkaReader : public SourceReader {
       : cfg_(std::move(cfg)), node_(std::move(node)) {}
   ~KafkaReader() override {
     if (!rk_) return;
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      stop_ = true;
+    }
+    queue_cv_.notify_all();
+    if (poller_.joinable()) poller_.join();
+    // Chunks polled but never handed on will be read again by the next owner; forgetting them
+    // lets the final revoke commit what was delivered without waiting for them.
+    for (const auto& chunk : queue_) ForgetChunk(*chunk);
+    queue_.clear();
     Commit(/*sync=*/true);
     rd_kafka_consumer_close(rk_);
     rd_kafka_destroy(rk_);
@@ -102,56 +118,31 @@ class KafkaReader : public SourceReader {
     rd_kafka_resp_err_t e = rd_kafka_subscribe(rk_, subs);
     rd_kafka_topic_partition_list_destroy(subs);
     if (e) return Status::Unavailable(fmt::format("cannot subscribe: {}", rd_kafka_err2str(e)));
+    poller_ = std::thread([this] { PollLoop(); });
     return Status::Ok();
   }
 
   void SetPositionsCommittedDownstream() override { commit_ = false; }
 
+  // Hands on the next chunk the polling thread has ready, waiting at most max_wait_ms: the
+  // TBB worker that calls this never blocks on the broker or on a rebalance.
   Result<std::shared_ptr<RawRecords>> Read(size_t max_records) override {
+    max_records_.store(max_records);
+    std::unique_lock<std::mutex> lock(queue_mu_);
+    queue_cv_.wait_for(lock, std::chrono::milliseconds(cfg_.max_wait_ms),
+                       [&] { return !queue_.empty() || !fatal_.ok(); });
+    if (!queue_.empty()) {
+      auto chunk = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      queue_cv_.notify_all();  // room for the poller
+      return chunk;
+    }
     if (!fatal_.ok()) return fatal_;
-    Commit(/*sync=*/false);
-    auto out = std::make_shared<RawRecords>();
-    out->origin = cfg_.topics.size() == 1 ? cfg_.topics[0] : "kafka";
-    out->offsets.push_back(0);
-    // Offsets per partition of this chunk, for the tracker.
-    std::map<OffsetTracker::Key, std::pair<int64_t, int64_t>> spans;
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.max_wait_ms);
-    while (out->count() < max_records) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      deadline - std::chrono::steady_clock::now())
-                      .count();
-      if (left <= 0) break;
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(left));
-      if (!fatal_.ok()) {
-        if (m) rd_kafka_message_destroy(m);
-        break;  // a rebalance callback found lost offsets; the chunk so far is still delivered
-      }
-      if (!m) continue;
-      if (m->err) {
-        OnConsumeError(m);
-        rd_kafka_message_destroy(m);
-        if (!fatal_.ok()) break;
-        continue;
-      }
-      AddMessage(*out, m);
-      auto [it, fresh] =
-          spans.try_emplace({rd_kafka_topic_name(m->rkt), m->partition}, m->offset, m->offset);
-      if (!fresh) it->second.second = m->offset;
-      rd_kafka_message_destroy(m);
-    }
-    if (out->count() == 0) {
-      if (!fatal_.ok()) return fatal_;
-      // An idle stream is not the end of input: an empty chunk keeps the graph asking.
-      return out;
-    }
-    out->consumer_group_metadata = group_metadata_;
-    for (const auto& [k, span] : spans) tracker_.Read(k, span.first, span.second);
-    {
-      std::lock_guard<std::mutex> lock(chunks_mu_);
-      chunks_[out.get()] = std::move(spans);
-    }
-    return out;
+    // An idle stream is not the end of input: an empty chunk keeps the graph asking.
+    auto empty = std::make_shared<RawRecords>();
+    empty->offsets.push_back(0);
+    return empty;
   }
 
   void Acknowledge(const RawRecords& raw) override {
@@ -167,6 +158,87 @@ class KafkaReader : public SourceReader {
   }
 
  private:
+  void PollLoop() {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(queue_mu_);
+        // A full queue means the pipeline is behind: stop fetching (backpressure) until it
+        // takes a chunk.
+        queue_cv_.wait(lock, [&] {
+          return stop_ || (queue_.size() < kChunksAhead && fatal_.ok());
+        });
+        if (stop_) return;
+      }
+      auto chunk = PollChunk(max_records_.load());
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      if (chunk) queue_.push_back(std::move(chunk));
+      queue_cv_.notify_all();
+      if (!fatal_.ok()) return;
+    }
+  }
+
+  // Takes back a chunk that was read but will never be delivered.
+  void ForgetChunk(const RawRecords& raw) {
+    std::lock_guard<std::mutex> lock(chunks_mu_);
+    auto it = chunks_.find(&raw);
+    if (it == chunks_.end()) return;
+    for (const auto& [k, span] : it->second) tracker_.Unread(k, span.first);
+    chunks_.erase(it);
+  }
+
+  bool fatal_ok() {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    return fatal_.ok();
+  }
+  void SetFatal(Status st) {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (fatal_.ok()) fatal_ = std::move(st);
+  }
+
+  // Polls one chunk of up to `max_records` messages (or what max_wait_ms brings); null when
+  // nothing came. Runs on the polling thread, which also serves the rebalance callbacks.
+  std::shared_ptr<RawRecords> PollChunk(size_t max_records) {
+    Commit(/*sync=*/false);
+    auto out = std::make_shared<RawRecords>();
+    out->origin = cfg_.topics.size() == 1 ? cfg_.topics[0] : "kafka";
+    out->offsets.push_back(0);
+    // Offsets per partition of this chunk, for the tracker.
+    std::map<OffsetTracker::Key, std::pair<int64_t, int64_t>> spans;
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.max_wait_ms);
+    while (out->count() < max_records) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) break;
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(left));
+      if (!fatal_ok()) {
+        if (m) rd_kafka_message_destroy(m);
+        break;  // a rebalance callback found lost offsets; the chunk so far is still delivered
+      }
+      if (!m) continue;
+      if (m->err) {
+        OnConsumeError(m);
+        rd_kafka_message_destroy(m);
+        if (!fatal_ok()) break;
+        continue;
+      }
+      AddMessage(*out, m);
+      auto [it, fresh] =
+          spans.try_emplace({rd_kafka_topic_name(m->rkt), m->partition}, m->offset, m->offset);
+      if (!fresh) it->second.second = m->offset;
+      rd_kafka_message_destroy(m);
+    }
+    if (out->count() == 0) return nullptr;
+    out->consumer_group_metadata = group_metadata_;
+    for (const auto& [k, span] : spans) tracker_.Read(k, span.first, span.second);
+    {
+      std::lock_guard<std::mutex> lock(chunks_mu_);
+      chunks_[out.get()] = std::move(spans);
+    }
+    return out;
+  }
+
   void AddMessage(RawRecords& out, const rd_kafka_message_t* m) {
     out.Add(std::string_view(static_cast<const char*>(m->payload), m->len), m->offset);
     out.partitions.push_back(m->partition);
@@ -199,10 +271,10 @@ class KafkaReader : public SourceReader {
                                                                &low, &high, kBrokerQueryMs);
       int64_t from = m->offset >= 0 ? m->offset : -1;
       if (e) {
-        fatal_ = Status::Unavailable(fmt::format(
+        SetFatal(Status::Unavailable(fmt::format(
             "partition {}[{}]: the read position is out of range ({}) and the broker's range "
             "cannot be read: {}",
-            topic, m->partition, rd_kafka_message_errstr(m), rd_kafka_err2str(e)));
+            topic, m->partition, rd_kafka_message_errstr(m), rd_kafka_err2str(e))));
         return;
       }
       int64_t resume = OutOfRange(topic, m->partition, from, low, high);
@@ -212,9 +284,9 @@ class KafkaReader : public SourceReader {
       rd_kafka_error_t* err = rd_kafka_seek_partitions(rk_, list, kBrokerQueryMs);
       rd_kafka_topic_partition_list_destroy(list);
       if (err) {
-        fatal_ = Status::Unavailable(fmt::format("partition {}[{}]: cannot seek to {}: {}", topic,
+        SetFatal(Status::Unavailable(fmt::format("partition {}[{}]: cannot seek to {}: {}", topic,
                                                  m->partition, resume,
-                                                 rd_kafka_error_string(err)));
+                                                 rd_kafka_error_string(err))));
         rd_kafka_error_destroy(err);
       }
       return;
@@ -242,10 +314,10 @@ class KafkaReader : public SourceReader {
     }
     if (!cfg_.continue_on_lost) {
       Log(LogLevel::kError, fmt::format("source '{}': {}", node_, what));
-      fatal_ = Status::DataLoss(fmt::format(
+      SetFatal(Status::DataLoss(fmt::format(
           "{}; stopping (lost_offsets: fail). To go on from the earliest available offset, "
           "set lost_offsets: continue",
-          what));
+          what)));
       return -1;
     }
     Log(LogLevel::kError,
@@ -259,8 +331,8 @@ class KafkaReader : public SourceReader {
   void PrepareAssignment(rd_kafka_topic_partition_list_t* parts) {
     rd_kafka_resp_err_t e = rd_kafka_committed(rk_, parts, kBrokerQueryMs);
     if (e) {
-      fatal_ = Status::Unavailable(
-          fmt::format("cannot read the group's committed offsets: {}", rd_kafka_err2str(e)));
+      SetFatal(Status::Unavailable(
+          fmt::format("cannot read the group's committed offsets: {}", rd_kafka_err2str(e))));
       return;
     }
     for (int i = 0; i < parts->cnt; ++i) {
@@ -346,7 +418,14 @@ class KafkaReader : public SourceReader {
   std::string node_;
   rd_kafka_t* rk_ = nullptr;
   bool commit_ = true;  // false when a transactional sink commits the offsets
-  Status fatal_;
+  Status fatal_;  // guarded by queue_mu_
+  // Chunks polled ahead of the pipeline, and the thread that polls them.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<std::shared_ptr<RawRecords>> queue_;
+  bool stop_ = false;
+  std::atomic<size_t> max_records_{1024};
+  std::thread poller_;
   std::string group_metadata_;
   OffsetTracker tracker_;
   std::mutex chunks_mu_;

@@ -265,6 +265,7 @@ wait $broker
   // Every id from 1 to 9,000 is there at least once: duplicates are allowed, gaps are not.
   CHECK(r.out.find("distinct 9000") != std::string::npos);
   CHECK(Slurp(dir / "broker.err").find("dropped") == std::string::npos);
+  CHECK(Slurp(dir / "run.err").find("still had batches in flight") == std::string::npos);
   std::set<std::string> ids;
   std::stringstream ss(Slurp(dir / "out.jsonl"));
   size_t rows = 0;
@@ -293,7 +294,9 @@ sinks:
 settings: {batch_size: 128}
 dead_letter: {path: dead.jsonl}
 )";
-  const std::string run = Sluice() + " run --quiet " + (dir / "p.yaml");
+  // One worker thread each: a rebalance waiting for in-flight batches must not hold up the only
+  // thread that could finish them.
+  const std::string run = Sluice() + " run --quiet --threads 1 " + (dir / "p.yaml");
   const std::string script = Sluice() + " dev-kafka -t iris:4 --bootstrap-file " + bs +
                              " --run-seconds 110 >/dev/null 2>" + (dir / "broker.err") + R"SH( &
 broker=$!
