@@ -279,20 +279,38 @@ class KafkaReader : public SourceReader {
       }
       int64_t resume = OutOfRange(topic, m->partition, from, low, high);
       if (resume < 0) return;  // fatal_ is set
-      rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-      rd_kafka_topic_partition_list_add(list, topic.c_str(), m->partition)->offset = resume;
-      rd_kafka_error_t* err = rd_kafka_seek_partitions(rk_, list, kBrokerQueryMs);
-      rd_kafka_topic_partition_list_destroy(list);
-      if (err) {
-        SetFatal(Status::Unavailable(fmt::format("partition {}[{}]: cannot seek to {}: {}", topic,
-                                                 m->partition, resume,
-                                                 rd_kafka_error_string(err))));
-        rd_kafka_error_destroy(err);
-      }
+      Restart(topic, m->partition, resume);
       return;
     }
     // Transient broker errors are retried by librdkafka; say what happened.
     Log(LogLevel::kWarn, fmt::format("source '{}': {}", node_, rd_kafka_message_errstr(m)));
+  }
+
+  // Restarts fetching `partition` at `offset`. The fetcher stopped the partition when its
+  // position fell out of range (auto.offset.reset=error), and a stopped partition cannot be
+  // sought, so the whole assignment is handed back with every other partition at its current
+  // position (or, if nothing was consumed from it yet, where it was assigned to start).
+  void Restart(const std::string& topic, int32_t partition, int64_t offset) {
+    rd_kafka_topic_partition_list_t* current = nullptr;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(rk_, &current);
+    if (!e) e = rd_kafka_position(rk_, current);
+    if (!e) {
+      for (int i = 0; i < current->cnt; ++i) {
+        rd_kafka_topic_partition_t& p = current->elems[i];
+        if (p.topic == topic && p.partition == partition) {
+          p.offset = offset;
+        } else if (p.offset < 0) {
+          auto a = assigned_.find({p.topic, p.partition});
+          p.offset = a == assigned_.end() ? RD_KAFKA_OFFSET_STORED : a->second;
+        }
+      }
+      e = rd_kafka_assign(rk_, current);
+    }
+    if (current) rd_kafka_topic_partition_list_destroy(current);
+    if (e) {
+      SetFatal(Status::Unavailable(fmt::format("partition {}[{}]: cannot resume at offset {}: {}",
+                                               topic, partition, offset, rd_kafka_err2str(e))));
+    }
   }
 
   // A position outside [low, high]: reports it loudly and returns where to resume (the earliest
@@ -395,6 +413,11 @@ class KafkaReader : public SourceReader {
     auto* self = static_cast<KafkaReader*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       self->PrepareAssignment(parts);
+      self->assigned_.clear();
+      for (int i = 0; i < parts->cnt; ++i) {
+        self->assigned_[{parts->elems[i].topic, parts->elems[i].partition}] =
+            parts->elems[i].offset;
+      }
       rd_kafka_assign(rk, parts);
       self->RefreshGroupMetadata();
       return;
@@ -427,6 +450,7 @@ class KafkaReader : public SourceReader {
   std::atomic<size_t> max_records_{1024};
   std::thread poller_;
   std::string group_metadata_;
+  std::map<OffsetTracker::Key, int64_t> assigned_;  // where each partition was assigned to start
   OffsetTracker tracker_;
   std::mutex chunks_mu_;
   std::map<const RawRecords*, std::map<OffsetTracker::Key, std::pair<int64_t, int64_t>>> chunks_;

@@ -5,7 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -192,6 +194,89 @@ LOST=continue run_until $((10 + high - low))
   REQUIRE(rows.size() == static_cast<size_t>(10 + high - low));
   // The first row after the gap is the message at the low watermark (ids are offset + 1).
   CHECK(rows[10].rfind("{\"id\":" + std::to_string(low + 1) + ",", 0) == 0);
+}
+
+TEST_CASE("kafka: messages the broker deletes while the pipeline lags are reported and skipped",
+          "[integration][kafka][faults]") {
+  TempDir dir;
+  std::ofstream(dir / "schema.json") << kIdSchema;
+  // A small read-ahead, and a sink that blocks (its pipe is not read for 10 s): the consumer
+  // stops fetching at some offset X while 8 MiB more arrive and the broker drops the oldest.
+  std::ofstream(dir / "p.yaml") << R"(
+name: lag
+sources:
+  small: {type: kafka, brokers: "${KAFKA_BROKERS}", topic: small, group: lag,
+          schema: schema.json, lost_offsets: continue,
+          properties: {queued.max.messages.kbytes: "256", max.partition.fetch.bytes: "65536"}}
+transforms:
+  # The padding fills the sink's pipe after a few dozen rows.
+  ids: {type: select, inputs: [small], fields: [id, pad]}
+sinks:
+  out: {type: stdout, inputs: [ids]}
+settings: {batch_size: 64, max_in_flight: 2}
+)";
+  const std::string script = StartBroker(dir, "-t small:1 --watch-ms 200 --run-seconds 90") +
+                             "cd " + dir.path().string() + R"SH(
+gen() { awk -v a=$1 -v b=$2 'BEGIN { pad = sprintf("%1000s", ""); for (i = a; i <= b; i++) printf "{\"id\": %d, \"pad\": \"%s\"}\n", i, pad }'; }
+gen 1 2000 | kcat -P -b "$KAFKA_BROKERS" -t small -X batch.size=200000
+( )SH" + Sluice() + " run --quiet " + (dir / "p.yaml") + " 2>" + (dir / "run.err") +
+                             R"SH( & echo $! > sluice.pid; wait $!; echo "run exit $?" > exit.txt ) \
+  | { sleep 10; cat > ids.jsonl; } &
+pipe=$!
+sleep 5  # a new group's first assignment takes about 3 s
+gen 2001 10200 | kcat -P -b "$KAFKA_BROKERS" -t small -X batch.size=200000
+high=$(kcat -Q -b "$KAFKA_BROKERS" -t small:0:-1 | awk '{print $NF}')
+for i in $(seq 1 300); do grep -q "continuing" )SH" + (dir / "run.err") + R"SH( && break; sleep 0.1; done
+# Rows expected: offsets [0, X) before the gap and [low, high) after it.
+x=$(sed -n 's/.*the position to read, offset \([0-9]*\), is below.*/\1/p' )SH" +
+                             (dir / "run.err") + R"SH( | head -1)
+low=$(sed -n 's/.*continuing from offset \([0-9]*\).*/\1/p' )SH" +
+                             (dir / "run.err") + R"SH( | head -1)
+for i in $(seq 1 300); do
+  [ "$(cat ids.jsonl 2>/dev/null | wc -l)" -ge $((${x:-0} + high - ${low:-0})) ] && break
+  sleep 0.1
+done
+kill -TERM $(cat sluice.pid)
+wait $pipe
+echo "high $high"
+)SH" + kStopBroker;
+  auto r = Run(script);
+  const std::string err = Slurp(dir / "run.err");
+  INFO(r.out + r.err + err + Slurp(dir / "broker.err"));
+  CHECK(Slurp(dir / "exit.txt") == "run exit 0\n");  // it went on, and drained on SIGTERM
+  // "... the position to read, offset X, is below the broker's low watermark L: N messages were
+  // deleted by the broker before they were read; continuing from offset L"
+  const std::string marker = "the position to read, offset ";
+  const size_t at = err.find(marker);
+  REQUIRE(at != std::string::npos);
+  long x = 0, low = 0, lost = 0;
+  REQUIRE(std::sscanf(err.c_str() + at + marker.size(),
+                      "%ld, is below the broker's low watermark %ld: %ld messages", &x, &low,
+                      &lost) == 3);
+  CHECK(lost == low - x);
+  CHECK(x < 10200);
+  CHECK(err.find("continuing from offset " + std::to_string(low)) != std::string::npos);
+  // Output: every id before the gap, then every id the broker still had; each once.
+  std::set<long> ids;
+  size_t rows = 0;
+  for (const auto& line : LinesOf(Slurp(dir / "ids.jsonl"))) {  // {"id":N,"pad":"..."}
+    ids.insert(std::stol(line.substr(line.find(':') + 1)));
+    ++rows;
+  }
+  CHECK(rows == ids.size());
+  std::set<long> expected;
+  for (long id = 1; id <= x; ++id) expected.insert(id);
+  for (long id = low + 1; id <= 10200; ++id) expected.insert(id);
+  std::vector<long> missing, extra;
+  std::set_difference(expected.begin(), expected.end(), ids.begin(), ids.end(),
+                      std::back_inserter(missing));
+  std::set_difference(ids.begin(), ids.end(), expected.begin(), expected.end(),
+                      std::back_inserter(extra));
+  INFO("missing " << missing.size() << " (first " << (missing.empty() ? 0 : missing[0])
+                  << "), extra " << extra.size() << " (first " << (extra.empty() ? 0 : extra[0])
+                  << ")");
+  CHECK(missing.empty());
+  CHECK(extra.empty());
 }
 
 TEST_CASE("kafka: brokers that do not answer and unknown topics fail the start clearly",
