@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include "engine/batch.h"
+#include "engine/dead_letter.h"
+#include "engine/operator.h"
 #include "unit_helpers.h"
 
 using namespace sluice;
@@ -207,4 +209,28 @@ TEST_CASE("Ticket acknowledges exactly once under concurrent calls", "[batch][ti
     for (auto& th : threads) th.join();
     REQUIRE(calls.load() == 1);
   }
+}
+
+TEST_CASE("records from several streams keep their own origin, through takes and dead letters",
+          "[batch]") {
+  auto raw = Raw({"a0", "b1", "a2"});
+  raw->origin = "kafka";
+  raw->origin_names = {"rides", "payments"};
+  raw->origin_of = {0, 1, 0};
+  raw->partitions = {3, 0, 3};
+  auto b = BatchOver(raw);
+  CHECK(b->Origin(0) == "rides");
+  CHECK(b->Origin(1) == "payments");
+  auto t = b->Take({1, 2});
+  CHECK(t->Origin(0) == "payments");
+  CHECK(t->Origin(1) == "rides");
+  CHECK(t->Partition(1) == 3);
+
+  MemoryDeadLetter dl;
+  NodeContext ctx("n", &dl);
+  ctx.Reject(*t, 0, "bad");
+  ctx.RejectRaw(*raw, 2, "worse");
+  REQUIRE(dl.records().size() == 2u);
+  CHECK(dl.records()[0].origin == "payments");
+  CHECK(dl.records()[1].origin == "rides");
 }
