@@ -213,10 +213,28 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
             [&, rp = &r, schema = pn.output_schema](const BatchPtr& in) -> BatchPtr {
               rp->rows_in += in->num_rows();
               Result<BatchPtr> got = Status::Internal("not processed");
-              try {
-                got = rp->transform->Process(in, *rp->ctx);
-              } catch (const std::exception& e) {
-                got = Status::Internal(e.what());
+              // A dependency that is down (a model server) pauses the batch, retried with
+              // backoff, rather than failing its rows; a stop ends the run without them, so
+              // their positions are not committed and the next run reads them again.
+              auto backoff = kFirstBackoff;
+              for (;;) {
+                try {
+                  got = rp->transform->Process(in, *rp->ctx);
+                } catch (const std::exception& e) {
+                  got = Status::Internal(e.what());
+                }
+                if (got.ok() || got.status().code() != StatusCode::kUnavailable) break;
+                if (stopping()) {
+                  fail(Status(got.status().code(), fmt::format("transform '{}': {}",
+                                                               rp->ctx->node(),
+                                                               got.status().message())));
+                  return in->Empty(schema);
+                }
+                Log(LogLevel::kWarn, fmt::format("transform '{}': {}; retrying in {} ms",
+                                                 rp->ctx->node(), got.status().message(),
+                                                 backoff.count()));
+                std::this_thread::sleep_for(backoff);
+                backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
               }
               BatchPtr out;
               if (got.ok() && *got) {
