@@ -16,6 +16,7 @@ void RegisterFileSink(Registry& registry);
 void RegisterStdoutSink(Registry& registry);
 void RegisterSqliteSink(Registry& registry);
 void RegisterKafkaSink(Registry& registry);
+void RegisterPostgresSink(Registry& registry);
 void RegisterDevKafka(Registry& registry);
 
 inline void RegisterBuiltinOperators(Registry& registry) {
@@ -29,6 +30,7 @@ inline void RegisterBuiltinOperators(Registry& registry) {
   RegisterStdoutSink(registry);
   RegisterSqliteSink(registry);
   RegisterKafkaSink(registry);
+  RegisterPostgresSink(registry);
   RegisterDevKafka(registry);
 }
 

@@ -53,12 +53,13 @@ TEST_CASE("the built-in operators are registered by role", "[registry]") {
   CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file", "kafka"});
   CHECK(r.Names(Role::kTransform) ==
         std::vector<std::string>{"drop-fields", "predict", "rename", "select"});
-  CHECK(r.Names(Role::kSink) == std::vector<std::string>{"file", "kafka", "sqlite", "stdout"});
+  CHECK(r.Names(Role::kSink) ==
+        std::vector<std::string>{"file", "kafka", "postgres", "sqlite", "stdout"});
   CHECK(r.RolesOf("file") == std::vector<Role>{Role::kSource, Role::kSink});
   CHECK(r.Find(Role::kSink, "drop-fields") == nullptr);
   REQUIRE(r.Find(Role::kTransform, "predict") != nullptr);
   CHECK(r.Find(Role::kTransform, "predict")->name == "predict");
-  CHECK(r.All().size() == 10u);
+  CHECK(r.All().size() == 11u);
 }
 
 TEST_CASE("every operator spec is complete", "[registry][compliance]") {

@@ -1,0 +1,414 @@
+// postgres: writes rows into a PostgreSQL table with COPY, one transaction per batch. `mode:
+// insert` copies straight into the table; `mode: upsert` copies into a temporary table and
+// merges with one INSERT ... ON CONFLICT (key) DO UPDATE, keeping the last row of each key in
+// the batch so the statement cannot trip over its own duplicates. At start-up the table is
+// created from the input schema when `create: true`, otherwise its columns and types are
+// checked. A batch the database refuses for a bad value or a constraint is written again row by
+// row, each in a savepoint: refused rows go to the dead-letter output with the database's
+// message, the rest are written. A lost connection is reported as unavailable (the runner
+// retries with backoff, the pipeline pauses) and the next write reconnects.
+//
+// Threading: Prepare (COPY text) runs on several batches at once; Write is serial and owns the
+// connection.
+#include <algorithm>
+#include <map>
+#include <optional>
+
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+#include <pqxx/tablewriter>
+
+#include "engine/log.h"
+#include "operators/builtin.h"
+#include "operators/sinks/postgres_copy.h"
+#include "operators/transforms/field_check.h"
+
+namespace sluice {
+namespace {
+
+struct Target {
+  std::string schema = "public";
+  std::string table;
+  std::string Quoted() const { return QuotePgIdent(schema) + "." + QuotePgIdent(table); }
+  std::string Shown() const { return schema + "." + table; }
+};
+
+// The first line of a libpqxx error, which repeats the query after it.
+std::string FirstLine(const std::string& what) {
+  std::string s = what.substr(0, what.find('\n'));
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  if (s.rfind("ERROR:", 0) == 0) s = s.substr(6);
+  while (!s.empty() && s.front() == ' ') s.erase(s.begin());
+  return s;
+}
+
+// SQLSTATE classes that mean "this data", not "this connection or server".
+bool IsDataError(const std::string& sqlstate) {
+  return sqlstate.rfind("22", 0) == 0 || sqlstate.rfind("23", 0) == 0;
+}
+
+struct PgSinkConfig {
+  std::string url;                   ///< libpq connection string or URI
+  Target target;                     ///< [schema.]table
+  bool upsert = false;               ///< mode: upsert
+  std::vector<std::string> key;      ///< upsert key columns
+  bool create = false;               ///< create the table when it does not exist
+  std::vector<std::pair<std::string, std::string>> columns;  ///< column -> field
+};
+
+class PgSinkRuntime : public SinkRuntime {
+ public:
+  PgSinkRuntime(PgSinkConfig cfg, std::string name, std::vector<int> fields,
+                std::unique_ptr<pqxx::connection> conn)
+      : cfg_(std::move(cfg)), name_(std::move(name)), fields_(std::move(fields)),
+        conn_(std::move(conn)) {
+    for (const auto& [column, field] : cfg_.columns) quoted_columns_.push_back(QuotePgIdent(column));
+  }
+
+  bool prepares() const override { return true; }
+  Result<std::string> Prepare(const Batch& batch) const override {
+    std::string out;
+    out.reserve(batch.num_rows() * 64);
+    for (size_t r = 0; r < batch.num_rows(); ++r) AppendCopyRow(out, batch, r, fields_);
+    return out;
+  }
+
+  Status Write(const Batch& batch, const std::string& copy_text, NodeContext& ctx) override {
+    if (batch.num_rows() == 0) return Status::Ok();
+    SLUICE_RETURN_IF_ERROR(Connect());
+    try {
+      pqxx::work tx(*conn_);
+      WriteRows(tx, copy_text);
+      tx.commit();
+      return Status::Ok();
+    } catch (const pqxx::sql_error& e) {
+      if (!IsDataError(e.sqlstate())) return Lost(e.what());
+    } catch (const std::exception& e) {
+      return Lost(e.what());
+    }
+    return WriteRowByRow(batch, copy_text, ctx);
+  }
+
+ private:
+  Status Connect() {
+    if (conn_ && conn_->is_open()) return Status::Ok();
+    try {
+      conn_ = std::make_unique<pqxx::connection>(cfg_.url);
+      staging_ready_ = false;  // temporary tables end with the session
+      Log(LogLevel::kInfo, fmt::format("sink '{}': connected to PostgreSQL again", name_));
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      conn_.reset();
+      return Status::Unavailable(fmt::format("cannot connect to PostgreSQL: {}", FirstLine(e.what())));
+    }
+  }
+
+  // The connection or the server failed: reconnect on the next attempt.
+  Status Lost(const std::string& what) {
+    conn_.reset();
+    return Status::Unavailable(fmt::format("PostgreSQL: {}", FirstLine(what)));
+  }
+
+  void Copy(pqxx::transaction_base& tx, const std::string& table, const std::string& text) {
+    // libpqxx 6.4's stream_to writes only typed tuples; tablewriter takes the COPY text that
+    // Prepare built in parallel, so the serial writer only moves bytes.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    pqxx::tablewriter copy(tx, table, quoted_columns_.begin(), quoted_columns_.end());
+    // One call for the whole batch: write_raw_line adds the final newline.
+    if (!text.empty()) copy.write_raw_line(text.substr(0, text.size() - 1));
+    copy.complete();
+#pragma GCC diagnostic pop
+  }
+
+  void WriteRows(pqxx::transaction_base& tx, const std::string& copy_text) {
+    if (!cfg_.upsert) {
+      Copy(tx, cfg_.target.Quoted(), copy_text);
+      return;
+    }
+    // The staging table lives as long as the session and is emptied at each commit.
+    if (!staging_ready_) {
+      tx.exec0(fmt::format("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE {} INCLUDING "
+                           "DEFAULTS) ON COMMIT DELETE ROWS",
+                           cfg_.target.Quoted()));
+      tx.exec0("ALTER TABLE sluice_staging ADD COLUMN IF NOT EXISTS sluice_ord bigserial");
+      staging_ready_ = true;
+    }
+    Copy(tx, "sluice_staging", copy_text);
+    tx.exec0(upsert_sql_.empty() ? (upsert_sql_ = UpsertSql()) : upsert_sql_);
+  }
+
+  std::string UpsertSql() const {
+    std::vector<std::string> key, updates;
+    for (const auto& k : cfg_.key) key.push_back(QuotePgIdent(k));
+    for (const auto& [column, field] : cfg_.columns) {
+      if (std::find(cfg_.key.begin(), cfg_.key.end(), column) != cfg_.key.end()) continue;
+      updates.push_back(fmt::format("{0} = EXCLUDED.{0}", QuotePgIdent(column)));
+    }
+    const std::string cols = fmt::format("{}", fmt::join(quoted_columns_, ", "));
+    const std::string keys = fmt::format("{}", fmt::join(key, ", "));
+    // The last row of each key in the batch wins, as it would have with one insert per row.
+    return fmt::format(
+        "INSERT INTO {0} ({1}) SELECT {1} FROM (SELECT DISTINCT ON ({2}) * FROM sluice_staging "
+        "ORDER BY {2}, sluice_ord DESC) AS latest ON CONFLICT ({2}) DO {3}",
+        cfg_.target.Quoted(), cols, keys,
+        updates.empty() ? "NOTHING" : fmt::format("UPDATE SET {}", fmt::join(updates, ", ")));
+  }
+
+  // The batch as a whole was refused for its data: find the rows, one savepoint each.
+  Status WriteRowByRow(const Batch& batch, const std::string& copy_text, NodeContext& ctx) {
+    SLUICE_RETURN_IF_ERROR(Connect());
+    try {
+      pqxx::work tx(*conn_);
+      size_t start = 0;
+      for (size_t r = 0; r < batch.num_rows(); ++r) {
+        const size_t end = copy_text.find('\n', start) + 1;
+        const std::string line = copy_text.substr(start, end - start);
+        start = end;
+        try {
+          pqxx::subtransaction row(tx, "row");
+          WriteRows(row, line);
+          if (cfg_.upsert) row.exec0("DELETE FROM sluice_staging");  // merged: not again
+          row.commit();
+        } catch (const pqxx::sql_error& e) {
+          if (!IsDataError(e.sqlstate())) throw;
+          ctx.Reject(batch, r, fmt::format("postgres refused the row: {}", FirstLine(e.what())));
+        }
+      }
+      tx.commit();
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      return Lost(e.what());
+    }
+  }
+
+  PgSinkConfig cfg_;
+  std::string name_;
+  std::vector<int> fields_;  // input field index per column
+  std::vector<std::string> quoted_columns_;
+  std::unique_ptr<pqxx::connection> conn_;
+  bool staging_ready_ = false;
+  std::string upsert_sql_;
+};
+
+class PgSink : public SinkNode {
+ public:
+  PgSink(const NodeConfig& node, PgSinkConfig cfg) : node_(node), cfg_(std::move(cfg)) {}
+
+  Status CheckInput(const SchemaPtr& input) override {
+    cfg_.columns = configured_columns_;
+    if (cfg_.columns.empty()) {
+      for (const auto& f : input->fields()) cfg_.columns.emplace_back(f.name, f.name);
+    }
+    fields_.clear();
+    for (const auto& [column, field] : cfg_.columns) {
+      int i = input->IndexOf(field);
+      if (i < 0) {
+        return node_.Error("columns", fmt::format("column '{}': {}", column,
+                                                  NotAFieldMessage(node_, field, *input)));
+      }
+      fields_.push_back(i);
+    }
+    for (const auto& k : cfg_.key) {
+      bool found = false;
+      for (const auto& c : cfg_.columns) found |= c.first == k;
+      if (!found) {
+        return node_.Error("key", fmt::format("key column '{}' is not written by this sink "
+                                              "(columns: {})",
+                                              k, ColumnList()));
+      }
+    }
+    input_ = input;
+    return Status::Ok();
+  }
+
+  Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
+    std::unique_ptr<pqxx::connection> conn;
+    try {
+      conn = std::make_unique<pqxx::connection>(cfg_.url);
+      SLUICE_RETURN_IF_ERROR(PrepareTable(*conn));
+    } catch (const std::exception& e) {
+      return Status::Unavailable(fmt::format("{}: PostgreSQL: {}", node_.Prefix(),
+                                             FirstLine(e.what())));
+    }
+    return std::unique_ptr<SinkRuntime>(
+        std::make_unique<PgSinkRuntime>(cfg_, node_.name, fields_, std::move(conn)));
+  }
+
+  void SetConfiguredColumns(std::vector<std::pair<std::string, std::string>> c) {
+    configured_columns_ = std::move(c);
+  }
+
+ private:
+  std::string ColumnList() const {
+    std::string out;
+    for (const auto& c : cfg_.columns) out += (out.empty() ? "" : ", ") + c.first;
+    return out;
+  }
+
+  // Creates the table when asked and missing; otherwise checks that every column exists with a
+  // type that takes the field's values, and that an upsert key is unique.
+  Status PrepareTable(pqxx::connection& conn) const {
+    pqxx::work tx(conn);
+    pqxx::result cols = tx.exec_params(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+        cfg_.target.schema, cfg_.target.table);
+    if (cols.empty()) {
+      if (!cfg_.create) {
+        return node_.Error("table", fmt::format("table {} does not exist; create it, or set "
+                                                "create: true to have it made from the input",
+                                                cfg_.target.Shown()));
+      }
+      std::vector<std::string> defs;
+      for (size_t i = 0; i < cfg_.columns.size(); ++i) {
+        const Field& f = input_->field(fields_[i]);
+        defs.push_back(fmt::format("{} {}{}", QuotePgIdent(cfg_.columns[i].first),
+                                   PgTypeFor(f.type), f.nullable ? "" : " NOT NULL"));
+      }
+      if (!cfg_.key.empty()) {
+        std::vector<std::string> key;
+        for (const auto& k : cfg_.key) key.push_back(QuotePgIdent(k));
+        defs.push_back(fmt::format("PRIMARY KEY ({})", fmt::join(key, ", ")));
+      }
+      tx.exec0(fmt::format("CREATE TABLE IF NOT EXISTS {} ({})", cfg_.target.Quoted(),
+                           fmt::join(defs, ", ")));
+      tx.commit();
+      Log(LogLevel::kInfo, fmt::format("sink '{}': created table {}", node_.name,
+                                       cfg_.target.Shown()));
+      return Status::Ok();
+    }
+    std::map<std::string, std::string> types;
+    std::vector<std::string> names;
+    for (const auto& row : cols) {
+      types[row[0].c_str()] = row[1].c_str();
+      names.push_back(row[0].c_str());
+    }
+    for (size_t i = 0; i < cfg_.columns.size(); ++i) {
+      const std::string& column = cfg_.columns[i].first;
+      const Field& f = input_->field(fields_[i]);
+      auto t = types.find(column);
+      if (t == types.end()) {
+        auto near = ClosestMatch(column, names);
+        return node_.Error("table", fmt::format("table {} has no column '{}'{} (columns: {})",
+                                                cfg_.target.Shown(), column,
+                                                near ? fmt::format("; did you mean '{}'?", *near)
+                                                     : "",
+                                                fmt::join(names, ", ")));
+      }
+      if (!PgTypeAccepts(t->second, f.type)) {
+        return node_.Error("table", fmt::format("column '{}' of table {} is {} but field '{}' is "
+                                                "{}; a {} column takes it",
+                                                column, cfg_.target.Shown(), t->second,
+                                                cfg_.columns[i].second, TypeName(f.type),
+                                                PgTypeFor(f.type)));
+      }
+    }
+    if (!cfg_.key.empty()) {
+      // ON CONFLICT needs a unique index on exactly the key columns.
+      pqxx::result idx = tx.exec_params(
+          "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+          "JOIN pg_namespace n ON n.oid = c.relnamespace "
+          "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND "
+          "(SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a "
+          " WHERE a.attrelid = c.oid AND a.attnum = ANY(i.indkey)) = "
+          "(SELECT array_agg(k ORDER BY k) FROM unnest($3::text[]) AS k)",
+          cfg_.target.schema, cfg_.target.table, PgTextArray(cfg_.key));
+      if (idx.empty()) {
+        return node_.Error("key", fmt::format("table {} has no unique index or primary key on "
+                                              "({}), which upsert needs",
+                                              cfg_.target.Shown(), fmt::join(cfg_.key, ", ")));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // {"a","b"} as a PostgreSQL text[] literal.
+  static std::string PgTextArray(const std::vector<std::string>& items) {
+    std::string out = "{";
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i) out += ",";
+      out += "\"";
+      for (char c : items[i]) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+      }
+      out += "\"";
+    }
+    return out + "}";
+  }
+
+  const NodeConfig& node_;
+  PgSinkConfig cfg_;
+  std::vector<std::pair<std::string, std::string>> configured_columns_;
+  std::vector<int> fields_;
+  SchemaPtr input_;
+};
+
+Result<std::unique_ptr<SinkNode>> MakePgSink(const NodeConfig& node) {
+  PgSinkConfig cfg;
+  cfg.url = node.String("url");
+  const std::string table = node.String("table");
+  const size_t dot = table.find('.');
+  if (dot != std::string::npos) {
+    cfg.target.schema = table.substr(0, dot);
+    cfg.target.table = table.substr(dot + 1);
+  } else {
+    cfg.target.table = table;
+  }
+  if (cfg.target.schema.empty() || cfg.target.table.empty()) {
+    return node.Error("table", fmt::format("'{}' is not a table name (table or schema.table)",
+                                           table));
+  }
+  cfg.upsert = node.String("mode") == "upsert";
+  cfg.key = node.StringList("key");
+  if (cfg.upsert && cfg.key.empty()) {
+    return node.Error("mode", "mode: upsert needs 'key', the columns that identify a row");
+  }
+  if (!cfg.upsert && !cfg.key.empty()) {
+    return node.Error("key", "'key' is for mode: upsert; remove it, or set mode: upsert");
+  }
+  cfg.create = node.Bool("create");
+  auto columns = node.StringMap("columns");
+  auto sink = std::make_unique<PgSink>(node, std::move(cfg));
+  sink->SetConfiguredColumns(std::move(columns));
+  return std::unique_ptr<SinkNode>(std::move(sink));
+}
+
+}  // namespace
+
+void RegisterPostgresSink(Registry& registry) {
+  OperatorSpec spec;
+  spec.name = "postgres";
+  spec.role = Role::kSink;
+  spec.summary = "Writes rows into a PostgreSQL table with COPY; insert or upsert.";
+  spec.description =
+      "Each batch is one transaction: `mode: insert` COPYs the rows into the table; `mode: "
+      "upsert` COPYs them into a temporary table and merges them with INSERT ... ON CONFLICT "
+      "(`key`) DO UPDATE, the last row of a key in a batch winning. Every input field is "
+      "written to the column of the same name, or `columns` maps columns to fields. At "
+      "start-up the table is created from the input when `create: true`; otherwise its "
+      "columns and types are checked, and an upsert key must have a unique index. Rows the "
+      "database refuses (a constraint, a bad value) go to the dead-letter output with its "
+      "message and the rest of the batch is written; a lost connection pauses the pipeline "
+      "and is retried. Put the password in the environment (`${DATABASE_URL}` or PGPASSWORD).";
+  spec.fields = {
+      {"url", ConfigType::kString, true, "",
+       "libpq connection string or URI, e.g. postgresql://user@host:5432/db", {}},
+      {"table", ConfigType::kString, true, "", "table to write, as table or schema.table", {}},
+      {"mode", ConfigType::kString, false, "insert", "insert, or upsert by `key`",
+       {"insert", "upsert"}},
+      {"key", ConfigType::kStringList, false, "", "columns that identify a row, for upsert", {}},
+      {"create", ConfigType::kBool, false, "false",
+       "create the table from the input's fields when it does not exist", {}},
+      {"columns", ConfigType::kStringMap, false, "",
+       "column: field to write; default every field to the column of its name", {}},
+  };
+  spec.example =
+      "{type: postgres, inputs: [classify], url: \"${DATABASE_URL:-postgresql://127.0.0.1/"
+      "iris}\", table: iris_prediction, create: true}";
+  spec.make_sink = MakePgSink;
+  registry.Add(std::move(spec));
+}
+
+}  // namespace sluice
