@@ -12,7 +12,7 @@ PACKAGES=(
   libcli11-dev libfmt-dev libsqlite3-dev catch2 libcurl4-openssl-dev
   # demo and tests
   sqlite3 kcat python3 python3-xgboost python3-sklearn python3-numpy python3-yaml python3-jsonschema
-  python3-fastapi python3-uvicorn
+  python3-fastapi python3-uvicorn curl
 )
 
 missing=()
