@@ -6,7 +6,9 @@
 // - Plans are used on one thread during validation and build.
 // - SourceReader::Read is called serially from one thread; it may block on I/O.
 // - Decoder::Decode and TransformRuntime::Process are const and called concurrently from TBB
-//   worker threads when the spec says `parallel`; otherwise serially. They do CPU work only.
+//   worker threads when the spec says `parallel`; otherwise serially. They do CPU work only,
+//   except calls to a remote service whose every wait is bounded (predict's model-server
+//   backends, operators/transforms/predict_http.h); those return Unavailable during an outage.
 // - SinkRuntime::Prepare is const and may run concurrently; the other SinkRuntime methods are
 //   called serially, in batch order per source.
 #pragma once

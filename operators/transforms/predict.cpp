@@ -5,6 +5,7 @@
 // Threading: Process is const and runs concurrently on several batches. XGBoost's in-place
 // prediction is thread-safe and returns thread-local buffers, copied before the next call; the
 // booster is created with nthread=1 so parallelism comes from the graph, not from OpenMP.
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -13,6 +14,8 @@
 #include "engine/model.h"
 #include "operators/builtin.h"
 #include "operators/transforms/field_check.h"
+#include "operators/transforms/predict_http.h"
+#include "operators/transforms/predict_outputs.h"
 
 namespace sluice {
 namespace {
@@ -23,20 +26,6 @@ std::string LastXgbError() {
   size_t nl = e.find('\n');
   return nl == std::string::npos ? e : e.substr(0, nl);
 }
-
-// What one output field holds.
-struct OutputSpec {
-  enum Kind { kLabel, kClass, kProbability, kClassProbability, kValue, kModelName, kModelVersion };
-  std::string field;
-  Kind kind = kLabel;
-  std::string class_ref;  // kClassProbability: class index or name, as written
-  int class_index = -1;   // resolved against the model when planning
-};
-
-struct PredictConfig {
-  std::string model_dir;            ///< MLflow model directory
-  std::vector<OutputSpec> outputs;  ///< output field: what it holds
-};
 
 class Booster {
  public:
@@ -70,35 +59,12 @@ class PredictRuntime : public TransformRuntime {
         info_(std::move(info)) {}
 
   Result<BatchPtr> Process(const BatchPtr& in_ptr, NodeContext& ctx) const override {
-    BatchPtr in = in_ptr;
+    BatchPtr in = DropUnscorable(in_ptr, features_, ctx);
     const size_t k = features_.size();
-    // Rows with a missing feature cannot be scored faithfully: dead-letter them.
-    std::vector<uint32_t> good;
-    bool all_good = true;
-    for (size_t r = 0; r < in->num_rows(); ++r) {
-      std::string bad;
-      for (size_t j = 0; j < k && bad.empty(); ++j) {
-        const Column& c = in->column(features_[j]);
-        if (c.IsNull(r)) {
-          bad = fmt::format("feature '{}' is null", in->schema()->field(features_[j]).name);
-        } else if (c.type == TypeId::kFloat64 && !std::isfinite(c.doubles[r])) {
-          bad = fmt::format("feature '{}' is {}", in->schema()->field(features_[j]).name,
-                            c.doubles[r]);
-        }
-      }
-      if (bad.empty()) {
-        good.push_back(static_cast<uint32_t>(r));
-      } else {
-        all_good = false;
-        ctx.Reject(*in, r, bad);
-      }
-    }
-    if (!all_good) in = in->Take(good);
     const size_t n = in->num_rows();
     std::vector<ColumnPtr> cols = in->columns();
     if (n == 0) {
-      for (size_t o = 0; o < outputs_.size(); ++o)
-        cols.push_back(std::make_shared<Column>(out_->field(in->schema()->size() + o).type));
+      for (const auto& o : outputs_) cols.push_back(std::make_shared<Column>(OutputType(o)));
       return BatchPtr(in->WithColumns(out_, std::move(cols)));
     }
     // Row-major float32, as the model was trained on.
@@ -128,53 +94,15 @@ class PredictRuntime : public TransformRuntime {
     if (dim < 1 || shape[0] != n) {
       return Status::Internal(fmt::format("model '{}' returned an unexpected shape", info_.name));
     }
+    std::vector<std::shared_ptr<Column>> outs;
     for (const auto& o : outputs_) {
-      auto col = std::make_shared<Column>(OutputType(o));
-      col->Reserve(n);
-      for (size_t r = 0; r < n; ++r) {
-        const float* row = result + r * width;
-        size_t label = 0;
-        if (width == 1) {
-          label = row[0] > 0.5f ? 1 : 0;
-        } else {
-          for (size_t c = 1; c < width; ++c)
-            if (row[c] > row[label]) label = c;
-        }
-        switch (o.kind) {
-          case OutputSpec::kLabel: col->AppendInt(static_cast<int64_t>(label)); break;
-          case OutputSpec::kClass:
-            col->AppendString(label < info_.classes.size() ? info_.classes[label]
-                                                           : std::to_string(label));
-            break;
-          case OutputSpec::kProbability:
-            col->AppendDouble(width == 1 ? (label ? row[0] : 1.0 - row[0]) : row[label]);
-            break;
-          case OutputSpec::kClassProbability:
-            if (width == 1) {
-              col->AppendDouble(o.class_index == 1 ? row[0] : 1.0 - row[0]);
-            } else {
-              col->AppendDouble(static_cast<size_t>(o.class_index) < width ? row[o.class_index]
-                                                                           : NAN);
-            }
-            break;
-          case OutputSpec::kValue: col->AppendDouble(row[0]); break;
-          case OutputSpec::kModelName: col->AppendString(info_.name); break;
-          case OutputSpec::kModelVersion: col->AppendString(info_.version); break;
-        }
-      }
-      cols.push_back(std::move(col));
+      outs.push_back(std::make_shared<Column>(OutputType(o)));
+      outs.back()->Reserve(n);
     }
+    for (size_t r = 0; r < n; ++r)
+      AppendPrediction(outs, outputs_, result + r * width, width, false, info_);
+    cols.insert(cols.end(), outs.begin(), outs.end());
     return BatchPtr(in->WithColumns(out_, std::move(cols)));
-  }
-
-  static TypeId OutputType(const OutputSpec& o) {
-    switch (o.kind) {
-      case OutputSpec::kLabel: return TypeId::kInt64;
-      case OutputSpec::kClass:
-      case OutputSpec::kModelName:
-      case OutputSpec::kModelVersion: return TypeId::kString;
-      default: return TypeId::kFloat64;
-    }
   }
 
  private:
@@ -188,51 +116,82 @@ class PredictRuntime : public TransformRuntime {
 constexpr const char* kOutputKinds =
     "label, class, probability, probability:<class>, value, model_name, model_version";
 
+struct PredictConfig {
+  PredictBackend backend = PredictBackend::kXgboost;
+  std::string model_dir;               ///< MLflow model directory ("" when `features` is given)
+  std::vector<std::string> features;   ///< remote backends without a model: the input fields
+  std::vector<OutputSpec> outputs;     ///< output field: what it holds
+  RemoteConfig remote;                 ///< remote backends: server, protocol and client settings
+};
+
+// Keys that only the remote backends read and that have no default: given with the in-process
+// backend they mean a forgotten `backend:`. (The client settings with defaults are ignored there.)
+const std::vector<std::string> kRemoteKeys = {"url", "model_name", "headers"};
+
 class Predict : public TransformNode {
  public:
   Predict(const NodeConfig& node, PredictConfig cfg) : node_(node), cfg_(std::move(cfg)) {}
 
   Result<SchemaPtr> OutputSchema(const SchemaPtr& input) override {
-    auto info = LoadModelInfo(cfg_.model_dir);
-    if (!info.ok()) return node_.Error("model", info.status().message());
-    info_ = std::move(*info);
-    // Every signature input must reach the model as a numeric field.
+    const bool remote = cfg_.backend != PredictBackend::kXgboost;
+    const bool json = cfg_.backend == PredictBackend::kJson;
+    std::vector<std::string> names = cfg_.features;
+    if (!cfg_.model_dir.empty()) {
+      auto info = LoadModelInfo(cfg_.model_dir);
+      if (!info.ok()) return node_.Error("model", info.status().message());
+      info_ = std::move(*info);
+      names.clear();
+      for (const auto& in : info_.inputs) names.push_back(in.name);
+    } else {
+      info_ = ModelInfo{};
+      info_.name = cfg_.remote.model_name.empty() ? node_.name : cfg_.remote.model_name;
+    }
+    const std::string key = cfg_.model_dir.empty() ? "features" : "model";
+    const char* what = cfg_.model_dir.empty() ? "feature" : "model input";
+    // Every input must reach the model as a numeric field (any type for the json backend,
+    // which sends the record's values as they are).
     features_.clear();
     std::vector<std::string> problems;
-    for (const auto& in : info_.inputs) {
-      int i = input->IndexOf(in.name);
+    for (size_t n = 0; n < names.size(); ++n) {
+      const std::string& name = names[n];
+      int i = input->IndexOf(name);
       if (i < 0) {
         // Suggest only a field that is not itself another model input: feeding the model a
         // different feature is never the fix.
         std::vector<std::string> candidates;
-        for (const auto& f : input->fields()) {
-          bool is_input = false;
-          for (const auto& other : info_.inputs) is_input = is_input || other.name == f.name;
-          if (!is_input) candidates.push_back(f.name);
-        }
-        auto near = ClosestMatch(in.name, candidates);
+        for (const auto& f : input->fields())
+          if (std::find(names.begin(), names.end(), f.name) == names.end())
+            candidates.push_back(f.name);
+        auto near = ClosestMatch(name, candidates);
         problems.push_back(fmt::format(
-            "model input '{}' is not a field of {}{} (fields: {})", in.name, InputName(node_),
+            "{} '{}' is not a field of {}{} (fields: {})", what, name, InputName(node_),
             near ? fmt::format("; did you mean '{}'?", *near) : "", input->FieldNames()));
         continue;
       }
       const Field& f = input->field(i);
-      if (!IsNumeric(f.type) && f.type != TypeId::kBool) {
-        problems.push_back(fmt::format(
-            "model input '{}' is {} in the model's signature but field '{}' of {} is {}", in.name,
-            TypeName(in.type), f.name, InputName(node_), TypeName(f.type)));
+      if (!json && !IsNumeric(f.type) && f.type != TypeId::kBool) {
+        const std::string declared =
+            cfg_.model_dir.empty()
+                ? std::string("a feature")
+                : fmt::format("{} in the model's signature", TypeName(info_.inputs[n].type));
+        problems.push_back(fmt::format("{} '{}' is {} but field '{}' of {} is {}", what, name,
+                                       declared, f.name, InputName(node_), TypeName(f.type)));
         continue;
       }
       features_.push_back(static_cast<size_t>(i));
     }
-    if (!problems.empty())
-      return node_.Error("model", fmt::format("{}", fmt::join(problems, "; ")));
+    if (!problems.empty()) return node_.Error(key, fmt::format("{}", fmt::join(problems, "; ")));
+    names_ = std::move(names);
     const bool regressor = info_.model_class.find("Regressor") != std::string::npos;
     const bool multiclass = info_.classes.size() > 2;
     std::vector<Field> fields = input->fields();
     for (auto& o : cfg_.outputs) {
-      if (regressor && o.kind != OutputSpec::kValue && o.kind != OutputSpec::kModelName &&
-          o.kind != OutputSpec::kModelVersion) {
+      if (o.kind == OutputSpec::kResponseKey && !o.typed) {
+        // The model's signature types a single output; otherwise numbers are float64.
+        o.type = info_.outputs.size() == 1 ? info_.outputs[0].type : TypeId::kFloat64;
+      }
+      if (regressor && (o.kind == OutputSpec::kLabel || o.kind == OutputSpec::kClass ||
+                        NeedsProbabilities(o))) {
         return node_.Error("outputs", fmt::format("output '{}': the model '{}' is a regressor; "
                                                   "use 'value'",
                                                   o.field, info_.name));
@@ -264,13 +223,18 @@ class Predict : public TransformNode {
                                                   "or drop it first",
                                                   o.field, InputName(node_)));
       }
-      fields.push_back({o.field, PredictRuntime::OutputType(o), false});
+      fields.push_back({o.field, OutputType(o), false});
     }
+    if (remote && cfg_.backend == PredictBackend::kKserveV2 && cfg_.remote.model_name.empty())
+      cfg_.remote.model_name = info_.name;
     out_ = std::make_shared<const Schema>(std::move(fields));
     return out_;
   }
 
   Result<std::unique_ptr<TransformRuntime>> Build() const override {
+    if (cfg_.backend != PredictBackend::kXgboost) {
+      return MakeRemotePredict(cfg_.remote, out_, features_, names_, cfg_.outputs, info_);
+    }
     auto booster = Booster::Load(info_.data_path);
     if (!booster.ok()) return node_.Error("model", booster.status().message());
     return std::unique_ptr<TransformRuntime>(
@@ -283,39 +247,139 @@ class Predict : public TransformNode {
   ModelInfo info_;
   SchemaPtr out_;
   std::vector<size_t> features_;
+  std::vector<std::string> names_;
 };
+
+Result<OutputSpec> ParseOutputKind(const NodeConfig& node, const std::string& field,
+                                   const std::string& what) {
+  OutputSpec o;
+  o.field = field;
+  if (what == "label") {
+    o.kind = OutputSpec::kLabel;
+  } else if (what == "class") {
+    o.kind = OutputSpec::kClass;
+  } else if (what == "probability") {
+    o.kind = OutputSpec::kProbability;
+  } else if (what.rfind("probability:", 0) == 0) {
+    o.kind = OutputSpec::kClassProbability;
+    o.class_ref = what.substr(12);
+  } else if (what == "value") {
+    o.kind = OutputSpec::kValue;
+  } else if (what == "model_name") {
+    o.kind = OutputSpec::kModelName;
+  } else if (what == "model_version") {
+    o.kind = OutputSpec::kModelVersion;
+  } else {
+    auto near = ClosestMatch(
+        what, {"label", "class", "probability", "value", "model_name", "model_version"});
+    return node.Error(
+        "outputs",
+        fmt::format("output '{}': unknown kind '{}'{} (kinds: {})", field, what,
+                    near ? fmt::format(", did you mean '{}'?", *near) : "", kOutputKinds));
+  }
+  return o;
+}
+
+// json backend: `key` or `key:type` of the server's answer.
+Result<OutputSpec> ParseResponseKey(const NodeConfig& node, const std::string& field,
+                                    const std::string& what) {
+  OutputSpec o;
+  o.field = field;
+  o.kind = OutputSpec::kResponseKey;
+  o.key = what;
+  const size_t colon = what.rfind(':');
+  if (colon != std::string::npos) {
+    auto type = ParseTypeName(what.substr(colon + 1));
+    if (!type) {
+      return node.Error("outputs", fmt::format("output '{}': unknown type '{}' (types: int64, "
+                                               "float64, string, bool, timestamp)",
+                                               field, what.substr(colon + 1)));
+    }
+    o.key = what.substr(0, colon);
+    o.type = *type;
+    o.typed = true;
+  }
+  if (o.key.empty()) return node.Error("outputs", fmt::format("output '{}': no key", field));
+  return o;
+}
+
+Status ParseRemote(const NodeConfig& node, PredictConfig& cfg) {
+  RemoteConfig& r = cfg.remote;
+  r.backend = cfg.backend;
+  r.url = node.String("url");
+  if (r.url.empty()) {
+    return node.Error("url", fmt::format("backend '{}' needs `url`, the model server's address",
+                                         node.String("backend")));
+  }
+  if (r.url.rfind("http://", 0) != 0 && r.url.rfind("https://", 0) != 0) {
+    return node.Error("url", fmt::format("url '{}' is not an http:// or https:// URL", r.url));
+  }
+  r.model_name = node.String("model_name");
+  r.max_batch_rows = node.Int("max_batch_rows");
+  r.fp32 = node.String("datatype") == "FP32";
+  r.http.headers = node.StringMap("headers");
+  struct Bound {
+    const char* key;
+    int64_t* value;
+    int64_t min;
+  };
+  for (const Bound& b : {Bound{"timeout_ms", &r.http.timeout_ms, 1},
+                         Bound{"concurrency", &r.http.concurrency, 1},
+                         Bound{"max_batch_rows", &r.max_batch_rows, 0},
+                         Bound{"retries", &r.http.retries, 0},
+                         Bound{"retry_backoff_ms", &r.http.retry_backoff_ms, 1},
+                         Bound{"breaker_failures", &r.http.breaker_failures, 1},
+                         Bound{"breaker_cooldown_ms", &r.http.breaker_cooldown_ms, 0}}) {
+    *b.value = node.Int(b.key);
+    if (*b.value < b.min)
+      return node.Error(b.key, fmt::format("{} must be at least {}, got {}", b.key, b.min,
+                                           *b.value));
+  }
+  if (cfg.model_dir.empty() == cfg.features.empty()) {
+    return node.Error(cfg.model_dir.empty() ? "model" : "features",
+                      "give either `model` (an MLflow model directory whose signature names the "
+                      "inputs) or `features` (the input fields), not both");
+  }
+  if (cfg.backend == PredictBackend::kKserveV2 && cfg.model_dir.empty() && r.model_name.empty())
+    return node.Error("model_name", "backend 'kserve-v2' without `model` needs `model_name`");
+  return Status::Ok();
+}
 
 Result<std::unique_ptr<TransformNode>> MakePredict(const NodeConfig& node) {
   PredictConfig cfg;
-  cfg.model_dir = node.Path("model");
-  auto pairs = node.StringMap("outputs");
-  if (pairs.empty()) pairs.emplace_back("prediction", "label");
-  for (const auto& [field, what] : pairs) {
-    OutputSpec o;
-    o.field = field;
-    if (what == "label") {
-      o.kind = OutputSpec::kLabel;
-    } else if (what == "class") {
-      o.kind = OutputSpec::kClass;
-    } else if (what == "probability") {
-      o.kind = OutputSpec::kProbability;
-    } else if (what.rfind("probability:", 0) == 0) {
-      o.kind = OutputSpec::kClassProbability;
-      o.class_ref = what.substr(12);
-    } else if (what == "value") {
-      o.kind = OutputSpec::kValue;
-    } else if (what == "model_name") {
-      o.kind = OutputSpec::kModelName;
-    } else if (what == "model_version") {
-      o.kind = OutputSpec::kModelVersion;
-    } else {
-      auto near = ClosestMatch(
-          what, {"label", "class", "probability", "value", "model_name", "model_version"});
-      return node.Error(
-          "outputs",
-          fmt::format("output '{}': unknown kind '{}'{} (kinds: {})", field, what,
-                      near ? fmt::format(", did you mean '{}'?", *near) : "", kOutputKinds));
+  const std::string backend = node.String("backend");
+  cfg.backend = backend == "mlflow"      ? PredictBackend::kMlflow
+                : backend == "kserve-v2" ? PredictBackend::kKserveV2
+                : backend == "json"      ? PredictBackend::kJson
+                                         : PredictBackend::kXgboost;
+  if (node.Has("model")) cfg.model_dir = node.Path("model");
+  cfg.features = node.StringList("features");
+  if (cfg.backend == PredictBackend::kXgboost) {
+    if (!node.Has("model")) return node.Error("model", "backend 'xgboost' needs `model`");
+    for (const auto& key : kRemoteKeys) {
+      if (node.Has(key))
+        return node.Error(key, fmt::format("`{}` is for the remote backends (mlflow, kserve-v2, "
+                                           "json); this node runs the model in process",
+                                           key));
     }
+    if (node.Has("features"))
+      return node.Error("features", "backend 'xgboost' takes its inputs from the model's "
+                                    "signature; `features` is for the remote backends");
+  } else {
+    SLUICE_RETURN_IF_ERROR(ParseRemote(node, cfg));
+  }
+  const bool json = cfg.backend == PredictBackend::kJson;
+  auto pairs = node.StringMap("outputs");
+  if (pairs.empty()) {
+    if (json) {
+      return node.Error("outputs", "backend 'json' needs `outputs`: new field: key of the "
+                                   "server's answer, e.g. {iris_class: iris_class}");
+    }
+    pairs.emplace_back("prediction", "label");
+  }
+  for (const auto& [field, what] : pairs) {
+    SLUICE_ASSIGN_OR_RETURN(OutputSpec o, json ? ParseResponseKey(node, field, what)
+                                               : ParseOutputKind(node, field, what));
     cfg.outputs.push_back(std::move(o));
   }
   return std::unique_ptr<TransformNode>(std::make_unique<Predict>(node, std::move(cfg)));
@@ -327,7 +391,9 @@ void RegisterPredict(Registry& registry) {
   OperatorSpec spec;
   spec.name = "predict";
   spec.role = Role::kTransform;
-  spec.summary = "Scores every row with a model (XGBoost, in process) and adds its outputs.";
+  spec.summary =
+      "Scores every row with a model, in process (XGBoost) or on a model server over HTTP, and "
+      "adds its outputs.";
   spec.description =
       "`model` is a directory in MLflow's layout (an MLmodel file with a signature beside the "
       "model file). The fields named by the signature's inputs are the features; validation "
@@ -335,17 +401,60 @@ void RegisterPredict(Registry& registry) {
       "they hold: `label` (class index), `class` (class name from the model's metadata), "
       "`probability` (of the predicted class), `probability:<class>` (of one class, by index "
       "or name), `value` (raw prediction, for regressors), `model_name`, `model_version`. "
-      "Rows with a null or NaN feature go to the dead-letter output.";
+      "Rows with a null or NaN feature go to the dead-letter output.\n\n"
+      "`backend` picks where the model runs: `xgboost` (in process, the default), or a model "
+      "server at `url`: `mlflow` (POST {url}/invocations, `dataframe_split`, a batch or "
+      "`max_batch_rows` rows per request), `kserve-v2` (Open Inference Protocol, POST "
+      "{url}/v2/models/{model_name}/infer, one [rows, features] tensor) or `json` (one POST of "
+      "the record's features as a JSON object per record; `outputs` then maps new fields to "
+      "keys of the answer, `key` or `key:type`). A remote backend takes its inputs from "
+      "`model`'s signature, or from `features` when no model directory is at hand. Outages "
+      "(connection refused, timeout, 5xx) are retried with backoff, then pause the pipeline; "
+      "after `breaker_failures` consecutive failures the server is left alone for "
+      "`breaker_cooldown_ms`. A request the server refuses (4xx) or an answer that cannot be "
+      "read sends its rows to the dead-letter output with the server's message.";
   spec.parallel = true;
   spec.fields = {
-      {"model", ConfigType::kPath, true, "", "MLflow model directory", {}},
+      {"model", ConfigType::kPath, false, "", "MLflow model directory (required for xgboost)",
+       {}},
       {"outputs",
        ConfigType::kStringMap,
        false,
        "{prediction: label}",
        "new field name: what it holds (label, class, probability, probability:<class>, value, "
-       "model_name, model_version)",
+       "model_name, model_version); for backend json: a key of the answer, `key` or `key:type`",
        {}},
+      {"backend",
+       ConfigType::kString,
+       false,
+       "xgboost",
+       "where the model runs: in process, or the protocol of a model server",
+       {"xgboost", "mlflow", "kserve-v2", "json"}},
+      {"url", ConfigType::kString, false, "",
+       "model server: base URL (mlflow, kserve-v2) or endpoint (json); required for remote",
+       {}},
+      {"features", ConfigType::kStringList, false, "",
+       "remote backends without `model`: the fields sent to the server, in order", {}},
+      {"model_name", ConfigType::kString, false, "",
+       "kserve-v2: the model's name on the server (default: the model's metadata name)", {}},
+      {"max_batch_rows", ConfigType::kInt, false, "0",
+       "mlflow, kserve-v2: rows per request at most (0: the whole batch)", {}},
+      {"datatype", ConfigType::kString, false, "FP64", "kserve-v2: the input tensor's datatype",
+       {"FP32", "FP64"}},
+      {"timeout_ms", ConfigType::kInt, false, "10000",
+       "time one request may take (connecting included) before it counts as failed", {}},
+      {"concurrency", ConfigType::kInt, false, "8",
+       "requests in flight to the server at most, across the node's batches", {}},
+      {"retries", ConfigType::kInt, false, "3",
+       "further attempts of a request after a connection failure, timeout or 5xx", {}},
+      {"retry_backoff_ms", ConfigType::kInt, false, "100",
+       "wait before the first retry; doubles for each next one, up to 5 s", {}},
+      {"breaker_failures", ConfigType::kInt, false, "5",
+       "consecutive failed requests after which the server is not called for a cool-down", {}},
+      {"breaker_cooldown_ms", ConfigType::kInt, false, "5000",
+       "how long the circuit stays open; the pipeline pauses meanwhile", {}},
+      {"headers", ConfigType::kStringMap, false, "",
+       "HTTP headers sent with every request, e.g. {Authorization: \"Bearer ${TOKEN}\"}", {}},
   };
   spec.example =
       "{type: predict, inputs: [features], model: ../models/iris, outputs: {iris_class: label}}";

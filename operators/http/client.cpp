@@ -1,0 +1,239 @@
+#include "operators/http/client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <thread>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+namespace sluice {
+namespace {
+
+constexpr size_t kMaxMessage = 300;  // characters of an error body kept in a message
+constexpr int kPollMs = 100;         // curl_multi_poll wakes at least this often
+
+std::string Shorten(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  if (s.size() > kMaxMessage) s = s.substr(0, kMaxMessage) + "...";
+  return s;
+}
+
+size_t WriteBody(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+std::string ServerMessage(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::padded_string padded(body);
+  if (!parser.parse(padded).get(doc) && doc.is_object()) {
+    for (const char* key : {"detail", "error", "message"}) {
+      simdjson::dom::element v;
+      if (doc[key].get(v)) continue;
+      std::string_view s;
+      if (!v.get_string().get(s)) return Shorten(std::string(s));
+      return Shorten(simdjson::minify(v));
+    }
+  }
+  return Shorten(body);
+}
+
+struct HttpClient::Session {
+  CURLM* multi = nullptr;
+  std::vector<CURL*> easies;  // idle easy handles of this session
+
+  Session() : multi(curl_multi_init()) {}
+  ~Session() {
+    for (CURL* e : easies) curl_easy_cleanup(e);
+    if (multi) curl_multi_cleanup(multi);
+  }
+  CURL* Easy() {
+    if (easies.empty()) return curl_easy_init();
+    CURL* e = easies.back();
+    easies.pop_back();
+    return e;
+  }
+};
+
+HttpClient::HttpClient(HttpOptions options)
+    : options_(std::move(options)), slots_free_(std::max<int64_t>(1, options_.concurrency)) {
+  GlobalInit();
+  bool content_type = false;
+  for (const auto& [name, value] : options_.headers) {
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    content_type = content_type || lower == "content-type";
+    header_list_ = curl_slist_append(header_list_, (name + ": " + value).c_str());
+  }
+  if (!content_type)
+    header_list_ = curl_slist_append(header_list_, "Content-Type: application/json");
+  header_list_ = curl_slist_append(header_list_, "Accept: application/json");
+  // No "Expect: 100-continue" round trip before large bodies.
+  header_list_ = curl_slist_append(header_list_, "Expect:");
+}
+
+HttpClient::~HttpClient() {
+  idle_.clear();
+  curl_slist_free_all(header_list_);
+}
+
+std::unique_ptr<HttpClient::Session> HttpClient::TakeSession() {
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  if (idle_.empty()) return std::make_unique<Session>();
+  auto s = std::move(idle_.back());
+  idle_.pop_back();
+  return s;
+}
+
+void HttpClient::ReturnSession(std::unique_ptr<Session> s) {
+  std::lock_guard<std::mutex> lock(sessions_mu_);
+  idle_.push_back(std::move(s));
+}
+
+Status HttpClient::BreakerAllows() {
+  std::lock_guard<std::mutex> lock(breaker_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= open_until_) return Status::Ok();
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(open_until_ - now);
+  return Status::Unavailable(fmt::format(
+      "circuit open after {} consecutive failures (last: {}); calling again in {} ms",
+      consecutive_failures_, last_failure_, left.count()));
+}
+
+void HttpClient::RecordAttempt(bool failed, const std::string& error) {
+  std::lock_guard<std::mutex> lock(breaker_mu_);
+  if (!failed) {
+    consecutive_failures_ = 0;
+    return;
+  }
+  last_failure_ = error;
+  // Past the threshold (also the first failure after a cool-down): open, or stay open.
+  if (++consecutive_failures_ >= std::max<int64_t>(1, options_.breaker_failures)) {
+    open_until_ = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(options_.breaker_cooldown_ms);
+  }
+}
+
+void HttpClient::Attempt(Session& s, const std::vector<HttpRequest>& requests,
+                         const std::vector<size_t>& todo, std::vector<HttpResponse>& out) {
+  struct Transfer {
+    size_t index = 0;
+    std::string body;
+    char error[CURL_ERROR_SIZE] = {0};
+  };
+  std::vector<Transfer> transfers(todo.size());
+  size_t next = 0;
+  int64_t running = 0;
+  auto release = [&] {
+    {
+      std::lock_guard<std::mutex> lock(slots_mu_);
+      ++slots_free_;
+    }
+    slots_cv_.notify_one();
+  };
+  while (next < todo.size() || running > 0) {
+    // Start as many transfers as there are free slots; wait for one only when none runs here.
+    while (next < todo.size()) {
+      {
+        std::unique_lock<std::mutex> lock(slots_mu_);
+        if (slots_free_ == 0 && running > 0) break;
+        // Other calls hold every slot; each of their transfers ends within timeout_ms.
+        slots_cv_.wait(lock, [&] { return slots_free_ > 0; });
+        --slots_free_;
+      }
+      Transfer& t = transfers[next];
+      t.index = todo[next];
+      const HttpRequest& req = requests[t.index];
+      CURL* e = s.Easy();
+      curl_easy_setopt(e, CURLOPT_URL, req.url.c_str());
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+      curl_easy_setopt(e, CURLOPT_HTTPHEADER, header_list_);
+      curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, WriteBody);
+      curl_easy_setopt(e, CURLOPT_WRITEDATA, &t.body);
+      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error);
+      curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout_ms));
+      curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+      curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+      curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+      curl_multi_add_handle(s.multi, e);
+      ++running;
+      ++next;
+    }
+    int still = 0;
+    curl_multi_perform(s.multi, &still);
+    int queued = 0;
+    bool finished_any = false;
+    while (CURLMsg* msg = curl_multi_info_read(s.multi, &queued)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURL* e = msg->easy_handle;
+      Transfer* t = nullptr;
+      curl_easy_getinfo(e, CURLINFO_PRIVATE, &t);
+      HttpResponse& r = out[t->index];
+      r = HttpResponse{};
+      long status = 0;
+      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+      r.status = status;
+      if (msg->data.result != CURLE_OK) {
+        r.outcome = HttpResponse::Outcome::kUnavailable;
+        r.error = t->error[0] ? t->error : curl_easy_strerror(msg->data.result);
+      } else if (status >= 200 && status < 300) {
+        r.outcome = HttpResponse::Outcome::kOk;
+      } else if (status == 408 || status == 429 || status >= 500) {
+        r.outcome = HttpResponse::Outcome::kUnavailable;
+        r.error = fmt::format("HTTP {}: {}", status, ServerMessage(t->body));
+      } else {
+        r.outcome = HttpResponse::Outcome::kRejected;
+        r.error = fmt::format("HTTP {}: {}", status, ServerMessage(t->body));
+      }
+      r.body = std::move(t->body);
+      RecordAttempt(r.outcome == HttpResponse::Outcome::kUnavailable, r.error);
+      curl_multi_remove_handle(s.multi, e);
+      s.easies.push_back(e);
+      --running;
+      release();
+      finished_any = true;
+    }
+    if (!finished_any && running > 0) curl_multi_poll(s.multi, nullptr, 0, kPollMs, nullptr);
+  }
+}
+
+Result<std::vector<HttpResponse>> HttpClient::PostAll(const std::vector<HttpRequest>& requests) {
+  SLUICE_RETURN_IF_ERROR(BreakerAllows());
+  std::vector<HttpResponse> out(requests.size());
+  std::vector<size_t> todo(requests.size());
+  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+  auto backoff = std::chrono::milliseconds(std::max<int64_t>(1, options_.retry_backoff_ms));
+  std::unique_ptr<Session> session = TakeSession();
+  for (int64_t attempt = 0;; ++attempt) {
+    Attempt(*session, requests, todo, out);
+    std::vector<size_t> failed;
+    for (size_t i : todo)
+      if (out[i].outcome == HttpResponse::Outcome::kUnavailable) failed.push_back(i);
+    todo = std::move(failed);
+    if (todo.empty() || attempt >= options_.retries || !BreakerAllows().ok()) break;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxRetryBackoff);
+  }
+  ReturnSession(std::move(session));
+  if (!todo.empty()) {
+    const HttpResponse& r = out[todo.front()];
+    return Status::Unavailable(fmt::format("{} of {} requests to {} failed: {}", todo.size(),
+                                           requests.size(), requests[todo.front()].url, r.error));
+  }
+  return out;
+}
+
+}  // namespace sluice

@@ -1,0 +1,203 @@
+// predict against a real model server: tests/integration/model_server.py (FastAPI + uvicorn,
+// Debian's python3) serves models/iris on a free loopback port through the seed's `POST /predict`,
+// MLflow's /invocations and KServe V2's infer. Each test starts its own server, runs the `sluice`
+// binary on a file of the shipped iris data, and kills every process it started (a shell trap
+// covers early exits); every wait is bounded.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include "tests/integration/process.h"
+
+using namespace sluice::testing;
+
+namespace {
+
+// Shell text that starts the model server in the background (pid in $server), waits until it
+// listens and exports its port as PORT. The EXIT trap kills it whatever happens next.
+std::string StartServer(const TempDir& dir, const std::string& args) {
+  const std::string port_file = dir / "port.txt";
+  return "rm -f " + port_file + "\n/usr/bin/python3 " +
+         Source("tests/integration/model_server.py") + " --model " + Source("models/iris") +
+         " --port-file " + port_file + " " + args + " >>" + (dir / "server.log") +
+         " 2>&1 &\nserver=$!\ntrap 'kill -9 $server 2>/dev/null' EXIT\n"
+         "for i in $(seq 1 150); do [ -s " +
+         port_file + " ] && break; sleep 0.1; done\nexport PORT=$(cat " + port_file + ")\n" +
+         // Listening is not serving yet: wait for the app's first answer.
+         "for i in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/health >/dev/null && break; "
+         "sleep 0.1; done\n";
+}
+
+// A pipeline: the shipped iris envelopes → predict → (id, iris_class) lines in `out`.
+std::string Pipeline(const TempDir& dir, const std::string& name, const std::string& predict,
+                     const std::string& input = "", const std::string& settings = "") {
+  return "name: " + name + "\n" + settings + "sources:\n  iris_data: {type: file, path: " +
+         (input.empty() ? Source("pipelines/data/iris_data.jsonl") : input) +
+         ", format: connect-json, schema: " + Source("schemas/iris_data.json") +
+         "}\ntransforms:\n  classify:\n    type: predict\n    inputs: [iris_data]\n    model: " +
+         Source("models/iris") + "\n" + predict +
+         "  prediction: {type: select, inputs: [classify], fields: [id, iris_class]}\n"
+         "sinks:\n  out: {type: file, inputs: [prediction], path: " +
+         (dir / (name + ".jsonl")) + "}\ndead_letter: {path: " + (dir / (name + ".dead.jsonl")) +
+         "}\n";
+}
+
+std::vector<std::string> LinesOf(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) out.push_back(l);
+  return out;
+}
+
+// id → iris_class of an output file; REQUIREs every id once.
+std::map<int, int> Classes(const std::string& path) {
+  static const std::regex kRow(R"(^\{"id":(\d+),"iris_class":(\d+)\}$)");
+  std::map<int, int> out;
+  for (const auto& line : LinesOf(Slurp(path))) {
+    std::smatch m;
+    INFO(line);
+    REQUIRE(std::regex_match(line, m, kRow));
+    REQUIRE(out.emplace(std::stoi(m[1]), std::stoi(m[2])).second);
+  }
+  return out;
+}
+
+const char* kRunFunction = R"SH(
+# run NAME: runs the pipeline NAME.yaml, prints its exit code and time.
+run() {
+  start=$(date +%s%N)
+  )SH";
+
+std::string RunFunction(const TempDir& dir) {
+  return std::string(kRunFunction) + Sluice() + " run --quiet " + dir.path().string() +
+         "/$1.yaml 2>>" + (dir / "run.err") +
+         "\n  echo \"$1 exit $? in $((($(date +%s%N) - start) / 1000000)) ms\"\n}\n";
+}
+
+const std::string kXgboost = "    outputs: {iris_class: label}\n";
+
+}  // namespace
+
+TEST_CASE("http predict: mlflow, kserve-v2 and json backends classify every row as xgboost does",
+          "[integration][http]") {
+  TempDir dir;
+  std::ofstream(dir / "xgb.yaml") << Pipeline(dir, "xgb", kXgboost);
+  std::ofstream(dir / "mlflow.yaml") << Pipeline(
+      dir, "mlflow",
+      "    backend: mlflow\n    url: http://127.0.0.1:${PORT}\n    max_batch_rows: 256\n" +
+          kXgboost);
+  std::ofstream(dir / "kserve.yaml")
+      << Pipeline(dir, "kserve",
+                  "    backend: kserve-v2\n    url: http://127.0.0.1:${PORT}/\n"
+                  "    datatype: FP32\n" + kXgboost);
+  std::ofstream(dir / "json.yaml") << Pipeline(
+      dir, "json",
+      "    backend: json\n    url: http://127.0.0.1:${PORT}/predict\n    concurrency: 32\n"
+      "    headers: {Authorization: \"Bearer ${TOKEN:-test}\"}\n"
+      "    outputs: {iris_class: iris_class}\n");
+  auto r = Run(StartServer(dir, "") + RunFunction(dir) + "run xgb\nrun mlflow\nrun kserve\nrun json\n");
+  INFO(r.out + r.err + Slurp(dir / "run.err") + Slurp(dir / "server.log"));
+  WARN(r.out);  // run times per backend, for the log
+  for (const char* name : {"xgb", "mlflow", "kserve", "json"})
+    CHECK(r.out.find(std::string(name) + " exit 0 in") != std::string::npos);
+  const auto expected = Classes(dir / "xgb.jsonl");
+  REQUIRE(expected.size() == 1500u);
+  const size_t bad_input = LinesOf(Slurp(dir / "xgb.dead.jsonl")).size();
+  CHECK(bad_input == 4u);
+  for (const char* name : {"mlflow", "kserve", "json"}) {
+    INFO(name);
+    CHECK(Classes(dir / (std::string(name) + ".jsonl")) == expected);
+    // The same rows as in process are dead-lettered (bad input), none for the server.
+    const std::string dead = Slurp(dir / (std::string(name) + ".dead.jsonl"));
+    CHECK(LinesOf(dead).size() == bad_input);
+    CHECK(dead.find("model server") == std::string::npos);
+  }
+}
+
+TEST_CASE("http predict: a model server killed mid-run pauses the pipeline; nothing is lost",
+          "[integration][http][faults]") {
+  TempDir dir;
+  std::ofstream(dir / "xgb.yaml") << Pipeline(dir, "xgb", kXgboost);
+  std::ofstream(dir / "json.yaml") << Pipeline(
+      dir, "json",
+      "    backend: json\n    url: http://127.0.0.1:${PORT}/predict\n    concurrency: 4\n"
+      "    timeout_ms: 2000\n    retries: 2\n    retry_backoff_ms: 50\n"
+      "    breaker_failures: 3\n    breaker_cooldown_ms: 300\n"
+      "    outputs: {iris_class: iris_class}\n",
+      "", "settings: {batch_size: 50, max_in_flight: 4}\n");
+  const std::string out = dir / "json.jsonl";
+  auto r = Run(StartServer(dir, "--delay-ms 5") + RunFunction(dir) + "run xgb\n" +
+               // The run in the background; the server is killed once rows flow.
+               "touch " + out + "\n" + Sluice() + " run --quiet " + (dir / "json.yaml") + " 2>>" +
+               (dir / "run.err") + " &\npid=$!\n" +
+               "for i in $(seq 1 300); do [ \"$(wc -l < " + out +
+               ")\" -ge 200 ] && break; sleep 0.05; done\n"
+               "kill -9 $server\nwait $server 2>/dev/null\necho \"killed at $(wc -l < " +
+               out + ") rows\"\nsleep 3\necho \"after 3 s down: $(wc -l < " + out + ") rows\"\n" +
+               StartServer(dir, "--delay-ms 5 --port $PORT") +
+               "for i in $(seq 1 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done\n"
+               "kill -TERM $pid 2>/dev/null\nwait $pid\necho \"json exit $?\"\n");
+  const std::string err = Slurp(dir / "run.err");
+  INFO(r.out + r.err + err + Slurp(dir / "server.log"));
+  WARN(r.out);
+  CHECK(r.out.find("json exit 0") != std::string::npos);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.out, m, std::regex(R"(killed at (\d+) rows)")));
+  const int killed_at = std::stoi(m[1]);
+  CHECK(killed_at >= 200);
+  CHECK(killed_at < 1500);  // the outage really came mid-run
+  REQUIRE(std::regex_search(r.out, m, std::regex(R"(after 3 s down: (\d+) rows)")));
+  CHECK(std::stoi(m[1]) < 1500);  // paused while the server was down
+  // The pause was the runner retrying, and the breaker opened.
+  CHECK(err.find("transform 'classify'") != std::string::npos);
+  CHECK(err.find("retrying in") != std::string::npos);
+  CHECK(err.find("circuit open") != std::string::npos);
+  const auto expected = Classes(dir / "xgb.jsonl");
+  REQUIRE(expected.size() == 1500u);
+  CHECK(Classes(out) == expected);
+  const std::string dead = Slurp(dir / "json.dead.jsonl");
+  CHECK(LinesOf(dead).size() == LinesOf(Slurp(dir / "xgb.dead.jsonl")).size());
+  CHECK(dead.find("model server") == std::string::npos);
+}
+
+TEST_CASE("http predict: a record the server refuses (400) is dead-lettered with its message",
+          "[integration][http]") {
+  TempDir dir;
+  // Record 7 with a sepal length no iris has: the server answers 400 for it alone.
+  std::string data;
+  int changed = 0;
+  for (const auto& line : LinesOf(Slurp(Source("pipelines/data/iris_data.jsonl")))) {
+    std::string l = line;
+    if (l.find("\"payload\":{\"id\":7,") != std::string::npos) {
+      l = std::regex_replace(l, std::regex(R"("sepal_length":[0-9.]+)"), "\"sepal_length\":99.0");
+      ++changed;
+    }
+    data += l + "\n";
+  }
+  REQUIRE(changed == 1);
+  std::ofstream(dir / "in.jsonl") << data;
+  std::ofstream(dir / "json.yaml") << Pipeline(
+      dir, "json",
+      "    backend: json\n    url: http://127.0.0.1:${PORT}/predict\n    concurrency: 32\n"
+      "    outputs: {iris_class: iris_class}\n",
+      dir / "in.jsonl");
+  auto r = Run(StartServer(dir, "") + RunFunction(dir) + "run json\n");
+  INFO(r.out + r.err + Slurp(dir / "run.err") + Slurp(dir / "server.log"));
+  CHECK(r.out.find("json exit 0 in") != std::string::npos);
+  const auto rows = Classes(dir / "json.jsonl");
+  CHECK(rows.size() == 1499u);
+  CHECK(rows.count(7) == 0u);
+  CHECK(rows.count(6) == 1u);
+  CHECK(rows.count(8) == 1u);
+  std::vector<std::string> refused;
+  for (const auto& line : LinesOf(Slurp(dir / "json.dead.jsonl")))
+    if (line.find("model server") != std::string::npos) refused.push_back(line);
+  REQUIRE(refused.size() == 1u);
+  CHECK(refused[0].find(R"("node":"classify")") != std::string::npos);
+  CHECK(refused[0].find(R"x("reason":"model server: HTTP 400: sepal_length 99.0 is out of range )x"
+                        R"x((0..50.0 cm)")x") != std::string::npos);
+  CHECK(refused[0].find(R"(\"id\":7,)") != std::string::npos);  // the original bytes
+}
