@@ -77,6 +77,7 @@ class PgSinkRuntime : public SinkRuntime {
     if (batch.num_rows() == 0) return Status::Ok();
     SLUICE_RETURN_IF_ERROR(Connect());
     try {
+      EnsureStaging();
       pqxx::work tx(*conn_);
       WriteRows(tx, copy_text);
       tx.commit();
@@ -103,6 +104,19 @@ class PgSinkRuntime : public SinkRuntime {
     }
   }
 
+  // The staging table of upserts lives as long as the session and is emptied at each commit.
+  // It is made in a transaction of its own, so a batch that rolls back cannot take it along.
+  void EnsureStaging() {
+    if (!cfg_.upsert || staging_ready_) return;
+    pqxx::work tx(*conn_);
+    tx.exec0(fmt::format("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE {} INCLUDING "
+                         "DEFAULTS) ON COMMIT DELETE ROWS",
+                         cfg_.target.Quoted()));
+    tx.exec0("ALTER TABLE sluice_staging ADD COLUMN IF NOT EXISTS sluice_ord bigserial");
+    tx.commit();
+    staging_ready_ = true;
+  }
+
   // The connection or the server failed: reconnect on the next attempt.
   Status Lost(const std::string& what) {
     conn_.reset();
@@ -125,14 +139,6 @@ class PgSinkRuntime : public SinkRuntime {
     if (!cfg_.upsert) {
       Copy(tx, cfg_.target.Quoted(), copy_text);
       return;
-    }
-    // The staging table lives as long as the session and is emptied at each commit.
-    if (!staging_ready_) {
-      tx.exec0(fmt::format("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE {} INCLUDING "
-                           "DEFAULTS) ON COMMIT DELETE ROWS",
-                           cfg_.target.Quoted()));
-      tx.exec0("ALTER TABLE sluice_staging ADD COLUMN IF NOT EXISTS sluice_ord bigserial");
-      staging_ready_ = true;
     }
     Copy(tx, "sluice_staging", copy_text);
     tx.exec0(upsert_sql_.empty() ? (upsert_sql_ = UpsertSql()) : upsert_sql_);
@@ -159,6 +165,7 @@ class PgSinkRuntime : public SinkRuntime {
   Status WriteRowByRow(const Batch& batch, const std::string& copy_text, NodeContext& ctx) {
     SLUICE_RETURN_IF_ERROR(Connect());
     try {
+      EnsureStaging();
       pqxx::work tx(*conn_);
       size_t start = 0;
       for (size_t r = 0; r < batch.num_rows(); ++r) {
