@@ -55,6 +55,7 @@ class NodeConfig {
  public:
   std::string name;  // the node's key in its section
   std::string type;  // the operator name
+  std::string pipeline;  // the pipeline's name (its `name`, or the file's stem)
   Role role = Role::kTransform;
   Mark mark;             // where the node's mapping starts
   std::string base_dir;  // folder of the pipeline file, for relative paths

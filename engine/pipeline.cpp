@@ -249,6 +249,7 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
   cfg.role = role;
   cfg.mark = Mark::Of(decl.file, body.IsDefined() ? body : key_node);
   cfg.base_dir = decl.base_dir;
+  cfg.pipeline = decl.name;
   cfg.node = body;
   if (!body.IsMap()) {
     diags.Error(cfg.mark, name,
