@@ -20,36 +20,15 @@
 
 #include "engine/log.h"
 #include "operators/builtin.h"
-#include "operators/sinks/postgres_copy.h"
+#include "operators/postgres/common.h"
 #include "operators/transforms/field_check.h"
 
 namespace sluice {
 namespace {
 
-struct Target {
-  std::string schema = "public";
-  std::string table;
-  std::string Quoted() const { return QuotePgIdent(schema) + "." + QuotePgIdent(table); }
-  std::string Shown() const { return schema + "." + table; }
-};
-
-// The first line of a libpqxx error, which repeats the query after it.
-std::string FirstLine(const std::string& what) {
-  std::string s = what.substr(0, what.find('\n'));
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\r')) s.pop_back();
-  if (s.rfind("ERROR:", 0) == 0) s = s.substr(6);
-  while (!s.empty() && s.front() == ' ') s.erase(s.begin());
-  return s;
-}
-
-// SQLSTATE classes that mean "this data", not "this connection or server".
-bool IsDataError(const std::string& sqlstate) {
-  return sqlstate.rfind("22", 0) == 0 || sqlstate.rfind("23", 0) == 0;
-}
-
 struct PgSinkConfig {
   std::string url;                   ///< libpq connection string or URI
-  Target target;                     ///< [schema.]table
+  PgTable target;                     ///< [schema.]table
   bool upsert = false;               ///< mode: upsert
   std::vector<std::string> key;      ///< upsert key columns
   bool create = false;               ///< create the table when it does not exist
@@ -83,7 +62,7 @@ class PgSinkRuntime : public SinkRuntime {
       tx.commit();
       return Status::Ok();
     } catch (const pqxx::sql_error& e) {
-      if (!IsDataError(e.sqlstate())) return Lost(e.what());
+      if (!IsPgDataError(e.sqlstate())) return Lost(e.what());
     } catch (const std::exception& e) {
       return Lost(e.what());
     }
@@ -100,7 +79,7 @@ class PgSinkRuntime : public SinkRuntime {
       return Status::Ok();
     } catch (const std::exception& e) {
       conn_.reset();
-      return Status::Unavailable(fmt::format("cannot connect to PostgreSQL: {}", FirstLine(e.what())));
+      return Status::Unavailable(fmt::format("cannot connect to PostgreSQL: {}", PgFirstLine(e.what())));
     }
   }
 
@@ -120,7 +99,7 @@ class PgSinkRuntime : public SinkRuntime {
   // The connection or the server failed: reconnect on the next attempt.
   Status Lost(const std::string& what) {
     conn_.reset();
-    return Status::Unavailable(fmt::format("PostgreSQL: {}", FirstLine(what)));
+    return Status::Unavailable(fmt::format("PostgreSQL: {}", PgFirstLine(what)));
   }
 
   void Copy(pqxx::transaction_base& tx, const std::string& table, const std::string& text) {
@@ -178,8 +157,8 @@ class PgSinkRuntime : public SinkRuntime {
           if (cfg_.upsert) row.exec0("DELETE FROM sluice_staging");  // merged: not again
           row.commit();
         } catch (const pqxx::sql_error& e) {
-          if (!IsDataError(e.sqlstate())) throw;
-          ctx.Reject(batch, r, fmt::format("postgres refused the row: {}", FirstLine(e.what())));
+          if (!IsPgDataError(e.sqlstate())) throw;
+          ctx.Reject(batch, r, fmt::format("postgres refused the row: {}", PgFirstLine(e.what())));
         }
       }
       tx.commit();
@@ -236,7 +215,7 @@ class PgSink : public SinkNode {
       SLUICE_RETURN_IF_ERROR(PrepareTable(*conn));
     } catch (const std::exception& e) {
       return Status::Unavailable(fmt::format("{}: PostgreSQL: {}", node_.Prefix(),
-                                             FirstLine(e.what())));
+                                             PgFirstLine(e.what())));
     }
     return std::unique_ptr<SinkRuntime>(
         std::make_unique<PgSinkRuntime>(cfg_, node_.name, fields_, std::move(conn)));
@@ -356,17 +335,12 @@ Result<std::unique_ptr<SinkNode>> MakePgSink(const NodeConfig& node) {
   PgSinkConfig cfg;
   cfg.url = node.String("url");
   const std::string table = node.String("table");
-  const size_t dot = table.find('.');
-  if (dot != std::string::npos) {
-    cfg.target.schema = table.substr(0, dot);
-    cfg.target.table = table.substr(dot + 1);
-  } else {
-    cfg.target.table = table;
-  }
-  if (cfg.target.schema.empty() || cfg.target.table.empty()) {
+  auto target = PgTable::Parse(table);
+  if (!target) {
     return node.Error("table", fmt::format("'{}' is not a table name (table or schema.table)",
                                            table));
   }
+  cfg.target = *target;
   cfg.upsert = node.String("mode") == "upsert";
   cfg.key = node.StringList("key");
   if (cfg.upsert && cfg.key.empty()) {

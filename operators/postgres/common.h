@@ -1,0 +1,72 @@
+// What the postgres source and sink share: table names, error text, error classes, and the
+// positions table in which a pipeline keeps how far it has read, in the database itself.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "operators/sinks/postgres_copy.h"
+
+namespace sluice {
+
+// A table named as `table` or `schema.table`.
+struct PgTable {
+  std::string schema = "public";
+  std::string table;
+  // Parses `name`; nullopt when a part is empty.
+  static std::optional<PgTable> Parse(const std::string& name);
+  std::string Quoted() const { return QuotePgIdent(schema) + "." + QuotePgIdent(table); }
+  std::string Shown() const { return schema + "." + table; }
+};
+
+// The first line of a libpqxx error (which repeats the query after it), without "ERROR:".
+std::string PgFirstLine(const std::string& what);
+
+// SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the database
+// refuses this data, as opposed to failing as a connection or server.
+bool IsPgDataError(const std::string& sqlstate);
+
+// The positions table: per pipeline, node (the node that owns the position: an exactly-once
+// sink, or a postgres source), topic (or source table) and partition, the next position to
+// read. Written in the same transaction as the rows it accounts for.
+//
+//   CREATE TABLE sluice_positions (pipeline text, node text, topic text, "partition" integer,
+//     next_offset bigint, updated_at timestamptz, PRIMARY KEY (pipeline, node, topic, "partition"))
+struct PgPositionKey {
+  std::string topic;
+  int32_t partition = 0;
+  bool operator<(const PgPositionKey& o) const {
+    return std::tie(topic, partition) < std::tie(o.topic, o.partition);
+  }
+};
+using PgPositions = std::map<PgPositionKey, int64_t>;
+
+class PgPositionTable {
+ public:
+  PgPositionTable(PgTable table, std::string pipeline, std::string node)
+      : table_(std::move(table)), pipeline_(std::move(pipeline)), node_(std::move(node)) {}
+
+  const PgTable& table() const { return table_; }
+  // Creates the table when it does not exist (in its own transaction).
+  void Ensure(pqxx::connection& conn) const;
+  // The stored next positions of this pipeline and node (every topic and partition).
+  PgPositions Load(pqxx::transaction_base& tx) const;
+  // Locks the rows of `keys` for the rest of `tx` and returns their stored positions, so that
+  // two writers of the same partitions take turns.
+  PgPositions LoadForUpdate(pqxx::transaction_base& tx, const std::vector<PgPositionKey>& keys) const;
+  // Stores `positions` (insert or overwrite) in `tx`.
+  void Store(pqxx::transaction_base& tx, const PgPositions& positions) const;
+
+ private:
+  PgTable table_;
+  std::string pipeline_;
+  std::string node_;
+};
+
+}  // namespace sluice
