@@ -47,6 +47,19 @@ class NodeContext {
   std::atomic<uint64_t> rejected_{0};
 };
 
+// ---- positions ----
+// Where a sink that commits its source's read positions with its own writes keeps them (a
+// database table, for exactly-once into that database). The source asks it where to resume.
+// Positions are "next to read", per stream (topic) and partition.
+using PositionKey = std::pair<std::string, int32_t>;
+class PositionStore {
+ public:
+  virtual ~PositionStore() = default;
+  // Every stored position of this pipeline's sink. Called from the source's own thread;
+  // may block on I/O.
+  virtual Result<std::map<PositionKey, int64_t>> Load() = 0;
+};
+
 // ---- sources ----
 class SourceReader {
  public:
@@ -57,9 +70,6 @@ class SourceReader {
   // Called from any thread, in any order across chunks; a source with positions commits the
   // contiguous acknowledged prefix of each partition.
   virtual void Acknowledge(const RawRecords& /*raw*/) {}
-  // A sink downstream commits this source's positions itself, atomically with its writes
-  // (exactly-once); the source must not commit them too.
-  virtual void SetPositionsCommittedDownstream() {}
 };
 
 class Decoder {
@@ -81,6 +91,10 @@ class SourceNode {
   virtual Result<std::unique_ptr<SourceReader>> OpenReader() const = 0;
   // Whether a sink may commit this source's positions in its own transaction.
   virtual bool PositionsCommittableDownstream() const { return false; }
+  // Called before OpenReader when a sink downstream commits this source's positions itself,
+  // atomically with its writes (exactly-once): the source must not commit them too, and
+  // resumes from `store` when there is one (otherwise from where it keeps positions itself).
+  virtual void SetPositionsCommittedDownstream(std::shared_ptr<PositionStore> /*store*/) {}
 };
 
 // ---- transforms ----
@@ -121,6 +135,11 @@ class SinkNode {
   // True when the sink commits the positions of the source it reads from atomically with its
   // writes (exactly-once). Such a sink must be the only one that source feeds.
   virtual bool CommitsSourcePositions() const { return false; }
+  // Where such a sink keeps the positions, when not with the source's own system (a database
+  // table rather than the Kafka group): the source resumes from it. Null otherwise.
+  virtual Result<std::shared_ptr<PositionStore>> OpenPositionStore() const {
+    return std::shared_ptr<PositionStore>();
+  }
 };
 
 struct OperatorSpec {

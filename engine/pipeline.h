@@ -94,8 +94,8 @@ struct Plan {
   // Nodes reachable downstream of `from` (sinks and transforms), and the sources upstream of it.
   std::vector<int> Downstream(int from) const;
   std::vector<int> Upstream(int from) const;
-  // Whether a sink downstream of source `source` commits its positions (exactly-once).
-  bool PositionsCommittedDownstream(int source) const;
+  // The sink downstream of source `source` that commits its positions (exactly-once), or -1.
+  int PositionsCommittedBy(int source) const;
 };
 
 // Plans a parsed pipeline. Returns null only when the graph cannot be formed at all; otherwise

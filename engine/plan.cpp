@@ -48,11 +48,11 @@ std::vector<int> Walk(const Plan& plan, int from, bool down) {
 std::vector<int> Plan::Downstream(int from) const { return Walk(*this, from, true); }
 std::vector<int> Plan::Upstream(int from) const { return Walk(*this, from, false); }
 
-bool Plan::PositionsCommittedDownstream(int source) const {
+int Plan::PositionsCommittedBy(int source) const {
   for (int j : Downstream(source)) {
-    if (nodes[j].sink && nodes[j].sink->CommitsSourcePositions()) return true;
+    if (nodes[j].sink && nodes[j].sink->CommitsSourcePositions()) return j;
   }
-  return false;
+  return -1;
 }
 
 namespace {

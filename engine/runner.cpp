@@ -98,8 +98,11 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     switch (cfg.role) {
       case Role::kSource: {
         SLUICE_ASSIGN_OR_RETURN(r->decoder, pn.source->MakeDecoder());
+        if (int by = plan.PositionsCommittedBy(i); by >= 0) {
+          SLUICE_ASSIGN_OR_RETURN(auto store, plan.nodes[by].sink->OpenPositionStore());
+          pn.source->SetPositionsCommittedDownstream(std::move(store));
+        }
         SLUICE_ASSIGN_OR_RETURN(r->reader, pn.source->OpenReader());
-        if (plan.PositionsCommittedDownstream(i)) r->reader->SetPositionsCommittedDownstream();
         break;
       }
       case Role::kTransform: {

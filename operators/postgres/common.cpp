@@ -56,20 +56,16 @@ PgPositions PgPositionTable::Load(pqxx::transaction_base& tx) const {
 PgPositions PgPositionTable::LoadForUpdate(pqxx::transaction_base& tx,
                                            const std::vector<PgPositionKey>& keys) const {
   PgPositions out;
-  // Rows that do not exist yet cannot be locked: insert them first (a concurrent writer's
-  // insert of the same key waits for this transaction), at -1, "nothing stored".
+  // One statement per key both locks its row until the end of `tx` (a concurrent writer of
+  // the same partition waits) and returns the stored position; a new row starts at -1,
+  // "nothing stored".
+  const std::string sql = fmt::format(
+      "INSERT INTO {0} AS p (pipeline, node, topic, \"partition\", next_offset) VALUES ($1, $2, "
+      "$3, $4, -1) ON CONFLICT (pipeline, node, topic, \"partition\") DO UPDATE SET next_offset "
+      "= p.next_offset RETURNING p.next_offset",
+      table_.Quoted());
   for (const auto& k : keys) {
-    tx.exec_params(fmt::format("INSERT INTO {} (pipeline, node, topic, \"partition\", "
-                               "next_offset) VALUES ($1, $2, $3, $4, -1) ON CONFLICT DO NOTHING",
-                               table_.Quoted()),
-                   pipeline_, node_, k.topic, k.partition);
-  }
-  for (const auto& k : keys) {
-    pqxx::result r = tx.exec_params(
-        fmt::format("SELECT next_offset FROM {} WHERE pipeline = $1 AND node = $2 AND topic = $3 "
-                    "AND \"partition\" = $4 FOR UPDATE",
-                    table_.Quoted()),
-        pipeline_, node_, k.topic, k.partition);
+    pqxx::result r = tx.exec_params(sql, pipeline_, node_, k.topic, k.partition);
     if (!r.empty() && r[0][0].as<int64_t>() >= 0) out[k] = r[0][0].as<int64_t>();
   }
   return out;

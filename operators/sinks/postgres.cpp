@@ -8,6 +8,13 @@
 // message, the rest are written. A lost connection is reported as unavailable (the runner
 // retries with backoff, the pipeline pauses) and the next write reconnects.
 //
+// `delivery: exactly-once`: each batch's transaction also stores, in the positions table, where
+// the batch ends in each partition of its kafka source, after locking those rows. The source
+// resumes from the stored positions on start and on every assignment, and rows of a batch that
+// lie before a partition's stored position (committed by an earlier run or by another process
+// of the pipeline that held the partition) are skipped: each record is written once, however
+// the process stops.
+//
 // Threading: Prepare (COPY text) runs on several batches at once; Write is serial and owns the
 // connection.
 #include <algorithm>
@@ -33,6 +40,49 @@ struct PgSinkConfig {
   std::vector<std::string> key;      ///< upsert key columns
   bool create = false;               ///< create the table when it does not exist
   std::vector<std::pair<std::string, std::string>> columns;  ///< column -> field
+  bool exactly_once = false;         ///< delivery: exactly-once
+  PgTable positions;                 ///< positions table (exactly-once)
+  std::string pipeline;              ///< the pipeline's name, a key of the positions
+  std::string node;                  ///< this sink's name, a key of the positions
+  PgPositionTable PositionTable() const { return PgPositionTable(positions, pipeline, node); }
+};
+
+// Where each stream and partition of a batch ends: the next position to read after it.
+PgPositions EndsOf(const RawRecords& raw) {
+  PgPositions ends;
+  PgPositionKey last{"", -2};
+  int64_t* slot = nullptr;
+  for (size_t i = 0; i < raw.count(); ++i) {
+    PgPositionKey k{raw.OriginOf(i), raw.PartitionOf(i)};
+    if (!slot || k.partition != last.partition || k.topic != last.topic) {
+      last = k;
+      slot = &ends.try_emplace(k, -1).first->second;
+    }
+    *slot = std::max(*slot, raw.positions[i] + 1);
+  }
+  return ends;
+}
+
+// The positions store of an exactly-once sink, read by its kafka source on assignment.
+class PgPositionStore : public PositionStore {
+ public:
+  explicit PgPositionStore(const PgSinkConfig& cfg) : url_(cfg.url), table_(cfg.PositionTable()) {}
+  Result<std::map<PositionKey, int64_t>> Load() override {
+    try {
+      pqxx::connection conn(url_);
+      table_.Ensure(conn);
+      pqxx::read_transaction tx(conn);
+      std::map<PositionKey, int64_t> out;
+      for (const auto& [k, next] : table_.Load(tx)) out[{k.topic, k.partition}] = next;
+      return out;
+    } catch (const std::exception& e) {
+      return Status::Unavailable(fmt::format("PostgreSQL: {}", PgFirstLine(e.what())));
+    }
+  }
+
+ private:
+  std::string url_;
+  PgPositionTable table_;
 };
 
 class PgSinkRuntime : public SinkRuntime {
@@ -40,7 +90,7 @@ class PgSinkRuntime : public SinkRuntime {
   PgSinkRuntime(PgSinkConfig cfg, std::string name, std::vector<int> fields,
                 std::unique_ptr<pqxx::connection> conn)
       : cfg_(std::move(cfg)), name_(std::move(name)), fields_(std::move(fields)),
-        conn_(std::move(conn)) {
+        conn_(std::move(conn)), positions_(cfg_.PositionTable()) {
     for (const auto& [column, field] : cfg_.columns) quoted_columns_.push_back(QuotePgIdent(column));
   }
 
@@ -53,12 +103,16 @@ class PgSinkRuntime : public SinkRuntime {
   }
 
   Status Write(const Batch& batch, const std::string& copy_text, NodeContext& ctx) override {
-    if (batch.num_rows() == 0) return Status::Ok();
+    // An empty batch still moves an exactly-once sink's positions on.
+    if (batch.num_rows() == 0 && !exactly_once()) return Status::Ok();
     SLUICE_RETURN_IF_ERROR(Connect());
     try {
       EnsureStaging();
       pqxx::work tx(*conn_);
-      WriteRows(tx, copy_text);
+      std::string kept;
+      const std::string& text = TakeNewRows(tx, batch, copy_text, kept);
+      if (!text.empty()) WriteRows(tx, text);
+      StorePositions(tx, batch);
       tx.commit();
       return Status::Ok();
     } catch (const pqxx::sql_error& e) {
@@ -94,6 +148,51 @@ class PgSinkRuntime : public SinkRuntime {
     tx.exec0("ALTER TABLE sluice_staging ADD COLUMN IF NOT EXISTS sluice_ord bigserial");
     tx.commit();
     staging_ready_ = true;
+  }
+
+  bool exactly_once() const { return cfg_.exactly_once; }
+
+  // Exactly-once: locks this batch's partitions in the positions table and returns the COPY
+  // text of the rows not written before (at or past each partition's stored position). Rows
+  // before it were committed by an earlier run (or another process of the pipeline) whose
+  // positions the source had not seen: they are skipped, not written twice. `kept` holds the
+  // text when some rows are skipped.
+  const std::string& TakeNewRows(pqxx::transaction_base& tx, const Batch& batch,
+                                 const std::string& copy_text, std::string& kept) {
+    stored_.clear();
+    if (!exactly_once() || !batch.has_raw()) return copy_text;
+    std::vector<PgPositionKey> keys;
+    for (const auto& [k, end] : EndsOf(*batch.raw())) keys.push_back(k);
+    stored_ = positions_.LoadForUpdate(tx, keys);
+    if (stored_.empty()) return copy_text;
+    size_t start = 0, skipped = 0;
+    for (size_t r = 0; r < batch.num_rows(); ++r) {
+      const size_t end = copy_text.find('\n', start) + 1;
+      auto it = stored_.find({batch.Origin(r), batch.Partition(r)});
+      if (it == stored_.end() || batch.Position(r) >= it->second) {
+        kept.append(copy_text, start, end - start);
+      } else {
+        ++skipped;
+      }
+      start = end;
+    }
+    if (skipped == 0) return copy_text;
+    Log(LogLevel::kInfo, fmt::format("sink '{}': {} rows were written before (by an earlier "
+                                     "run); skipped",
+                                     name_, skipped));
+    return kept;
+  }
+
+  // Exactly-once: the batch's end positions, in the transaction that writes its rows. A
+  // position never moves back.
+  void StorePositions(pqxx::transaction_base& tx, const Batch& batch) {
+    if (!exactly_once() || !batch.has_raw()) return;
+    PgPositions moved;
+    for (const auto& [k, end] : EndsOf(*batch.raw())) {
+      auto it = stored_.find(k);
+      if (it == stored_.end() || end > it->second) moved[k] = end;
+    }
+    positions_.Store(tx, moved);
   }
 
   // The connection or the server failed: reconnect on the next attempt.
@@ -146,11 +245,17 @@ class PgSinkRuntime : public SinkRuntime {
     try {
       EnsureStaging();
       pqxx::work tx(*conn_);
+      std::string kept;
+      TakeNewRows(tx, batch, copy_text, kept);
       size_t start = 0;
       for (size_t r = 0; r < batch.num_rows(); ++r) {
         const size_t end = copy_text.find('\n', start) + 1;
         const std::string line = copy_text.substr(start, end - start);
         start = end;
+        if (!stored_.empty()) {
+          auto it = stored_.find({batch.Origin(r), batch.Partition(r)});
+          if (it != stored_.end() && batch.Position(r) < it->second) continue;  // written before
+        }
         try {
           pqxx::subtransaction row(tx, "row");
           WriteRows(row, line);
@@ -161,6 +266,7 @@ class PgSinkRuntime : public SinkRuntime {
           ctx.Reject(batch, r, fmt::format("postgres refused the row: {}", PgFirstLine(e.what())));
         }
       }
+      StorePositions(tx, batch);
       tx.commit();
       return Status::Ok();
     } catch (const std::exception& e) {
@@ -175,6 +281,8 @@ class PgSinkRuntime : public SinkRuntime {
   std::unique_ptr<pqxx::connection> conn_;
   bool staging_ready_ = false;
   std::string upsert_sql_;
+  PgPositionTable positions_;
+  PgPositions stored_;  // exactly-once: the stored positions of the batch being written
 };
 
 class PgSink : public SinkNode {
@@ -213,12 +321,18 @@ class PgSink : public SinkNode {
     try {
       conn = std::make_unique<pqxx::connection>(cfg_.url);
       SLUICE_RETURN_IF_ERROR(PrepareTable(*conn));
+      if (cfg_.exactly_once) cfg_.PositionTable().Ensure(*conn);
     } catch (const std::exception& e) {
       return Status::Unavailable(fmt::format("{}: PostgreSQL: {}", node_.Prefix(),
                                              PgFirstLine(e.what())));
     }
     return std::unique_ptr<SinkRuntime>(
         std::make_unique<PgSinkRuntime>(cfg_, node_.name, fields_, std::move(conn)));
+  }
+
+  bool CommitsSourcePositions() const override { return cfg_.exactly_once; }
+  Result<std::shared_ptr<PositionStore>> OpenPositionStore() const override {
+    return std::shared_ptr<PositionStore>(std::make_shared<PgPositionStore>(cfg_));
   }
 
   void SetConfiguredColumns(std::vector<std::pair<std::string, std::string>> c) {
@@ -350,6 +464,18 @@ Result<std::unique_ptr<SinkNode>> MakePgSink(const NodeConfig& node) {
     return node.Error("key", "'key' is for mode: upsert; remove it, or set mode: upsert");
   }
   cfg.create = node.Bool("create");
+  cfg.exactly_once = node.String("delivery") == "exactly-once";
+  cfg.pipeline = node.pipeline;
+  cfg.node = node.name;
+  const std::string positions = node.String("positions_table");
+  auto pt = PgTable::Parse(positions.find('.') == std::string::npos
+                               ? cfg.target.schema + "." + positions
+                               : positions);
+  if (!pt) {
+    return node.Error("positions_table",
+                      fmt::format("'{}' is not a table name (table or schema.table)", positions));
+  }
+  cfg.positions = *pt;
   auto columns = node.StringMap("columns");
   auto sink = std::make_unique<PgSink>(node, std::move(cfg));
   sink->SetConfiguredColumns(std::move(columns));
@@ -372,7 +498,11 @@ void RegisterPostgresSink(Registry& registry) {
       "columns and types are checked, and an upsert key must have a unique index. Rows the "
       "database refuses (a constraint, a bad value) go to the dead-letter output with its "
       "message and the rest of the batch is written; a lost connection pauses the pipeline "
-      "and is retried. Put the password in the environment (`${DATABASE_URL}` or PGPASSWORD).";
+      "and is retried. With `delivery: exactly-once` the kafka source's positions are stored in "
+      "`positions_table` in the same transaction as the rows and the source resumes from them, "
+      "so each message is written once across crashes and restarts (docs/pipelines.md#exactly-"
+      "once-into-postgresql). Put the password in the environment (`${DATABASE_URL}` or "
+      "PGPASSWORD).";
   spec.fields = {
       {"url", ConfigType::kString, true, "",
        "libpq connection string or URI, e.g. postgresql://user@host:5432/db", {}},
@@ -384,6 +514,12 @@ void RegisterPostgresSink(Registry& registry) {
        "create the table from the input's fields when it does not exist", {}},
       {"columns", ConfigType::kStringMap, false, "",
        "column: field to write; default every field to the column of its name", {}},
+      {"delivery", ConfigType::kString, false, "at-least-once",
+       "exactly-once: store the kafka source's positions with the rows, in one transaction",
+       {"at-least-once", "exactly-once"}},
+      {"positions_table", ConfigType::kString, false, "sluice_positions",
+       "table of the stored positions (exactly-once); in the target's schema unless qualified",
+       {}},
   };
   spec.example =
       "{type: postgres, inputs: [classify], url: \"${DATABASE_URL:-postgresql://127.0.0.1/"

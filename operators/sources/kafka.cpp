@@ -20,6 +20,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -67,11 +68,15 @@ constexpr auto kRevokeWait = std::chrono::seconds(10);
 constexpr int kBrokerQueryMs = 10000;
 constexpr int kReadAheadKiB = 16384;
 constexpr size_t kChunksAhead = 2;  // chunks the polling thread may hold ready
+constexpr int kStoreAttempts = 6;   // reads of stored positions before the run fails (~6 s)
 
 class KafkaReader : public SourceReader {
  public:
-  KafkaReader(KafkaSourceConfig cfg, std::string node)
-      : cfg_(std::move(cfg)), node_(std::move(node)) {}
+  // `commit`: false when a sink downstream commits the positions (exactly-once); `store`: where
+  // that sink keeps them, when not in the group (a database table).
+  KafkaReader(KafkaSourceConfig cfg, std::string node, bool commit,
+              std::shared_ptr<PositionStore> store)
+      : cfg_(std::move(cfg)), node_(std::move(node)), commit_(commit), store_(std::move(store)) {}
   ~KafkaReader() override {
     if (!rk_) return;
     {
@@ -121,8 +126,6 @@ class KafkaReader : public SourceReader {
     poller_ = std::thread([this] { PollLoop(); });
     return Status::Ok();
   }
-
-  void SetPositionsCommittedDownstream() override { commit_ = false; }
 
   // Hands on the next chunk the polling thread has ready, waiting at most max_wait_ms: the
   // TBB worker that calls this never blocks on the broker or on a rebalance.
@@ -344,14 +347,45 @@ class KafkaReader : public SourceReader {
     return low;
   }
 
-  // Decides where each assigned partition starts: its committed offset, checked against the
-  // broker's range; without one, `start`.
+  // The positions a sink stored with its writes (exactly-once into a database); a failing
+  // store is asked again a few times before the run fails.
+  std::optional<std::map<PositionKey, int64_t>> LoadStoredPositions() {
+    auto backoff = std::chrono::milliseconds(200);
+    for (int attempt = 1;; ++attempt) {
+      auto got = store_->Load();
+      if (got.ok()) return std::move(*got);
+      if (attempt == kStoreAttempts) {
+        SetFatal(Status(got.status().code(),
+                        fmt::format("cannot read the stored positions: {}",
+                                    got.status().message())));
+        return std::nullopt;
+      }
+      Log(LogLevel::kWarn, fmt::format("source '{}': cannot read the stored positions ({}); "
+                                       "retrying in {} ms",
+                                       node_, got.status().message(), backoff.count()));
+      std::this_thread::sleep_for(backoff);
+      backoff *= 2;
+    }
+  }
+
+  // Decides where each assigned partition starts: the position the exactly-once sink stored
+  // with its writes, else the group's committed offset, checked against the broker's range;
+  // without either, `start`.
   void PrepareAssignment(rd_kafka_topic_partition_list_t* parts) {
     rd_kafka_resp_err_t e = rd_kafka_committed(rk_, parts, kBrokerQueryMs);
     if (e) {
       SetFatal(Status::Unavailable(
           fmt::format("cannot read the group's committed offsets: {}", rd_kafka_err2str(e))));
       return;
+    }
+    if (store_) {
+      auto stored = LoadStoredPositions();
+      if (!stored) return;
+      for (int i = 0; i < parts->cnt; ++i) {
+        rd_kafka_topic_partition_t& p = parts->elems[i];
+        auto it = stored->find({p.topic, p.partition});
+        if (it != stored->end()) p.offset = it->second;
+      }
     }
     for (int i = 0; i < parts->cnt; ++i) {
       rd_kafka_topic_partition_t& p = parts->elems[i];
@@ -440,7 +474,8 @@ class KafkaReader : public SourceReader {
   KafkaSourceConfig cfg_;
   std::string node_;
   rd_kafka_t* rk_ = nullptr;
-  bool commit_ = true;  // false when a transactional sink commits the offsets
+  bool commit_ = true;  // false when a sink downstream commits the offsets
+  std::shared_ptr<PositionStore> store_;  // where that sink keeps them, when not in the group
   Status fatal_;  // guarded by queue_mu_
   // Chunks polled ahead of the pipeline, and the thread that polls them.
   std::mutex queue_mu_;
@@ -551,15 +586,21 @@ class KafkaSource : public SourceNode {
         std::make_unique<MetadataDecoder>(std::move(inner), cfg_, schema_));
   }
   Result<std::unique_ptr<SourceReader>> OpenReader() const override {
-    auto reader = std::make_unique<KafkaReader>(cfg_, node_.name);
+    auto reader = std::make_unique<KafkaReader>(cfg_, node_.name, !positions_downstream_, store_);
     Status st = reader->Open();
     if (!st.ok()) return Status(st.code(), fmt::format("{}: {}", node_.Prefix(), st.message()));
     return std::unique_ptr<SourceReader>(std::move(reader));
   }
   bool PositionsCommittableDownstream() const override { return true; }
+  void SetPositionsCommittedDownstream(std::shared_ptr<PositionStore> store) override {
+    positions_downstream_ = true;
+    store_ = std::move(store);
+  }
 
  private:
   const NodeConfig& node_;
+  bool positions_downstream_ = false;
+  std::shared_ptr<PositionStore> store_;
   KafkaSourceConfig cfg_;
   SchemaPtr value_schema_;
   SchemaPtr schema_;

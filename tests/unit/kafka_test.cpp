@@ -199,10 +199,10 @@ TEST_CASE("exactly-once: the sink must be the only one its kafka source feeds",
   Loaded ok = Load(KafkaToKafka("", ", delivery: exactly-once"));
   INFO(ok.Text());
   CHECK_FALSE(ok.diags.HasErrors());
-  CHECK(ok.plan->PositionsCommittedDownstream(ok.plan->IndexOf("in")));
+  CHECK(ok.plan->PositionsCommittedBy(ok.plan->IndexOf("in")) == ok.plan->IndexOf("out"));
 
   Loaded at_least_once = Load(KafkaToKafka("", ""));
-  CHECK_FALSE(at_least_once.plan->PositionsCommittedDownstream(at_least_once.plan->IndexOf("in")));
+  CHECK(at_least_once.plan->PositionsCommittedBy(at_least_once.plan->IndexOf("in")) == -1);
 
   const std::string two =
       KafkaToKafka("", ", delivery: exactly-once", "  log: {type: stdout, inputs: [in]}\n");
@@ -220,4 +220,32 @@ TEST_CASE("exactly-once: the sink must be the only one its kafka source feeds",
       "  out: {type: kafka, inputs: [in], brokers: 127.0.0.1:1, topic: out, delivery: "
       "exactly-once}\n");
   CHECK(file.ErrorsWith("but file 'in' has none to hand over (a kafka source has)").size() == 1u);
+}
+
+TEST_CASE("exactly-once into postgres: planning rules and the positions table",
+          "[operators][postgres][validation]") {
+  const std::string pg = "  db: {type: postgres, inputs: [in], url: postgresql://127.0.0.1:1/x, "
+                         "table: t, delivery: exactly-once";
+  Loaded ok = Load("sources:\n" + kKafkaSource + "}\nsinks:\n" + pg + "}\n");
+  INFO(ok.Text());
+  CHECK_FALSE(ok.diags.HasErrors());
+  CHECK(ok.plan->PositionsCommittedBy(ok.plan->IndexOf("in")) == ok.plan->IndexOf("db"));
+
+  // A file source has no positions to store.
+  Loaded file = Load(
+      "sources:\n  in: {type: file, path: data/iris_data.jsonl, format: connect-json, schema: "
+      "../schemas/iris_data.json}\nsinks:\n" + pg + "}\n");
+  CHECK(file.ErrorsWith("has none to hand over (a kafka source has)").size() == 1u);
+
+  // The positions and another sink's writes cannot be one transaction.
+  Loaded two = Load("sources:\n" + kKafkaSource + "}\nsinks:\n" + pg +
+                    "}\n  log: {type: stdout, inputs: [in]}\n");
+  CHECK(two.ErrorsWith("must be the only sink that source feeds").size() == 1u);
+
+  Loaded bad = Load("sources:\n" + kKafkaSource + "}\nsinks:\n" + pg +
+                    ", positions_table: \"x.\"}\n");
+  CHECK(bad.ErrorsWith("'x.' is not a table name").size() == 1u);
+  Loaded typo = Load("sources:\n" + kKafkaSource + "}\nsinks:\n" + pg.substr(0, pg.size() - 12) +
+                     "exactly_once}\n");
+  CHECK(typo.Errors().size() == 1u);
 }
