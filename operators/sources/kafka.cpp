@@ -8,6 +8,10 @@
 // messages before they were read) is reported with the count of lost offsets and handled as
 // `lost_offsets` says, never reset silently.
 //
+// When a sink downstream commits the positions itself (`delivery: exactly-once`), the source
+// commits none: a kafka sink puts them in its transaction, and a postgres sink stores them with
+// its rows, from where the source starts each partition it is assigned.
+//
 // Threading: a thread of the reader's own polls the consumer, serves its rebalance callbacks
 // (which may wait for in-flight chunks) and keeps up to two chunks ready; Read, on a TBB worker,
 // only takes a ready chunk, waiting at most max_wait_ms. Acknowledge is called from sink threads
@@ -652,7 +656,9 @@ void RegisterKafkaSource(Registry& registry) {
       "message's key (string), timestamp, topic, partition and offset as fields. Offsets are "
       "committed per partition only up to the last record that every sink downstream has "
       "written (at-least-once); on a rebalance, revoked partitions are drained and committed "
-      "before they are released. A group without committed offsets starts at `start`. A "
+      "before they are released. With a sink's `delivery: exactly-once` the sink commits them "
+      "instead (a postgres sink stores them with its rows, and each assigned partition starts "
+      "from there). A group without committed offsets starts at `start`. A "
       "committed offset the broker no longer holds (deleted by retention before it was read) "
       "is reported with the number of lost messages, then `lost_offsets` decides: `fail` stops "
       "the pipeline, `continue` reads on from the earliest available offset. At start the "
