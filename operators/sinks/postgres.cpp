@@ -103,8 +103,12 @@ class PgSinkRuntime : public SinkRuntime {
   }
 
   Status Write(const Batch& batch, const std::string& copy_text, NodeContext& ctx) override {
-    // An empty batch still moves an exactly-once sink's positions on.
-    if (batch.num_rows() == 0 && !exactly_once()) return Status::Ok();
+    // A batch whose rows were all filtered or dead-lettered still moves an exactly-once sink's
+    // positions on; one that read nothing (an idle stream) has none to move.
+    if (batch.num_rows() == 0 &&
+        (!exactly_once() || !batch.has_raw() || batch.raw()->count() == 0)) {
+      return Status::Ok();
+    }
     SLUICE_RETURN_IF_ERROR(Connect());
     try {
       EnsureStaging();
