@@ -85,12 +85,15 @@ class PgSinkRuntime : public SinkRuntime {
 
   // The staging table of upserts lives as long as the session and is emptied at each commit.
   // It is made in a transaction of its own, so a batch that rolls back cannot take it along.
+  // It has the written columns with their types but none of the table's constraints (LIKE
+  // would copy NOT NULL): a refused row is then refused by the table itself, and its
+  // dead-letter reason names the user's table, not sluice_staging.
   void EnsureStaging() {
     if (!cfg_.upsert || staging_ready_) return;
     pqxx::work tx(*conn_);
-    tx.exec0(fmt::format("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE {} INCLUDING "
-                         "DEFAULTS) ON COMMIT DELETE ROWS",
-                         cfg_.target.Quoted()));
+    tx.exec0(fmt::format("CREATE TEMP TABLE IF NOT EXISTS sluice_staging ON COMMIT DELETE ROWS "
+                         "AS SELECT {} FROM {} WITH NO DATA",
+                         fmt::join(quoted_columns_, ", "), cfg_.target.Quoted()));
     tx.exec0("ALTER TABLE sluice_staging ADD COLUMN IF NOT EXISTS sluice_ord bigserial");
     tx.commit();
     staging_ready_ = true;
