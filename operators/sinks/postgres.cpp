@@ -294,11 +294,13 @@ class PgSink : public SinkNode {
       }
     }
     if (!cfg_.key.empty()) {
-      // ON CONFLICT needs a unique index on exactly the key columns.
+      // ON CONFLICT needs a unique index on exactly the key columns. A partial, expression
+      // or deferrable one is no arbiter: every write would fail, and be retried for ever.
       pqxx::result idx = tx.exec_params(
           "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
           "JOIN pg_namespace n ON n.oid = c.relnamespace "
-          "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND "
+          "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indimmediate AND "
+          "i.indpred IS NULL AND i.indexprs IS NULL AND "
           "(SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a "
           " WHERE a.attrelid = c.oid AND a.attnum = ANY(i.indkey)) = "
           "(SELECT array_agg(k ORDER BY k) FROM unnest($3::text[]) AS k)",
