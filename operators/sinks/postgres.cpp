@@ -11,6 +11,7 @@
 // Threading: Prepare (COPY text) runs on several batches at once; Write is serial and owns the
 // connection.
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <optional>
 
@@ -336,9 +337,30 @@ class PgSink : public SinkNode {
   SchemaPtr input_;
 };
 
+// The sink's connection string: the user's, and then
+// - client_encoding=UTF8, always: Sluice's strings are UTF-8. With libpq's default (the
+//   database's encoding, or PGCLIENTENCODING) a LATIN1 database would store the UTF-8 bytes
+//   as they are, garbled, instead of converting them or refusing a character it cannot hold.
+// - connect_timeout, unless set: libpq waits for ever on a server that takes the TCP
+//   connection but never answers (a hung server, a stale proxy), so start-up and every
+//   reconnect would hang, deaf even to SIGTERM.
+constexpr int kConnectTimeoutSeconds = 10;
+
+std::string SinkConnectionString(const std::string& url) {
+  std::vector<std::string> options = {"client_encoding=UTF8"};
+  if (url.find("connect_timeout") == std::string::npos && !std::getenv("PGCONNECT_TIMEOUT")) {
+    options.push_back(fmt::format("connect_timeout={}", kConnectTimeoutSeconds));
+  }
+  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
+    return fmt::format("{}{}{}", url, url.find('?') == std::string::npos ? "?" : "&",
+                       fmt::join(options, "&"));
+  }
+  return fmt::format("{}{}{}", url, url.empty() ? "" : " ", fmt::join(options, " "));
+}
+
 Result<std::unique_ptr<SinkNode>> MakePgSink(const NodeConfig& node) {
   PgSinkConfig cfg;
-  cfg.url = node.String("url");
+  cfg.url = SinkConnectionString(node.String("url"));
   const std::string table = node.String("table");
   auto target = PgTable::Parse(table);
   if (!target) {
