@@ -18,6 +18,7 @@
 // Threading: Prepare (COPY text) runs on several batches at once; Write is serial and owns the
 // connection.
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <optional>
 
@@ -143,12 +144,15 @@ class PgSinkRuntime : public SinkRuntime {
 
   // The staging table of upserts lives as long as the session and is emptied at each commit.
   // It is made in a transaction of its own, so a batch that rolls back cannot take it along.
+  // It has the written columns with their types but none of the table's constraints (LIKE
+  // would copy NOT NULL): a refused row is then refused by the table itself, and its
+  // dead-letter reason names the user's table, not sluice_staging.
   void EnsureStaging() {
     if (!cfg_.upsert || staging_ready_) return;
     pqxx::work tx(*conn_);
-    tx.exec0(fmt::format("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE {} INCLUDING "
-                         "DEFAULTS) ON COMMIT DELETE ROWS",
-                         cfg_.target.Quoted()));
+    tx.exec0(fmt::format("CREATE TEMP TABLE IF NOT EXISTS sluice_staging ON COMMIT DELETE ROWS "
+                         "AS SELECT {} FROM {} WITH NO DATA",
+                         fmt::join(quoted_columns_, ", "), cfg_.target.Quoted()));
     tx.exec0("ALTER TABLE sluice_staging ADD COLUMN IF NOT EXISTS sluice_ord bigserial");
     tx.commit();
     staging_ready_ = true;
@@ -409,11 +413,13 @@ class PgSink : public SinkNode {
       }
     }
     if (!cfg_.key.empty()) {
-      // ON CONFLICT needs a unique index on exactly the key columns.
+      // ON CONFLICT needs a unique index on exactly the key columns. A partial, expression
+      // or deferrable one is no arbiter: every write would fail, and be retried for ever.
       pqxx::result idx = tx.exec_params(
           "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
           "JOIN pg_namespace n ON n.oid = c.relnamespace "
-          "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND "
+          "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indimmediate AND "
+          "i.indpred IS NULL AND i.indexprs IS NULL AND "
           "(SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a "
           " WHERE a.attrelid = c.oid AND a.attnum = ANY(i.indkey)) = "
           "(SELECT array_agg(k ORDER BY k) FROM unnest($3::text[]) AS k)",
@@ -449,9 +455,30 @@ class PgSink : public SinkNode {
   SchemaPtr input_;
 };
 
+// The sink's connection string: the user's, and then
+// - client_encoding=UTF8, always: Sluice's strings are UTF-8. With libpq's default (the
+//   database's encoding, or PGCLIENTENCODING) a LATIN1 database would store the UTF-8 bytes
+//   as they are, garbled, instead of converting them or refusing a character it cannot hold.
+// - connect_timeout, unless set: libpq waits for ever on a server that takes the TCP
+//   connection but never answers (a hung server, a stale proxy), so start-up and every
+//   reconnect would hang, deaf even to SIGTERM.
+constexpr int kConnectTimeoutSeconds = 10;
+
+std::string SinkConnectionString(const std::string& url) {
+  std::vector<std::string> options = {"client_encoding=UTF8"};
+  if (url.find("connect_timeout") == std::string::npos && !std::getenv("PGCONNECT_TIMEOUT")) {
+    options.push_back(fmt::format("connect_timeout={}", kConnectTimeoutSeconds));
+  }
+  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
+    return fmt::format("{}{}{}", url, url.find('?') == std::string::npos ? "?" : "&",
+                       fmt::join(options, "&"));
+  }
+  return fmt::format("{}{}{}", url, url.empty() ? "" : " ", fmt::join(options, " "));
+}
+
 Result<std::unique_ptr<SinkNode>> MakePgSink(const NodeConfig& node) {
   PgSinkConfig cfg;
-  cfg.url = node.String("url");
+  cfg.url = SinkConnectionString(node.String("url"));
   const std::string table = node.String("table");
   auto target = PgTable::Parse(table);
   if (!target) {
