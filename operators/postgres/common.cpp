@@ -1,8 +1,33 @@
 #include "operators/postgres/common.h"
 
+#include <cstdlib>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace sluice {
+
+namespace {
+constexpr int kConnectTimeoutSeconds = 10;
+}  // namespace
+
+std::string PgConnectionString(const std::string& url) {
+  std::vector<std::string> options = {"client_encoding=UTF8"};
+  if (url.find("connect_timeout") == std::string::npos && !std::getenv("PGCONNECT_TIMEOUT")) {
+    options.push_back(fmt::format("connect_timeout={}", kConnectTimeoutSeconds));
+  }
+  if (url.find("keepalives") == std::string::npos) {
+    for (const char* o : {"keepalives=1", "keepalives_idle=30", "keepalives_interval=10",
+                          "keepalives_count=3"}) {
+      options.push_back(o);
+    }
+  }
+  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
+    return fmt::format("{}{}{}", url, url.find('?') == std::string::npos ? "?" : "&",
+                       fmt::join(options, "&"));
+  }
+  return fmt::format("{}{}{}", url, url.empty() ? "" : " ", fmt::join(options, " "));
+}
 
 std::optional<PgTable> PgTable::Parse(const std::string& name) {
   PgTable t;
@@ -27,6 +52,30 @@ std::string PgFirstLine(const std::string& what) {
 
 bool IsPgDataError(const std::string& sqlstate) {
   return sqlstate.rfind("22", 0) == 0 || sqlstate.rfind("23", 0) == 0;
+}
+
+std::string PgSqlState(const pqxx::sql_error& e) {
+  if (!e.sqlstate().empty()) return e.sqlstate();
+  const pqxx::sql_error* p = &e;
+  if (dynamic_cast<const pqxx::integrity_constraint_violation*>(p)) return "23000";
+  if (dynamic_cast<const pqxx::data_exception*>(p)) return "22000";
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(p)) return "42501";
+  if (dynamic_cast<const pqxx::undefined_table*>(p)) return "42P01";
+  if (dynamic_cast<const pqxx::undefined_column*>(p)) return "42703";
+  if (dynamic_cast<const pqxx::undefined_function*>(p)) return "42883";
+  if (dynamic_cast<const pqxx::syntax_error*>(p)) return "42601";
+  if (dynamic_cast<const pqxx::feature_not_supported*>(p)) return "0A000";
+  if (dynamic_cast<const pqxx::insufficient_resources*>(p)) return "53000";
+  if (dynamic_cast<const pqxx::plpgsql_error*>(p)) return "P0001";
+  return "";
+}
+
+bool IsPgTransient(const std::string& sqlstate) {
+  if (sqlstate.empty()) return true;
+  for (const char* c : {"08", "40", "53", "57", "58"}) {
+    if (sqlstate.rfind(c, 0) == 0) return true;
+  }
+  return false;
 }
 
 void PgPositionTable::Ensure(pqxx::connection& conn) const {

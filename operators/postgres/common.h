@@ -15,6 +15,17 @@
 
 namespace sluice {
 
+// The connection string Sluice opens: the user's, and then
+// - client_encoding=UTF8, always: Sluice's strings are UTF-8. With libpq's default (the
+//   database's encoding, or PGCLIENTENCODING) a LATIN1 database would store the UTF-8 bytes
+//   as they are, garbled, instead of converting them or refusing a character it cannot hold.
+// - connect_timeout=10, unless set: libpq waits for ever on a server that takes the TCP
+//   connection but never answers (a hung server, a stale proxy), so start-up and every
+//   reconnect would hang, deaf even to SIGTERM.
+// - TCP keepalives (idle 30 s, then 3 probes 10 s apart), unless set: a server that vanished
+//   from the network is noticed in about a minute instead of the system's two hours.
+std::string PgConnectionString(const std::string& url);
+
 // A table named as `table` or `schema.table`.
 struct PgTable {
   std::string schema = "public";
@@ -28,9 +39,19 @@ struct PgTable {
 // The first line of a libpqxx error (which repeats the query after it), without "ERROR:".
 std::string PgFirstLine(const std::string& what);
 
+// The error's SQLSTATE. libpqxx 6.4 leaves it empty on some of the exception classes it throws
+// (insufficient_privilege, among others); the class then tells it.
+std::string PgSqlState(const pqxx::sql_error& e);
+
 // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the database
 // refuses this data, as opposed to failing as a connection or server.
 bool IsPgDataError(const std::string& sqlstate);
+
+// Errors after which the same statement may succeed later: the connection (class 08, or no
+// SQLSTATE: libpq lost the server), a transaction rolled back for a serialization failure or a
+// deadlock (40), insufficient resources (53), an administrator's or a crash's shutdown (57),
+// the server's system errors (58).
+bool IsPgTransient(const std::string& sqlstate);
 
 // The positions table: per pipeline, node (the node that owns the position: an exactly-once
 // sink, or a postgres source), topic (or source table) and partition, the next position to

@@ -121,7 +121,7 @@ class PgSinkRuntime : public SinkRuntime {
       tx.commit();
       return Status::Ok();
     } catch (const pqxx::sql_error& e) {
-      if (!IsPgDataError(e.sqlstate())) return Lost(e.what());
+      if (!IsPgDataError(PgSqlState(e))) return Failed(e);
     } catch (const std::exception& e) {
       return Lost(e.what());
     }
@@ -203,6 +203,17 @@ class PgSinkRuntime : public SinkRuntime {
     positions_.Store(tx, moved);
   }
 
+  // A statement failed for another reason than its data: retried when the server or the
+  // connection may come back (a restart, a dropped connection, a deadlock), otherwise (a
+  // permission, a table dropped while running) the run stops with the database's message.
+  Status Failed(const pqxx::sql_error& e) {
+    const std::string state = PgSqlState(e);
+    if (IsPgTransient(state)) return Lost(e.what());
+    conn_.reset();
+    return Status::IoError(fmt::format("PostgreSQL refused the batch: {} (SQLSTATE {})",
+                                       PgFirstLine(e.what()), state));
+  }
+
   // The connection or the server failed: reconnect on the next attempt.
   Status Lost(const std::string& what) {
     conn_.reset();
@@ -270,13 +281,15 @@ class PgSinkRuntime : public SinkRuntime {
           if (cfg_.upsert) row.exec0("DELETE FROM sluice_staging");  // merged: not again
           row.commit();
         } catch (const pqxx::sql_error& e) {
-          if (!IsPgDataError(e.sqlstate())) throw;
+          if (!IsPgDataError(PgSqlState(e))) throw;
           ctx.Reject(batch, r, fmt::format("postgres refused the row: {}", PgFirstLine(e.what())));
         }
       }
       StorePositions(tx, batch);
       tx.commit();
       return Status::Ok();
+    } catch (const pqxx::sql_error& e) {
+      return Failed(e);
     } catch (const std::exception& e) {
       return Lost(e.what());
     }
@@ -455,30 +468,9 @@ class PgSink : public SinkNode {
   SchemaPtr input_;
 };
 
-// The sink's connection string: the user's, and then
-// - client_encoding=UTF8, always: Sluice's strings are UTF-8. With libpq's default (the
-//   database's encoding, or PGCLIENTENCODING) a LATIN1 database would store the UTF-8 bytes
-//   as they are, garbled, instead of converting them or refusing a character it cannot hold.
-// - connect_timeout, unless set: libpq waits for ever on a server that takes the TCP
-//   connection but never answers (a hung server, a stale proxy), so start-up and every
-//   reconnect would hang, deaf even to SIGTERM.
-constexpr int kConnectTimeoutSeconds = 10;
-
-std::string SinkConnectionString(const std::string& url) {
-  std::vector<std::string> options = {"client_encoding=UTF8"};
-  if (url.find("connect_timeout") == std::string::npos && !std::getenv("PGCONNECT_TIMEOUT")) {
-    options.push_back(fmt::format("connect_timeout={}", kConnectTimeoutSeconds));
-  }
-  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
-    return fmt::format("{}{}{}", url, url.find('?') == std::string::npos ? "?" : "&",
-                       fmt::join(options, "&"));
-  }
-  return fmt::format("{}{}{}", url, url.empty() ? "" : " ", fmt::join(options, " "));
-}
-
 Result<std::unique_ptr<SinkNode>> MakePgSink(const NodeConfig& node) {
   PgSinkConfig cfg;
-  cfg.url = SinkConnectionString(node.String("url"));
+  cfg.url = PgConnectionString(node.String("url"));
   const std::string table = node.String("table");
   auto target = PgTable::Parse(table);
   if (!target) {

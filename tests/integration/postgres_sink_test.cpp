@@ -673,3 +673,24 @@ TEST_CASE(
     CHECK(rows <= kRows + 20);
   }
 }
+
+TEST_CASE("postgres sink: a refusal that is not about the data stops the run with the message",
+          "[integration][postgres]") {
+  // A role that may read the table (so the start-up check passes) but not write it: retrying
+  // would pause the pipeline for ever, so the run stops with PostgreSQL's message instead.
+  TempDir dir;
+  ThrowawayPostgres pg;
+  pg.Sql("CREATE TABLE t (id bigint); CREATE ROLE reader LOGIN; GRANT SELECT ON t TO reader;");
+  WriteFile(dir / "schema.json", R"({"type": "object", "properties": {
+    "id": {"type": "integer"}}, "required": ["id"]})");
+  WriteFile(dir / "in.jsonl", "{\"id\": 1}\n{\"id\": 2}\n");
+  WriteFile(dir / "p.yaml", Pipeline("table: t"));
+  auto r = RunPipeline("postgresql://reader@127.0.0.1:" + std::to_string(pg.port()) + "/postgres",
+                       dir, 30);
+  INFO(r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(Contains(r.err, "sink 'db': PostgreSQL refused the batch: permission denied for table t "
+                        "(SQLSTATE 42501)"));
+  CHECK_FALSE(Contains(r.err, "retrying"));
+  CHECK(pg.Value("SELECT count(*) FROM t") == "0");
+}
