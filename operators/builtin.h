@@ -8,6 +8,7 @@ namespace sluice {
 
 void RegisterFileSource(Registry& registry);
 void RegisterKafkaSource(Registry& registry);
+void RegisterPostgresSource(Registry& registry);
 void RegisterDropFields(Registry& registry);
 void RegisterSelect(Registry& registry);
 void RegisterRename(Registry& registry);
@@ -22,6 +23,7 @@ void RegisterDevKafka(Registry& registry);
 inline void RegisterBuiltinOperators(Registry& registry) {
   RegisterFileSource(registry);
   RegisterKafkaSource(registry);
+  RegisterPostgresSource(registry);
   RegisterDropFields(registry);
   RegisterSelect(registry);
   RegisterRename(registry);

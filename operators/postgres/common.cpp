@@ -102,6 +102,17 @@ PgPositions PgPositionTable::Load(pqxx::transaction_base& tx) const {
   return out;
 }
 
+std::optional<int64_t> PgPositionTable::LoadOne(pqxx::transaction_base& tx,
+                                               const PgPositionKey& key) const {
+  pqxx::result r = tx.exec_params(
+      fmt::format("SELECT next_offset FROM {} WHERE pipeline = $1 AND node = $2 AND topic = $3 "
+                  "AND \"partition\" = $4",
+                  table_.Quoted()),
+      pipeline_, node_, key.topic, key.partition);
+  if (r.empty() || r[0][0].is_null()) return std::nullopt;
+  return r[0][0].as<int64_t>();
+}
+
 PgPositions PgPositionTable::LoadForUpdate(pqxx::transaction_base& tx,
                                            const std::vector<PgPositionKey>& keys) const {
   PgPositions out;

@@ -78,6 +78,10 @@ class PgPositionTable {
   void Ensure(pqxx::connection& conn) const;
   // The stored next positions of this pipeline and node (every topic and partition).
   PgPositions Load(pqxx::transaction_base& tx) const;
+  // The stored next position of one key, whatever its value. For an owner that never stores
+  // the -1 placeholder of LoadForUpdate (the postgres source, whose positions are column
+  // values and may be negative).
+  std::optional<int64_t> LoadOne(pqxx::transaction_base& tx, const PgPositionKey& key) const;
   // Locks the rows of `keys` for the rest of `tx` and returns their stored positions, so that
   // two writers of the same partitions take turns.
   PgPositions LoadForUpdate(pqxx::transaction_base& tx, const std::vector<PgPositionKey>& keys) const;

@@ -50,16 +50,17 @@ std::string Id(const OperatorSpec& spec) {
 
 TEST_CASE("the built-in operators are registered by role", "[registry]") {
   const Registry& r = Builtins();
-  CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file", "kafka"});
+  CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file", "kafka", "postgres"});
   CHECK(r.Names(Role::kTransform) ==
         std::vector<std::string>{"drop-fields", "predict", "rename", "select"});
   CHECK(r.Names(Role::kSink) ==
         std::vector<std::string>{"file", "kafka", "postgres", "sqlite", "stdout"});
   CHECK(r.RolesOf("file") == std::vector<Role>{Role::kSource, Role::kSink});
+  CHECK(r.RolesOf("postgres") == std::vector<Role>{Role::kSource, Role::kSink});
   CHECK(r.Find(Role::kSink, "drop-fields") == nullptr);
   REQUIRE(r.Find(Role::kTransform, "predict") != nullptr);
   CHECK(r.Find(Role::kTransform, "predict")->name == "predict");
-  CHECK(r.All().size() == 11u);
+  CHECK(r.All().size() == 12u);
 }
 
 TEST_CASE("every operator spec is complete", "[registry][compliance]") {
