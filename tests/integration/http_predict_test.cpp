@@ -44,14 +44,6 @@ std::string Pipeline(const TempDir& dir, const std::string& name, const std::str
          "}\n";
 }
 
-std::vector<std::string> LinesOf(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
-
 // id → iris_class of an output file; REQUIREs every id once.
 std::map<int, int> Classes(const std::string& path) {
   static const std::regex kRow(R"(^\{"id":(\d+),"iris_class":(\d+)\}$)");

@@ -17,15 +17,6 @@ using namespace sluice::testing;
 
 namespace {
 
-// Shell text that starts `sluice dev-kafka ARGS` in the background (pid in $broker), waits for
-// its address and exports it as KAFKA_BROKERS.
-std::string StartBroker(const TempDir& dir, const std::string& args) {
-  const std::string bs = dir / "bootstrap.txt";
-  return Sluice() + " dev-kafka " + args + " --bootstrap-file " + bs + " >/dev/null 2>" +
-         (dir / "broker.err") + " &\nbroker=$!\nfor i in $(seq 1 100); do [ -s " + bs +
-         " ] && break; sleep 0.1; done\nexport KAFKA_BROKERS=$(cat " + bs + ")\n";
-}
-
 const char* kStopBroker = "kill -TERM $broker\nwait $broker\n";
 
 // count TOPIC: the messages of a topic, from the start to the end as it is now.
@@ -43,14 +34,6 @@ wait_count() {
   return 1
 }
 )SH";
-
-std::vector<std::string> LinesOf(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
 
 const char* kIdSchema =
     R"({"type": "object", "properties": {"id": {"type": "integer"}, "pad": {"type": "string"}},

@@ -15,13 +15,6 @@ using namespace sluice::testing;
 
 namespace {
 
-std::string StartBroker(const TempDir& dir, const std::string& args) {
-  const std::string bs = dir / "bootstrap.txt";
-  return Sluice() + " dev-kafka " + args + " --bootstrap-file " + bs + " >/dev/null 2>" +
-         (dir / "broker.err") + " &\nbroker=$!\nfor i in $(seq 1 100); do [ -s " + bs +
-         " ] && break; sleep 0.1; done\nexport KAFKA_BROKERS=$(cat " + bs + ")\n";
-}
-
 // The pipeline: topic `in` (id, pad) into table `t`, exactly-once, small batches so that a run
 // is many transactions.
 void WritePipeline(const TempDir& dir, const ThrowawayPostgres& pg, const std::string& extra = "") {

@@ -16,14 +16,6 @@ using namespace sluice::testing;
 
 namespace {
 
-std::vector<std::string> LinesOf(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
-
 // The `"id":N` values of JSON lines, with how often each occurs.
 std::map<long, int> IdCounts(const std::vector<std::string>& lines) {
   std::map<long, int> out;

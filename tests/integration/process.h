@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace sluice::testing {
 
@@ -62,6 +63,24 @@ inline std::string Sluice() {
 }
 inline std::string Source(const std::string& rel) {
   return std::string(SLUICE_SOURCE_DIR) + "/" + rel;
+}
+
+// The non-empty lines of `text`.
+inline std::vector<std::string> LinesOf(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) out.push_back(l);
+  return out;
+}
+
+// Shell text that starts `sluice dev-kafka ARGS` in the background (pid in $broker, log in
+// DIR/broker.err), waits for its address and exports it as KAFKA_BROKERS.
+inline std::string StartBroker(const TempDir& dir, const std::string& args) {
+  const std::string bs = dir / "bootstrap.txt";
+  return Sluice() + " dev-kafka " + args + " --bootstrap-file " + bs + " >/dev/null 2>" +
+         (dir / "broker.err") + " &\nbroker=$!\nfor i in $(seq 1 100); do [ -s " + bs +
+         " ] && break; sleep 0.1; done\nexport KAFKA_BROKERS=$(cat " + bs + ")\n";
 }
 
 }  // namespace sluice::testing
