@@ -113,33 +113,75 @@ std::optional<int64_t> PgPositionTable::LoadOne(pqxx::transaction_base& tx,
   return r[0][0].as<int64_t>();
 }
 
+namespace {
+
+// PostgreSQL array literals for unnest(): {"a","b"} and {1,2}.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char ch : items[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+template <typename T>
+std::string NumberArray(const std::vector<T>& items) {
+  return fmt::format("{{{}}}", fmt::join(items, ","));
+}
+
+}  // namespace
+
 PgPositions PgPositionTable::LoadForUpdate(pqxx::transaction_base& tx,
                                            const std::vector<PgPositionKey>& keys) const {
   PgPositions out;
-  // One statement per key both locks its row until the end of `tx` (a concurrent writer of
-  // the same partition waits) and returns the stored position; a new row starts at -1,
-  // "nothing stored".
-  const std::string sql = fmt::format(
-      "INSERT INTO {0} AS p (pipeline, node, topic, \"partition\", next_offset) VALUES ($1, $2, "
-      "$3, $4, -1) ON CONFLICT (pipeline, node, topic, \"partition\") DO UPDATE SET next_offset "
-      "= p.next_offset RETURNING p.next_offset",
-      table_.Quoted());
+  if (keys.empty()) return out;
+  // One statement both locks the keys' rows until the end of `tx` (a concurrent writer of the
+  // same partitions waits) and returns the stored positions; a new row starts at -1, "nothing
+  // stored". Keys go in sorted, so two writers lock in the same order and cannot deadlock.
+  std::vector<std::string> topics;
+  std::vector<int32_t> partitions;
   for (const auto& k : keys) {
-    pqxx::result r = tx.exec_params(sql, pipeline_, node_, k.topic, k.partition);
-    if (!r.empty() && r[0][0].as<int64_t>() >= 0) out[k] = r[0][0].as<int64_t>();
+    topics.push_back(k.topic);
+    partitions.push_back(k.partition);
+  }
+  pqxx::result r = tx.exec_params(
+      fmt::format("INSERT INTO {0} AS p (pipeline, node, topic, \"partition\", next_offset) "
+                  "SELECT $1, $2, k.topic, k.part, -1 FROM unnest($3::text[], $4::int[]) WITH "
+                  "ORDINALITY AS k(topic, part, n) ORDER BY k.n "
+                  "ON CONFLICT (pipeline, node, topic, \"partition\") DO UPDATE SET next_offset "
+                  "= p.next_offset RETURNING p.topic, p.\"partition\", p.next_offset",
+                  table_.Quoted()),
+      pipeline_, node_, TextArray(topics), NumberArray(partitions));
+  for (const auto& row : r) {
+    const int64_t next = row[2].as<int64_t>();
+    if (next >= 0) out[{row[0].as<std::string>(), row[1].as<int32_t>()}] = next;
   }
   return out;
 }
 
 void PgPositionTable::Store(pqxx::transaction_base& tx, const PgPositions& positions) const {
+  if (positions.empty()) return;
+  std::vector<std::string> topics;
+  std::vector<int32_t> partitions;
+  std::vector<int64_t> nexts;
   for (const auto& [k, next] : positions) {
-    tx.exec_params(
-        fmt::format("INSERT INTO {} (pipeline, node, topic, \"partition\", next_offset) VALUES "
-                    "($1, $2, $3, $4, $5) ON CONFLICT (pipeline, node, topic, \"partition\") DO "
-                    "UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-                    table_.Quoted()),
-        pipeline_, node_, k.topic, k.partition, next);
+    topics.push_back(k.topic);
+    partitions.push_back(k.partition);
+    nexts.push_back(next);
   }
+  tx.exec_params(
+      fmt::format("INSERT INTO {0} AS p (pipeline, node, topic, \"partition\", next_offset) "
+                  "SELECT $1, $2, k.topic, k.part, k.next FROM unnest($3::text[], $4::int[], "
+                  "$5::bigint[]) AS k(topic, part, next) "
+                  "ON CONFLICT (pipeline, node, topic, \"partition\") DO UPDATE SET next_offset "
+                  "= EXCLUDED.next_offset, updated_at = now()",
+                  table_.Quoted()),
+      pipeline_, node_, TextArray(topics), NumberArray(partitions), NumberArray(nexts));
 }
 
 }  // namespace sluice
