@@ -174,9 +174,17 @@ class PgSinkRuntime : public SinkRuntime {
     stored_ = positions_.LoadForUpdate(tx, keys);
     if (stored_.empty()) return copy_text;
     size_t start = 0, skipped = 0;
+    // Rows come in runs of one partition: look its position up once per run, not per row.
+    auto it = stored_.end();
+    const std::string* topic = nullptr;
+    int32_t partition = -2;
     for (size_t r = 0; r < batch.num_rows(); ++r) {
       const size_t end = copy_text.find('\n', start) + 1;
-      auto it = stored_.find({batch.Origin(r), batch.Partition(r)});
+      if (batch.Partition(r) != partition || !topic || batch.Origin(r) != *topic) {
+        topic = &batch.Origin(r);
+        partition = batch.Partition(r);
+        it = stored_.find({*topic, partition});
+      }
       if (it == stored_.end() || batch.Position(r) >= it->second) {
         kept.append(copy_text, start, end - start);
       } else {
