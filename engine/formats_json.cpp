@@ -96,32 +96,77 @@ std::string DecodeJsonValue(simdjson::dom::element v, const Field& f, Slot& slot
   return "";
 }
 
-// Walks one JSON object's fields into the row; returns the problem, or empty.
-std::string DecodeObject(simdjson::dom::object obj, const Schema& schema, const FieldIndex& index,
-                         RowBuilder& row) {
+// Where the fields of a schema are, by dotted path: leaves, and the objects that hold them.
+struct PathIndex {
+  explicit PathIndex(const Schema& schema) : leaves(IndexFields(schema)) {
+    for (const auto& f : schema.fields()) {
+      for (size_t dot = f.name.find('.'); dot != std::string::npos;
+           dot = f.name.find('.', dot + 1)) {
+        objects.emplace(f.name.substr(0, dot), 0);
+      }
+    }
+  }
+  FieldIndex leaves;
+  FieldIndex objects;  // "ride" when the schema has "ride.trip_distance"
+};
+
+// Objects nested deeper than this are refused (the schema loader allows no deeper ones).
+constexpr int kMaxDepth = 16;
+
+// Walks one JSON object's fields into the row; returns the problem, or empty. `path` holds the
+// dotted path of the object (empty at the top) and is restored before returning.
+std::string DecodeObject(simdjson::dom::object obj, const Schema& schema, const PathIndex& index,
+                         RowBuilder& row, std::string& path, int depth) {
   size_t next = 0;  // producers usually write fields in schema order: try that before hashing
+  const size_t base = path.size();
   for (auto [key, value] : obj) {
+    std::string_view name = key;
+    if (base > 0) {
+      path.resize(base);
+      path.append(key);
+      name = path;
+    }
     size_t idx;
-    if (next < schema.size() && schema.field(next).name == key) {
+    if (next < schema.size() && schema.field(next).name == name) {
       idx = next;
     } else {
-      auto it = index.find(key);
-      if (it == index.end()) continue;  // fields the schema does not declare are not read
+      auto it = index.leaves.find(name);
+      if (it == index.leaves.end()) {
+        if (index.objects.empty() || index.objects.find(name) == index.objects.end()) {
+          continue;  // fields the schema does not declare are not read
+        }
+        // An object the schema declares: its leaves are read from inside it.
+        const auto t = value.type();
+        if (t == simdjson::dom::element_type::NULL_VALUE) continue;  // its leaves stay null
+        if (t != simdjson::dom::element_type::OBJECT) {
+          return fmt::format("field '{}': expected an object, found {} {}", name,
+                             JsonTypeName(t), Shown(value));
+        }
+        if (depth + 1 >= kMaxDepth) return fmt::format("field '{}': nested too deeply", name);
+        if (base == 0) path.assign(key);
+        path.push_back('.');
+        std::string problem = DecodeObject(value.get_object().value_unsafe(), schema, index, row,
+                                           path, depth + 1);
+        path.resize(base);
+        if (!problem.empty()) return problem;
+        continue;
+      }
       idx = it->second;
     }
     next = idx + 1;
     Slot& slot = row.slot(idx);
-    if (slot.set) return fmt::format("duplicate field '{}'", key);
+    if (slot.set) return fmt::format("duplicate field '{}'", name);
     std::string problem = DecodeJsonValue(value, schema.field(idx), slot);
     if (!problem.empty()) return problem;
   }
+  path.resize(base);
   return "";
 }
 
 class JsonDecoder : public Decoder {
  public:
   JsonDecoder(SchemaPtr schema, bool envelope)
-      : schema_(std::move(schema)), index_(IndexFields(*schema_)), envelope_(envelope) {}
+      : schema_(std::move(schema)), index_(*schema_), envelope_(envelope) {}
 
   Result<std::shared_ptr<Batch>> Decode(std::shared_ptr<const RawRecords> raw,
                                         NodeContext& ctx) const override {
@@ -166,7 +211,8 @@ class JsonDecoder : public Decoder {
         simdjson::dom::element doc;
         simdjson::dom::object obj;
         if (!Parse(parser, raw, payload, padded_tail, &doc) && !doc.get_object().get(obj)) {
-          return DecodeObject(obj, *schema_, index_, row);
+          std::string path;
+          return DecodeObject(obj, *schema_, index_, row, path, 0);
         }
       }
     }
@@ -189,7 +235,8 @@ class JsonDecoder : public Decoder {
       return envelope_ ? "connect-json: 'payload' is not an object"
                        : "malformed JSON: expected an object";
     }
-    return DecodeObject(obj, *schema_, index_, row);
+    std::string path;
+    return DecodeObject(obj, *schema_, index_, row, path, 0);
   }
 
   static bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -210,7 +257,7 @@ class JsonDecoder : public Decoder {
   }
 
   SchemaPtr schema_;
-  FieldIndex index_;
+  PathIndex index_;
   bool envelope_;
 };
 

@@ -91,22 +91,92 @@ void AppendRowJson(std::string& out, const Batch& batch, size_t row) {
   RowJsonEncoder(*batch.schema()).Append(out, batch, row);
 }
 
-RowJsonEncoder::RowJsonEncoder(const Schema& schema) {
-  for (size_t i = 0; i < schema.size(); ++i) {
-    std::string key = i == 0 ? "{" : ",";
-    AppendJsonString(key, schema.field(i).name);
-    key.push_back(':');
-    keys_.push_back(std::move(key));
+namespace {
+
+// The objects of a row: fields named by a dotted path (`prediction.ride_duration`) are written
+// inside nested objects, in the order the schema first mentions each object.
+struct JsonNode {
+  std::string key;
+  int column = -1;  // a leaf: the schema field it writes
+  std::vector<JsonNode> children;
+};
+
+void Insert(JsonNode& root, const std::string& name, int column) {
+  JsonNode* node = &root;
+  size_t start = 0;
+  for (size_t dot = name.find('.'); dot != std::string::npos; dot = name.find('.', start)) {
+    std::string part = name.substr(start, dot - start);
+    JsonNode* next = nullptr;
+    for (auto& c : node->children) {
+      if (c.key == part) next = &c;
+    }
+    if (next != nullptr && next->column >= 0) {
+      // A leaf of that name is already written: keep this field flat rather than writing the
+      // key twice.
+      node = &root;
+      start = 0;
+      break;
+    }
+    if (next == nullptr) {
+      node->children.push_back(JsonNode{part, -1, {}});
+      next = &node->children.back();
+    }
+    node = next;
+    start = dot + 1;
   }
+  std::string leaf = name.substr(start);
+  for (const auto& c : node->children) {
+    if (c.key == leaf) {  // an object of that name exists: keep the field flat
+      root.children.push_back(JsonNode{name, column, {}});
+      return;
+    }
+  }
+  node->children.push_back(JsonNode{std::move(leaf), column, {}});
+}
+
+// Emits the text before each leaf's value; `pending` collects text until the next leaf.
+void Emit(const JsonNode& node, std::string& pending,
+          std::vector<std::pair<std::string, size_t>>& steps) {
+  pending.push_back('{');
+  bool first = true;
+  for (const auto& c : node.children) {
+    if (!first) pending.push_back(',');
+    first = false;
+    AppendJsonString(pending, c.key);
+    pending.push_back(':');
+    if (c.column >= 0) {
+      steps.emplace_back(std::move(pending), static_cast<size_t>(c.column));
+      pending.clear();
+    } else {
+      Emit(c, pending, steps);
+    }
+  }
+  pending.push_back('}');
+}
+
+}  // namespace
+
+RowJsonEncoder::RowJsonEncoder(const Schema& schema) {
+  JsonNode root;
+  for (size_t i = 0; i < schema.size(); ++i) {
+    const std::string& name = schema.field(i).name;
+    if (name.find('.') == std::string::npos) {
+      root.children.push_back(JsonNode{name, static_cast<int>(i), {}});
+    } else {
+      Insert(root, name, static_cast<int>(i));
+    }
+  }
+  std::string pending;
+  Emit(root, pending, steps_);
+  tail_ = std::move(pending);
 }
 
 void RowJsonEncoder::Append(std::string& out, const Batch& batch, size_t row) const {
-  if (keys_.empty()) out.push_back('{');
-  for (size_t i = 0; i < keys_.size(); ++i) {
-    out += keys_[i];
-    AppendJsonCell(out, batch.column(i), row);
+  for (const auto& [text, column] : steps_) {
+    out += text;
+    AppendJsonCell(out, batch.column(column), row);
   }
-  out.push_back('}');
+  out += tail_;
 }
 
 void RowJsonEncoder::AppendBatch(std::string& out, const Batch& batch) const {

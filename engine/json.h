@@ -4,6 +4,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "engine/batch.h"
 
@@ -15,7 +17,7 @@ void AppendJsonDouble(std::string& out, double v);
 void AppendJsonInt(std::string& out, int64_t v);
 // The value of one cell as JSON (timestamps as ISO 8601 strings).
 void AppendJsonCell(std::string& out, const Column& column, size_t row);
-// {"field": value, ...} in schema order.
+// {"field": value, ...} in schema order; dotted names (`a.b`) are written as nested objects.
 void AppendRowJson(std::string& out, const Batch& batch, size_t row);
 
 // Encodes many rows of one schema: the quoted keys are prepared once.
@@ -27,7 +29,9 @@ class RowJsonEncoder {
   void AppendBatch(std::string& out, const Batch& batch) const;
 
  private:
-  std::vector<std::string> keys_;  // `{"name":` for the first field, `,"name":` for the others
+  // The text before each field's value (`{"name":`, `,"other":{"inner":`), and after the last.
+  std::vector<std::pair<std::string, size_t>> steps_;
+  std::string tail_;
 };
 
 }  // namespace sluice

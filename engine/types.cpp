@@ -45,6 +45,19 @@ int Schema::IndexOf(std::string_view name) const {
   return -1;
 }
 
+std::vector<size_t> Schema::Resolve(std::string_view name) const {
+  int exact = IndexOf(name);
+  if (exact >= 0) return {static_cast<size_t>(exact)};
+  std::vector<size_t> under;
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    const std::string& n = fields_[i].name;
+    if (n.size() > name.size() && n[name.size()] == '.' && n.compare(0, name.size(), name) == 0) {
+      under.push_back(i);
+    }
+  }
+  return under;
+}
+
 std::string Schema::FieldNames() const {
   std::string out;
   for (const auto& f : fields_) {
@@ -65,7 +78,14 @@ std::string Schema::ToString() const {
 
 std::optional<std::string> Schema::Suggest(std::string_view name) const {
   std::vector<std::string> names;
-  for (const auto& f : fields_) names.push_back(f.name);
+  for (const auto& f : fields_) {
+    // Nested objects are names too (`ride` for `ride.trip_distance`).
+    for (size_t dot = f.name.find('.'); dot != std::string::npos; dot = f.name.find('.', dot + 1)) {
+      std::string object = f.name.substr(0, dot);
+      if (std::find(names.begin(), names.end(), object) == names.end()) names.push_back(object);
+    }
+    names.push_back(f.name);
+  }
   return ClosestMatch(name, names);
 }
 

@@ -39,6 +39,9 @@ class Schema {
   const Field& field(size_t i) const { return fields_[i]; }
   // -1 when absent.
   int IndexOf(std::string_view name) const;
+  // The field `name`, or every field of the nested object `name` (the fields named
+  // `name.<...>`), in schema order; empty when neither exists.
+  std::vector<size_t> Resolve(std::string_view name) const;
   // "a, b, c": for error messages.
   std::string FieldNames() const;
   // "a: float64, b: string?": for error messages and `sluice validate` output.

@@ -12,6 +12,7 @@ void RegisterPostgresSource(Registry& registry);
 void RegisterDropFields(Registry& registry);
 void RegisterSelect(Registry& registry);
 void RegisterRename(Registry& registry);
+void RegisterFlatten(Registry& registry);
 void RegisterPredict(Registry& registry);
 void RegisterFileSink(Registry& registry);
 void RegisterStdoutSink(Registry& registry);
@@ -27,6 +28,7 @@ inline void RegisterBuiltinOperators(Registry& registry) {
   RegisterDropFields(registry);
   RegisterSelect(registry);
   RegisterRename(registry);
+  RegisterFlatten(registry);
   RegisterPredict(registry);
   RegisterFileSink(registry);
   RegisterStdoutSink(registry);

@@ -31,10 +31,14 @@ class DropFields : public TransformNode {
   Result<SchemaPtr> OutputSchema(const SchemaPtr& input) override {
     std::vector<std::string> drop = node_.StringList("fields");
     SLUICE_RETURN_IF_ERROR(CheckFieldsExist(node_, "fields", drop, *input));
+    std::vector<bool> dropped(input->size(), false);
+    for (const auto& name : drop) {
+      for (size_t i : input->Resolve(name)) dropped[i] = true;
+    }
     std::vector<Field> fields;
     keep_.clear();
     for (size_t i = 0; i < input->size(); ++i) {
-      if (std::find(drop.begin(), drop.end(), input->field(i).name) != drop.end()) continue;
+      if (dropped[i]) continue;
       fields.push_back(input->field(i));
       keep_.push_back(i);
     }
@@ -62,7 +66,8 @@ void RegisterDropFields(Registry& registry) {
   spec.summary = "Removes the named fields from every row.";
   spec.parallel = true;
   spec.fields = {
-      {"fields", ConfigType::kStringList, true, "", "names of the fields to remove", {}},
+      {"fields", ConfigType::kStringList, true, "",
+       "names of the fields or nested objects to remove", {}},
   };
   spec.example = "{type: drop-fields, inputs: [iris_data], fields: [id, target]}";
   spec.make_transform = [](const NodeConfig& node) -> Result<std::unique_ptr<TransformNode>> {

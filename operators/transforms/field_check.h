@@ -23,12 +23,13 @@ inline std::string NotAFieldMessage(const NodeConfig& node, const std::string& n
                      near ? fmt::format("; did you mean '{}'?", *near) : "", input.FieldNames());
 }
 
-// Errors point at the offending list item when the key holds a list.
+// A name is a field or a nested object (all of its fields). Errors point at the offending list
+// item when the key holds a list.
 inline Status CheckFieldsExist(const NodeConfig& node, const std::string& key,
                                const std::vector<std::string>& names, const Schema& input) {
   YAML::Node list = node.Raw(key);
   for (size_t i = 0; i < names.size(); ++i) {
-    if (input.IndexOf(names[i]) >= 0) continue;
+    if (!input.Resolve(names[i]).empty()) continue;
     Mark m = node.MarkOf(key);
     if (list.IsSequence() && i < list.size()) m = Mark::Of(node.mark.file, list[i]);
     return Status::InvalidConfig(fmt::format("{}: {}: {}", m.ToString(), node.Prefix(),

@@ -1,4 +1,5 @@
-// select: keeps only the named fields, in the order given. Columns are shared, not copied.
+// select: keeps only the named fields, in the order given; naming a nested object keeps all of its
+// fields. Columns are shared, not copied.
 #include "operators/builtin.h"
 #include "operators/transforms/field_check.h"
 
@@ -30,12 +31,13 @@ class Select : public TransformNode {
     std::vector<Field> fields;
     pick_.clear();
     for (const auto& n : names) {
-      if (std::find(pick_.begin(), pick_.end(), static_cast<size_t>(input->IndexOf(n))) !=
-          pick_.end()) {
-        return node_.Error("fields", fmt::format("'{}' is selected twice", n));
+      for (size_t i : input->Resolve(n)) {
+        if (std::find(pick_.begin(), pick_.end(), i) != pick_.end()) {
+          return node_.Error("fields", fmt::format("'{}' is selected twice", input->field(i).name));
+        }
+        pick_.push_back(i);
+        fields.push_back(input->field(i));
       }
-      pick_.push_back(static_cast<size_t>(input->IndexOf(n)));
-      fields.push_back(input->field(pick_.back()));
     }
     if (fields.empty()) return node_.Error("fields", "selects no field");
     out_ = std::make_shared<const Schema>(std::move(fields));
@@ -61,7 +63,8 @@ void RegisterSelect(Registry& registry) {
   spec.summary = "Keeps only the named fields, in the order given.";
   spec.parallel = true;
   spec.fields = {
-      {"fields", ConfigType::kStringList, true, "", "names of the fields to keep, in order", {}},
+      {"fields", ConfigType::kStringList, true, "",
+       "names of the fields or nested objects to keep, in order", {}},
   };
   spec.example = "{type: select, inputs: [classify], fields: [timestamp, iris_class]}";
   spec.make_transform = [](const NodeConfig& node) -> Result<std::unique_ptr<TransformNode>> {

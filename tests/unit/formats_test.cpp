@@ -352,7 +352,11 @@ TEST_CASE("ParseJsonSchema rejects what it cannot represent", "[formats][schema]
   REQUIRE_FALSE(nested.ok());
   CHECK(nested.status().code() == StatusCode::kInvalidConfig);
   CHECK_THAT(nested.status().message(),
-             Catch::StartsWith("s.json: property 'x' has type 'object'; supported:"));
+             Catch::StartsWith("s.json: property 'x' is an object without 'properties'"));
+  CHECK_THAT(ParseJsonSchema(R"({"properties": {"x": {"type": "array"}}})", "s.json")
+                 .status()
+                 .message(),
+             Catch::StartsWith("s.json: property 'x' has type 'array'; supported:"));
   auto untyped = ParseJsonSchema(R"({"properties": {"x": {}}})", "s.json");
   REQUIRE_FALSE(untyped.ok());
   CHECK_THAT(untyped.status().message(), Catch::Contains("has type '(none)'"));

@@ -15,7 +15,8 @@ namespace {
 
 // A pipeline around `node_yaml` (one node's mapping, in flow style) named `under_test`. The
 // examples read from the iris flow's nodes, so those exist: iris_data (a file source of the
-// iris schema), features (drop-fields) and classify (predict). A source is tested alone.
+// iris schema), features (drop-fields) and classify (predict); and from `rides`, ride events
+// with a nested object. A source is tested alone.
 std::string Scaffold(const OperatorSpec& spec, const std::string& node_yaml) {
   if (spec.role == Role::kSource) {
     return "name: example\n"
@@ -27,6 +28,8 @@ std::string Scaffold(const OperatorSpec& spec, const std::string& node_yaml) {
            "  out: {type: stdout, inputs: [under_test]}\n";
   }
   std::string y = "name: example\n" + kIrisSourceYaml +
+                  "  rides: {type: file, path: data/rides.jsonl, format: json,\n"
+                  "          schema: ../schemas/ride_event.json}\n"
                   "transforms:\n"
                   "  features: {type: drop-fields, inputs: [iris_data], fields: [id, target]}\n"
                   "  classify: {type: predict, inputs: [features], model: ../models/iris, "
@@ -35,9 +38,10 @@ std::string Scaffold(const OperatorSpec& spec, const std::string& node_yaml) {
     y += "  under_test: " + node_yaml + "\n";
     y += "sinks:\n"
          "  out: {type: stdout, inputs: [under_test]}\n"
-         "  rest: {type: stdout, inputs: [classify]}\n";
+         "  rest: {type: stdout, inputs: [classify]}\n"
+         "  rides_out: {type: stdout, inputs: [rides]}\n";
   } else {
-    y += "sinks:\n  under_test: " + node_yaml + "\n";
+    y += "sinks:\n  under_test: " + node_yaml + "\n  rides_out: {type: stdout, inputs: [rides]}\n";
   }
   return y;
 }
@@ -52,7 +56,7 @@ TEST_CASE("the built-in operators are registered by role", "[registry]") {
   const Registry& r = Builtins();
   CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file", "kafka", "postgres"});
   CHECK(r.Names(Role::kTransform) ==
-        std::vector<std::string>{"drop-fields", "predict", "rename", "select"});
+        std::vector<std::string>{"drop-fields", "flatten", "predict", "rename", "select"});
   CHECK(r.Names(Role::kSink) ==
         std::vector<std::string>{"file", "kafka", "postgres", "sqlite", "stdout"});
   CHECK(r.RolesOf("file") == std::vector<Role>{Role::kSource, Role::kSink});
@@ -60,7 +64,7 @@ TEST_CASE("the built-in operators are registered by role", "[registry]") {
   CHECK(r.Find(Role::kSink, "drop-fields") == nullptr);
   REQUIRE(r.Find(Role::kTransform, "predict") != nullptr);
   CHECK(r.Find(Role::kTransform, "predict")->name == "predict");
-  CHECK(r.All().size() == 12u);
+  CHECK(r.All().size() == 13u);
 }
 
 TEST_CASE("every operator spec is complete", "[registry][compliance]") {
