@@ -12,6 +12,8 @@ void RegisterPostgresSource(Registry& registry);
 void RegisterDropFields(Registry& registry);
 void RegisterSelect(Registry& registry);
 void RegisterRename(Registry& registry);
+void RegisterMap(Registry& registry);
+void RegisterFilter(Registry& registry);
 void RegisterPredict(Registry& registry);
 void RegisterFileSink(Registry& registry);
 void RegisterStdoutSink(Registry& registry);
@@ -27,6 +29,8 @@ inline void RegisterBuiltinOperators(Registry& registry) {
   RegisterDropFields(registry);
   RegisterSelect(registry);
   RegisterRename(registry);
+  RegisterMap(registry);
+  RegisterFilter(registry);
   RegisterPredict(registry);
   RegisterFileSink(registry);
   RegisterStdoutSink(registry);
