@@ -336,7 +336,9 @@ class Parser {
 
   std::unique_ptr<Node> Run(ExprProblem* problem) {
     auto n = Expr();
-    if (n && Peek().kind != Tok::kEnd) {
+    if (n && Peek().kind == Tok::kError) {
+      n = Fail(Peek().begin, Peek().text);
+    } else if (n && Peek().kind != Tok::kEnd) {
       n = Fail(Peek().begin,
                fmt::format("expected an operator or the end of the expression, found {}",
                            Describe(Peek())));
@@ -745,6 +747,8 @@ class CallKernel : public ExprKernel {
                                    return a.row == b.row;
                                  }),
                      v.errors.end());
+      // A failed row is null, whatever a function that ignores nulls made of it.
+      for (const auto& e : v.errors) out.SetNull(e.row);
     }
     return v;
   }

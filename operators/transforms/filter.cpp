@@ -83,7 +83,7 @@ void RegisterFilter(Registry& registry) {
   spec.fields = {
       {"condition", ConfigType::kString, true, "", "a bool expression over the input fields", {}},
   };
-  spec.example = "{type: filter, inputs: [rides], condition: 'ride.trip_distance > 0'}";
+  spec.example = "{type: filter, inputs: [iris_data], condition: 'petal_width > 0.5'}";
   spec.make_transform = [](const NodeConfig& node) -> Result<std::unique_ptr<TransformNode>> {
     return std::unique_ptr<TransformNode>(std::make_unique<Filter>(node));
   };

@@ -180,8 +180,8 @@ void RegisterMap(Registry& registry) {
        {}},
   };
   spec.example =
-      "{type: map, inputs: [rides], fields: {PU_DO: 'concat(to_string(ride.PULocationID), "
-      "\"_\", to_string(ride.DOLocationID))'}}";
+      "{type: map, inputs: [iris_data], fields: {petal_ratio: 'round(petal_length / "
+      "petal_width, 2)', key: 'concat(\"iris_\", to_string(id))'}}";
   spec.make_transform = [](const NodeConfig& node) -> Result<std::unique_ptr<TransformNode>> {
     return std::unique_ptr<TransformNode>(std::make_unique<Map>(node));
   };
