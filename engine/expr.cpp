@@ -32,8 +32,12 @@ struct Token {
 bool IsNameStart(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
 }
-bool IsNameChar(char c) { return IsNameStart(c) || (c >= '0' && c <= '9'); }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsNameChar(char c) {
+  return IsNameStart(c) || (c >= '0' && c <= '9');
+}
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 void AppendUtf8(uint32_t cp, std::string& out) {
   if (cp < 0x80) {
@@ -90,8 +94,8 @@ class Lexer {
     if (c == '"' || c == '\'') return String();
     if (c == '`') return QuotedName();
     if (IsNameStart(c)) return Name();
-    static const char* const kOps[] = {"==", "!=", "<=", ">=", "&&", "||", "+", "-", "*", "/",
-                                       "%",  "<",  ">",  "!",  "(",  ")",  ","};
+    static const char* const kOps[] = {"==", "!=", "<=", ">=", "&&", "||", "+", "-", "*",
+                                       "/",  "%",  "<",  ">",  "!",  "(",  ")", ","};
     for (const char* op : kOps) {
       size_t n = std::strlen(op);
       if (s_.substr(i_, n) == op) {
@@ -106,8 +110,8 @@ class Lexer {
     if (c == '&') return Error(i_, "unexpected '&'; use 'and' (or '&&')");
     if (c == '|') return Error(i_, "unexpected '|'; use 'or' (or '||')");
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F)
-      return Error(i_, fmt::format("unexpected character (byte 0x{:02x})",
-                                   static_cast<unsigned char>(c)));
+      return Error(
+          i_, fmt::format("unexpected character (byte 0x{:02x})", static_cast<unsigned char>(c)));
     return Error(i_, fmt::format("unexpected character '{}'", c));
   }
 
@@ -142,8 +146,7 @@ class Lexer {
       t.kind = Tok::kInt;
       auto r = std::from_chars(lit.data(), lit.data() + lit.size(), t.ival);
       if (r.ec != std::errc())
-        return Error(t.begin,
-                     fmt::format("integer literal '{}' is out of range for int64", lit));
+        return Error(t.begin, fmt::format("integer literal '{}' is out of range for int64", lit));
     }
     return t;
   }
@@ -314,7 +317,9 @@ TypeId ToTypeId(Ty t) {
   }
 }
 
-bool IsNum(Ty t) { return t == Ty::kInt64 || t == Ty::kFloat64; }
+bool IsNum(Ty t) {
+  return t == Ty::kInt64 || t == Ty::kFloat64;
+}
 
 struct Node {
   Kind kind = Kind::kLiteral;
@@ -493,8 +498,9 @@ class Parser {
       case Tok::kFloat:
       case Tok::kString: {
         auto n = Make(Kind::kLiteral, t.begin, t.end);
-        n->lit = t.kind == Tok::kInt ? Ty::kInt64 : t.kind == Tok::kFloat ? Ty::kFloat64
-                                                                           : Ty::kString;
+        n->lit = t.kind == Tok::kInt     ? Ty::kInt64
+                 : t.kind == Tok::kFloat ? Ty::kFloat64
+                                         : Ty::kString;
         n->ival = t.ival;
         n->dval = t.dval;
         n->sval = t.text;
@@ -686,8 +692,8 @@ using Impl = void (*)(const CallKernel& k, const EvalCtx& ctx, std::vector<Val>&
 
 class CallKernel : public ExprKernel {
  public:
-  CallKernel(TypeId type, Impl impl, std::string text, std::vector<std::unique_ptr<ExprKernel>> args,
-             bool propagate_nulls)
+  CallKernel(TypeId type, Impl impl, std::string text,
+             std::vector<std::unique_ptr<ExprKernel>> args, bool propagate_nulls)
       : ExprKernel(type),
         impl_(impl),
         text_(std::move(text)),
@@ -742,11 +748,10 @@ class CallKernel : public ExprKernel {
       for (auto& e : out.errors) v.errors.push_back(std::move(e));
       std::stable_sort(v.errors.begin(), v.errors.end(),
                        [](const ExprRowError& a, const ExprRowError& b) { return a.row < b.row; });
-      v.errors.erase(std::unique(v.errors.begin(), v.errors.end(),
-                                 [](const ExprRowError& a, const ExprRowError& b) {
-                                   return a.row == b.row;
-                                 }),
-                     v.errors.end());
+      v.errors.erase(
+          std::unique(v.errors.begin(), v.errors.end(),
+                      [](const ExprRowError& a, const ExprRowError& b) { return a.row == b.row; }),
+          v.errors.end());
       // A failed row is null, whatever a function that ignores nulls made of it.
       for (const auto& e : v.errors) out.SetNull(e.row);
     }
@@ -922,9 +927,10 @@ void Round(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
     if (out.Skip(i)) continue;
     double x = a[0].D(i);
     // The default rounding mode rounds half to even, as Python's round() does.
-    double r = k.op == 0 ? std::nearbyint(x) : k.op == 1 ? std::floor(x)
-                         : k.op == 2                      ? std::ceil(x)
-                                                          : std::trunc(x);
+    double r = k.op == 0   ? std::nearbyint(x)
+               : k.op == 1 ? std::floor(x)
+               : k.op == 2 ? std::ceil(x)
+                           : std::trunc(x);
     if (!(r >= -9223372036854775808.0 && r < 9223372036854775808.0)) {
       out.Fail(i, k.Failed(fmt::format("{} is out of range for int64", x)));
       continue;
@@ -1213,8 +1219,8 @@ class Checker {
     if (t.type == Ty::kInt64 && to == Ty::kFloat64) {
       std::vector<std::unique_ptr<ExprKernel>> kid;
       kid.push_back(std::move(t.kernel));
-      t.kernel = std::make_unique<CallKernel>(TypeId::kFloat64, IntToFloat, "", std::move(kid),
-                                              true);
+      t.kernel =
+          std::make_unique<CallKernel>(TypeId::kFloat64, IntToFloat, "", std::move(kid), true);
       t.type = Ty::kFloat64;
       return true;
     }
@@ -1360,8 +1366,8 @@ class Checker {
     for (int c = 0; c < 6; ++c) {
       if (op != kCmp[c]) continue;
       if (target == Ty::kError) {
-        return Fail(n.at, fmt::format("cannot compare {} with {}", Described(l, ln),
-                                      Described(r, rn)));
+        return Fail(n.at,
+                    fmt::format("cannot compare {} with {}", Described(l, ln), Described(r, rn)));
       }
       if (target == Ty::kNull) target = Ty::kBool;
       Coerce(l, target);
@@ -1376,11 +1382,11 @@ class Checker {
     }
     if (target == Ty::kError || !IsNum(target)) {
       bool text = l.type == Ty::kString || r.type == Ty::kString;
-      return Fail(n.at, fmt::format("'{}' expects {}, got {}{}", op,
-                                    op == "+" ? "two numbers or two strings" : "numbers", both,
-                                    text && op == "+"
-                                        ? "; use to_string() to turn a value into text"
-                                        : ""));
+      return Fail(
+          n.at,
+          fmt::format("'{}' expects {}, got {}{}", op,
+                      op == "+" ? "two numbers or two strings" : "numbers", both,
+                      text && op == "+" ? "; use to_string() to turn a value into text" : ""));
     }
     if (op == "%") {
       if (target != Ty::kInt64) {
@@ -1427,8 +1433,7 @@ class Checker {
         want = fmt::format("{} {} {} arguments", def->min_args,
                            def->max_args == def->min_args + 1 ? "or" : "to", def->max_args);
       }
-      return Fail(n.at,
-                  fmt::format("'{}' takes {} ({}), got {}", n.name, want, def->usage, count));
+      return Fail(n.at, fmt::format("'{}' takes {} ({}), got {}", n.name, want, def->usage, count));
     }
     if (!ok) return Typed{};
     return def->check(*this, n, args);
@@ -1443,8 +1448,7 @@ class Checker {
 // ---- the function table ----
 
 std::string ArgDesc(Checker& c, const Node& call, const std::vector<Typed>& args, size_t i) {
-  return fmt::format("{} for argument {} ({})", TyName(args[i].type), i + 1,
-                     c.Text(*call.kids[i]));
+  return fmt::format("{} for argument {} ({})", TyName(args[i].type), i + 1, c.Text(*call.kids[i]));
 }
 
 // round/floor/ceil of one number: int64 (ints pass through).
@@ -1453,8 +1457,8 @@ Typed RoundLike(Checker& c, const Node& n, std::vector<Typed>& args, int op) {
   if (x.type == Ty::kInt64) return std::move(x);
   if (x.type == Ty::kNull) return c.Coerce(x, Ty::kInt64), std::move(x);
   if (x.type != Ty::kFloat64) {
-    return c.Fail(n.kids[0]->begin, fmt::format("'{}' expects a number, got {}", n.name,
-                                                ArgDesc(c, n, args, 0)));
+    return c.Fail(n.kids[0]->begin,
+                  fmt::format("'{}' expects a number, got {}", n.name, ArgDesc(c, n, args, 0)));
   }
   return c.Call(Ty::kInt64, Round, n, args, op);
 }
@@ -1468,8 +1472,8 @@ Typed CheckRound(Checker& c, const Node& n, std::vector<Typed>& args) {
     ok = false;
   }
   if (!c.Coerce(args[1], Ty::kInt64)) {
-    c.Fail(n.kids[1]->begin, fmt::format("'round' expects int64 digits, got {}",
-                                         ArgDesc(c, n, args, 1)));
+    c.Fail(n.kids[1]->begin,
+           fmt::format("'round' expects int64 digits, got {}", ArgDesc(c, n, args, 1)));
     ok = false;
   }
   if (!ok) return Typed{};
@@ -1516,8 +1520,9 @@ Typed CheckConcat(Checker& c, const Node& n, std::vector<Typed>& args) {
 Typed CheckFormat(Checker& c, const Node& n, std::vector<Typed>& args) {
   const Node& f = *n.kids[0];
   if (f.kind != Kind::kLiteral || f.lit != Ty::kString) {
-    return c.Fail(f.begin, "'format' expects a literal format string as argument 1, e.g. "
-                           "format(\"{}_{}\", a, b)");
+    return c.Fail(f.begin,
+                  "'format' expects a literal format string as argument 1, e.g. "
+                  "format(\"{}_{}\", a, b)");
   }
   std::vector<std::string> pieces(1);
   const std::string& s = f.sval;
@@ -1539,9 +1544,8 @@ Typed CheckFormat(Checker& c, const Node& n, std::vector<Typed>& args) {
   if (placeholders != args.size() - 1) {
     return c.Fail(f.begin, fmt::format("'format' string has {} placeholder{} but {} value{} "
                                        "follow{}",
-                                       placeholders, placeholders == 1 ? "" : "s",
-                                       args.size() - 1, args.size() == 2 ? "" : "s",
-                                       args.size() == 2 ? "s" : ""));
+                                       placeholders, placeholders == 1 ? "" : "s", args.size() - 1,
+                                       args.size() == 2 ? "" : "s", args.size() == 2 ? "s" : ""));
   }
   for (Typed& a : args) c.Coerce(a, Ty::kString);
   args[0].nullable = false;
@@ -1719,8 +1723,9 @@ CompiledExpr CompileExpression(std::string_view text, const Schema& schema,
   Typed t = checker.Check(*root);
   out.problems = std::move(checker.problems);
   if (out.problems.empty() && t.type == Ty::kNull) {
-    out.problems.push_back({0, "the expression is always null, so it has no type; give it one, "
-                               "e.g. to_int(null)"});
+    out.problems.push_back({0,
+                            "the expression is always null, so it has no type; give it one, "
+                            "e.g. to_int(null)"});
   }
   std::stable_sort(out.problems.begin(), out.problems.end(),
                    [](const ExprProblem& a, const ExprProblem& b) { return a.offset < b.offset; });
@@ -1809,8 +1814,8 @@ std::string ExprProblemMessage(const NodeConfig& node, const YAML::Node& scalar,
       }
     }
   }
-  return fmt::format("{}: {}: {}at character {} of the expression: {}", m.ToString(),
-                     node.Prefix(), context, problem.offset + 1, problem.message);
+  return fmt::format("{}: {}: {}at character {} of the expression: {}", m.ToString(), node.Prefix(),
+                     context, problem.offset + 1, problem.message);
 }
 
 }  // namespace sluice

@@ -49,7 +49,8 @@ class Filter : public TransformNode {
     std::vector<std::string> problems;
     for (const auto& p : compiled.problems)
       problems.push_back(ExprProblemMessage(node_, value, text, p, ""));
-    if (!problems.empty()) return Status::InvalidConfig(fmt::format("{}", fmt::join(problems, "\n")));
+    if (!problems.empty())
+      return Status::InvalidConfig(fmt::format("{}", fmt::join(problems, "\n")));
     if (!compiled.expr) return Status::Internal("filter: the condition did not compile");
     if (compiled.expr->type() != TypeId::kBool) {
       return node_.Error("condition", fmt::format("the condition must be bool, got {} ('{}')",

@@ -20,7 +20,9 @@ struct MapStep {
 class MapRuntime : public TransformRuntime {
  public:
   MapRuntime(SchemaPtr out, std::vector<MapStep> steps, std::vector<size_t> pick, bool keep_input)
-      : out_(std::move(out)), steps_(std::move(steps)), pick_(std::move(pick)),
+      : out_(std::move(out)),
+        steps_(std::move(steps)),
+        pick_(std::move(pick)),
         keep_input_(keep_input) {}
 
   Result<BatchPtr> Process(const BatchPtr& in, NodeContext& ctx) const override {
@@ -32,7 +34,8 @@ class MapRuntime : public TransformRuntime {
       ExprResult r = step.expr->Evaluate(cols, n, now);
       for (auto& e : r.errors) {
         if (failed.empty()) failed.resize(n);
-        if (failed[e.row].empty()) failed[e.row] = fmt::format("field '{}': {}", step.name, e.message);
+        if (failed[e.row].empty())
+          failed[e.row] = fmt::format("field '{}': {}", step.name, e.message);
       }
       if (step.replaces >= 0) {
         cols[static_cast<size_t>(step.replaces)] = std::move(r.column);
@@ -84,13 +87,13 @@ class Map : public TransformNode {
       const YAML::Node value = it->second;
       Mark key_mark = Mark::Of(node_.mark.file, it->first);
       if (name.empty()) {
-        problems.push_back(fmt::format("{}: {}: a field name is empty", key_mark.ToString(),
-                                       node_.Prefix()));
+        problems.push_back(
+            fmt::format("{}: {}: a field name is empty", key_mark.ToString(), node_.Prefix()));
         continue;
       }
       if (std::find(names.begin(), names.end(), name) != names.end()) {
-        problems.push_back(fmt::format("{}: {}: field '{}' is defined twice",
-                                       key_mark.ToString(), node_.Prefix(), name));
+        problems.push_back(fmt::format("{}: {}: field '{}' is defined twice", key_mark.ToString(),
+                                       node_.Prefix(), name));
         continue;
       }
       names.push_back(name);
@@ -120,7 +123,8 @@ class Map : public TransformNode {
       step.expr = std::move(compiled.expr);
       steps_.push_back(std::move(step));
     }
-    if (!problems.empty()) return Status::InvalidConfig(fmt::format("{}", fmt::join(problems, "\n")));
+    if (!problems.empty())
+      return Status::InvalidConfig(fmt::format("{}", fmt::join(problems, "\n")));
     keep_input_ = node_.Bool("keep_input");
     pick_.clear();
     std::vector<Field> out = working;

@@ -99,7 +99,9 @@ std::vector<std::string> Eval(const std::string& text, const Table& t = Table())
 }
 
 // The value of an expression that uses no field (row 0).
-std::string Value(const std::string& text) { return Eval(text)[0]; }
+std::string Value(const std::string& text) {
+  return Eval(text)[0];
+}
 
 // "offset: message" for each problem.
 std::vector<std::string> Problems(const std::string& text, const Table& t = Table()) {
@@ -203,9 +205,8 @@ TEST_CASE("expr: nesting is limited, so hostile input cannot overflow the stack"
     return s;
   };
   CHECK(Value(nested(kMaxExprDepth - 2, "(", ")")) == "1");
-  for (const std::string& text :
-       {nested(100000, "(", ")"), nested(100000, "-", ""), nested(100000, "abs(", ")"),
-        nested(100000, "not ", "")}) {
+  for (const std::string& text : {nested(100000, "(", ")"), nested(100000, "-", ""),
+                                  nested(100000, "abs(", ")"), nested(100000, "not ", "")}) {
     auto p = Problems(text);
     REQUIRE(p.size() == 1u);
     CHECK(p[0].find(too_deep) != std::string::npos);
@@ -256,7 +257,8 @@ TEST_CASE("expr: type errors name the problem, the types and the text", "[expr]"
         "for argument 1 (a)");
   CHECK(Problem("format(s, a)") ==
         "7: 'format' expects a literal format string as argument 1, e.g. format(\"{}_{}\", a, b)");
-  CHECK(Problem("format('{}_{}', a)") == "7: 'format' string has 2 placeholders but 1 value follows");
+  CHECK(Problem("format('{}_{}', a)") ==
+        "7: 'format' string has 2 placeholders but 1 value follows");
   CHECK(Problem("format('{', a)") ==
         "7: 'format' string: a lone '{' (placeholders are '{}'; write '{{' for the character "
         "itself)");
@@ -330,8 +332,7 @@ TEST_CASE("expr: nulls propagate; and/or are three-valued", "[expr]") {
 TEST_CASE("expr: row errors: overflow, division by zero, non-finite floats", "[expr]") {
   CHECK(Eval("a * 2") == V{"12", "error: integer overflow in 'a * 2'", "null"});
   CHECK(Eval("-a - 2") == V{"-8", "error: integer overflow in '-a - 2'", "null"});
-  CHECK(Eval("abs(a - 9223372036854775807 - 1)") ==
-        V{"9223372036854775802", "1", "null"});
+  CHECK(Eval("abs(a - 9223372036854775807 - 1)") == V{"9223372036854775802", "1", "null"});
   CHECK(Eval("abs(-9223372036854775807 - n)") ==
         V{"error: integer overflow in 'abs(-9223372036854775807 - n)'",
           "error: integer overflow in '-9223372036854775807 - n'",
@@ -343,25 +344,24 @@ TEST_CASE("expr: row errors: overflow, division by zero, non-finite floats", "[e
   CHECK(Eval("a / b") == V{"2.0", "error: division by zero in 'a / b'", "null"});
   CHECK(Eval("a % b") == V{"0", "error: modulo by zero in 'a % b'", "null"});
   CHECK(Eval("(-9223372036854775807 - 1) % (n - n - 1)") == V{"0", "0", "0"});
-  CHECK(Eval("x / 0.0") == V{"error: division by zero in 'x / 0.0'",
-                             "error: division by zero in 'x / 0.0'", "null"});
+  CHECK(Eval("x / 0.0") ==
+        V{"error: division by zero in 'x / 0.0'", "error: division by zero in 'x / 0.0'", "null"});
   CHECK(Eval("x * 1e308 * 10") ==
         V{"error: the float result is not finite (inf) in 'x * 1e308'",
           "error: the float result is not finite (-inf) in 'x * 1e308 * 10'", "null"});
   CHECK(Eval("to_int(x * 1e300)") ==
         V{"error: 2.5e+300 is out of range for int64 in 'to_int(x * 1e300)'",
           "error: -1.5e+300 is out of range for int64 in 'to_int(x * 1e300)'", "null"});
-  CHECK(Eval("round(a * 1.0)") ==
-        V{"6", "error: 9.223372036854776e+18 is out of range for int64 in 'round(a * 1.0)'",
-          "null"});
+  CHECK(
+      Eval("round(a * 1.0)") ==
+      V{"6", "error: 9.223372036854776e+18 is out of range for int64 in 'round(a * 1.0)'", "null"});
   // An error of a constant part is every row's error.
   CHECK(Eval("n + 1 / 0") == V{"error: division by zero in '1 / 0'",
                                "error: division by zero in '1 / 0'",
                                "error: division by zero in '1 / 0'"});
   // The first failure of a row is its reason.
-  CHECK(Eval("(a * 2) / (b - b)") ==
-        V{"error: division by zero in '(a * 2) / (b - b)'", "error: integer overflow in '(a * 2)'",
-          "null"});
+  CHECK(Eval("(a * 2) / (b - b)") == V{"error: division by zero in '(a * 2) / (b - b)'",
+                                       "error: integer overflow in '(a * 2)'", "null"});
 }
 
 TEST_CASE("expr: a value not needed is not an error (and, or, if, coalesce)", "[expr]") {
@@ -379,7 +379,10 @@ TEST_CASE("expr: strings", "[expr]") {
   CHECK(Eval("length(s)") == V{"3", "0", "null"});
   CHECK(Value("length('\xC3\xA9t\xC3\xA9')") == "3");  // characters, not bytes
   CHECK(Eval("upper(s) + lower('MiX')") == V{"'ABCmix'", "'mix'", "null"});
-  CHECK(Value("upper('\xC3\xA9" "a')") == "'\xC3\xA9" "A'");  // ASCII letters only
+  CHECK(Value("upper('\xC3\xA9"
+              "a')") ==
+        "'\xC3\xA9"
+        "A'");  // ASCII letters only
   CHECK(Eval("concat('', s, '')") == V{"'abc'", "''", "null"});
   CHECK(Eval("s == ''") == V{"false", "true", "null"});
   CHECK(Eval("s < 'b'") == V{"true", "true", "null"});
@@ -446,16 +449,15 @@ TEST_CASE("expr: conversions", "[expr]") {
           fmt::format("error: '{}' is not a finite number in 'to_float('{}')'", bad, bad));
   }
   std::string long_text(100, 'z');
-  CHECK(Value("to_int('" + long_text + "')") ==
-        "error: '" + std::string(40, 'z') + "...' is not an integer in 'to_int('" + long_text +
-            "')'");
+  CHECK(Value("to_int('" + long_text + "')") == "error: '" + std::string(40, 'z') +
+                                                    "...' is not an integer in 'to_int('" +
+                                                    long_text + "')'");
   CHECK(Eval("to_string(t)") == V{"'1970-01-01T00:00:00Z'", "'2026-01-01T00:00:00Z'", "null"});
   CHECK(Eval("to_int(t)") == V{"0", "1767225600000000", "null"});
 }
 
 TEST_CASE("expr: now() is one value per batch; timestamps compare", "[expr]") {
-  CHECK(Eval("now()") ==
-        V{"2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"});
+  CHECK(Eval("now()") == V{"2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"});
   CHECK(Eval("t < now()") == V{"true", "false", "null"});
   CHECK(Eval("t == now()") == V{"false", "true", "null"});
   int64_t before = ExprNow();
@@ -472,4 +474,47 @@ TEST_CASE("expr: a field passed through is shared, not copied", "[expr]") {
   ExprResult empty = CompileExpression("1 / 0", t.schema).expr->Evaluate({}, 0, 0);
   CHECK(empty.column->size() == 0u);
   CHECK(empty.errors.empty());
+}
+
+TEST_CASE("expr: mangled input gives problems inside the text, never a crash", "[expr]") {
+  // Deterministic mutations of valid expressions: every result either compiles and evaluates,
+  // or reports problems whose offsets lie within the text.
+  const std::vector<std::string> seeds = {
+      "concat(to_string(ride.PULocationID), \"_\", to_string(n))",
+      "if(p and not q, round(x * 2.5, 1), -abs(a % (b + 1)) / 3)",
+      "format('{}-{}', coalesce(s, 'none'), t < now()) == `weird name`",
+      "to_int('\\u00e9' + lower(s)) >= min(a, 2) or is_null(x)",
+  };
+  const std::string alphabet = "()[],.'\"`\\+-*/%<>=!&|aeu0159 \t\nxnotandor_{}e";
+  Table t;
+  uint64_t state = 42;
+  auto next = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>(state >> 33);
+  };
+  size_t compiled = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string s = seeds[next() % seeds.size()];
+    for (size_t edits = 1 + next() % 3; edits > 0 && !s.empty(); --edits) {
+      size_t at = next() % s.size();
+      switch (next() % 3) {
+        case 0: s.erase(at, 1 + next() % 3); break;
+        case 1: s.insert(at, 1, alphabet[next() % alphabet.size()]); break;
+        default: s[at] = alphabet[next() % alphabet.size()];
+      }
+    }
+    INFO(s);
+    CompiledExpr c = CompileExpression(s, t.schema);
+    if (c.expr) {
+      ++compiled;
+      ExprResult r = c.expr->Evaluate(t.cols, t.rows, 0);
+      CHECK(r.column->size() == t.rows);
+    } else {
+      for (const auto& p : c.problems) {
+        CHECK(p.offset <= s.size());
+        CHECK_FALSE(p.message.empty());
+      }
+    }
+  }
+  CHECK(compiled > 0u);
 }

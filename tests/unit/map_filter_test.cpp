@@ -73,7 +73,8 @@ TEST_CASE("map appends and replaces fields, shares the others", "[operators][map
         "ride_id: string, ride.PULocationID: int64, ride.DOLocationID: int64, "
         "ride.trip_distance: float64?, ride.fare: int64, ride.passengers: int64, PU_DO: string, "
         "fare_per_passenger: float64");
-  auto p = Process(l, "m", {Ride("a", 132, 48, "1.5", "10", 4), Ride("b", 7, 9, "null", "null", 1)});
+  auto p =
+      Process(l, "m", {Ride("a", 132, 48, "1.5", "10", 4), Ride("b", 7, 9, "null", "null", 1)});
   REQUIRE(p.out->num_rows() == 2u);
   CHECK(p.dead.empty());
   // Untouched columns are the input's own.
@@ -87,8 +88,7 @@ TEST_CASE("map appends and replaces fields, shares the others", "[operators][map
   CHECK(p.out->RawBytes(1) == p.in->RawBytes(1));
 }
 
-TEST_CASE("map with keep_input false outputs the mapped fields in YAML order",
-          "[operators][map]") {
+TEST_CASE("map with keep_input false outputs the mapped fields in YAML order", "[operators][map]") {
   const std::string yaml = Rides(
       "  m:\n"
       "    type: map\n"
@@ -147,14 +147,14 @@ TEST_CASE("filter keeps rows where the condition is true", "[operators][filter]"
   INFO(l.Text());
   REQUIRE_FALSE(l.diags.HasErrors());
   CHECK(l.Node("f").output_schema == l.Node("f").input_schema);
-  auto p = Process(l, "f",
-                   {Ride("a", 5, 0, "3", "1", 1), Ride("b", 5, 0, "1", "1", 1),
-                    Ride("c", 5, 0, "null", "1", 1), Ride("d", 5, 0, "3", "1", 0),
-                    Ride("e", 5, 0, "1", "1", 0), Ride("f", 5, 0, "4", "1", 2)});
+  auto p = Process(
+      l, "f",
+      {Ride("a", 5, 0, "3", "1", 1), Ride("b", 5, 0, "1", "1", 1), Ride("c", 5, 0, "null", "1", 1),
+       Ride("d", 5, 0, "3", "1", 0), Ride("e", 5, 0, "1", "1", 0), Ride("f", 5, 0, "4", "1", 2)});
   // false and null drop the row; only an evaluation error is a dead letter.
-  CHECK(p.dead == std::vector<std::string>{
-                      "division by zero in 'ride.PULocationID / ride.passengers' <- " +
-                      Ride("d", 5, 0, "3", "1", 0)});
+  CHECK(p.dead ==
+        std::vector<std::string>{"division by zero in 'ride.PULocationID / ride.passengers' <- " +
+                                 Ride("d", 5, 0, "3", "1", 0)});
   REQUIRE(p.out->num_rows() == 2u);
   CHECK(p.out->column(0).strings == std::vector<std::string>{"a", "f"});
   CHECK(p.out->RawBytes(1) == Ride("f", 5, 0, "4", "1", 2));
@@ -203,12 +203,10 @@ TEST_CASE("expression errors point into the pipeline file", "[operators][map][fi
   // Escapes or several lines: the scalar, and the place in the expression in words.
   CHECK(one("field 'd': at character 13 of the expression: 'concat' expects string arguments") ==
         At(yaml, "\"concat(\\\"x"));
-  CHECK(one("field 'e': at character 15 of the expression: unknown field 'rid'") ==
-        At(yaml, "|"));
+  CHECK(one("field 'e': at character 15 of the expression: unknown field 'rid'") == At(yaml, "|"));
   // A field whose expression failed is not reported again where it is used.
   CHECK(l.ErrorsWith("field 'f'").empty());
-  CHECK(one("filter 'flt': the condition must be bool, got int64") ==
-        At(yaml, "ride.fare}"));
+  CHECK(one("filter 'flt': the condition must be bool, got int64") == At(yaml, "ride.fare}"));
   CHECK(one("filter 'flt2': unknown field 'ride.far'") == At(yaml, "ride.far >"));
   CHECK(l.diags.ErrorCount() == 8u);
 }
