@@ -54,7 +54,7 @@ std::string Id(const OperatorSpec& spec) {
 
 TEST_CASE("the built-in operators are registered by role", "[registry]") {
   const Registry& r = Builtins();
-  CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file", "kafka", "postgres"});
+  CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file", "http", "kafka", "postgres"});
   CHECK(r.Names(Role::kTransform) ==
         std::vector<std::string>{"drop-fields", "flatten", "predict", "rename", "select"});
   CHECK(r.Names(Role::kSink) ==
