@@ -31,6 +31,13 @@ Result<std::string> DecodeBase64(std::string_view text) {
   size_t end = text.size();
   // Up to two `=` close the text; senders that strip them (URL-style) are accepted too.
   for (int k = 0; k < 2 && end > 0 && text[end - 1] == '='; ++k) --end;
+  for (size_t i = 0; i < end; ++i) {
+    if (kBase64[static_cast<unsigned char>(text[i])] == kNotBase64) {
+      return Status::InvalidConfig(fmt::format("{} at character {} is not base64 (standard "
+                                               "alphabet A-Z a-z 0-9 + /)",
+                                               Shown(text[i]), i + 1));
+    }
+  }
   if (end % 4 == 1) {
     return Status::InvalidConfig(
         fmt::format("base64 of {} characters is truncated (a length of 4n+1 is never valid)",
@@ -45,11 +52,6 @@ Result<std::string> DecodeBase64(std::string_view text) {
   int bits = 0;
   for (size_t i = 0; i < end; ++i) {
     const int8_t v = kBase64[static_cast<unsigned char>(text[i])];
-    if (v == kNotBase64) {
-      return Status::InvalidConfig(fmt::format("{} at character {} is not base64 (standard "
-                                               "alphabet A-Z a-z 0-9 + /)",
-                                               Shown(text[i]), i + 1));
-    }
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {

@@ -22,6 +22,9 @@ constexpr time_t kKeepAliveSeconds = 2;
 constexpr size_t kKeepAliveRequests = 1000;
 constexpr auto kStartWait = std::chrono::seconds(5);
 constexpr size_t kJsonPadding = 64;  // room after the last record for in-place JSON parsing
+// httplib listens with a backlog of 5: a burst of new connections (Pub/Sub opening many at once)
+// would have its SYNs dropped and retried a second later.
+constexpr int kListenBacklog = 1024;
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -32,6 +35,12 @@ std::string_view Trim(std::string_view s) {
 }
 
 }  // namespace
+
+// httplib::Server with access to its listening socket, to widen the backlog.
+class PushServer::Server : public httplib::Server {
+ public:
+  bool WidenBacklog() { return ::listen(svr_sock_, kListenBacklog) == 0; }
+};
 
 struct PushServer::Request {
   std::string body;
@@ -127,7 +136,7 @@ PushServer::PushServer(PushServerOptions options, std::shared_ptr<RejectionLog> 
     : options_(std::move(options)),
       origin_(fmt::format("http://{}:{}{}", options_.host, options_.port, options_.path)),
       rejections_(std::move(rejections)),
-      server_(std::make_unique<httplib::Server>()) {}
+      server_(std::make_unique<Server>()) {}
 
 Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
                                                       std::shared_ptr<RejectionLog> rejections) {
@@ -145,7 +154,7 @@ Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
   freeaddrinfo(found);
 
   std::unique_ptr<PushServer> s(new PushServer(std::move(options), std::move(rejections)));
-  httplib::Server& svr = *s->server_;
+  Server& svr = *s->server_;
   const PushServerOptions& o = s->options_;
   PushServer* self = s.get();
   const int threads = o.threads;
@@ -156,6 +165,9 @@ Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
+  // An answer is written in several pieces; with Nagle's algorithm the last one waits for the
+  // client's delayed ACK (40 ms) on every reused connection.
+  svr.set_tcp_nodelay(true);
   svr.set_keep_alive_timeout(kKeepAliveSeconds);
   svr.set_keep_alive_max_count(kKeepAliveRequests);
   // A chunked body without Content-Length is cut off at the limit (413) by httplib itself.
@@ -223,6 +235,10 @@ Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
     const int err = errno;
     return Status::Unavailable(
         fmt::format("{}: {}", where, err ? std::strerror(err) : "the address cannot be bound"));
+  }
+  if (!svr.WidenBacklog()) {
+    Log(LogLevel::kWarn, fmt::format("{}: could not widen the listen backlog: {}", o.node,
+                                     std::strerror(errno)));
   }
   s->listener_ = std::thread([self] {
     const bool ok = self->server_->listen_after_bind();

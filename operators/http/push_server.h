@@ -25,10 +25,6 @@
 
 #include "engine/operator.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace sluice {
 
 // Why the decoder rejected records, by position, until the reader answers their request.
@@ -80,6 +76,7 @@ class PushServer : public SourceReader {
   static constexpr std::chrono::milliseconds kIdleWait{100};
 
  private:
+  class Server;
   struct Request;
   PushServer(PushServerOptions options, std::shared_ptr<RejectionLog> rejections);
   void Handle(std::string body, int* status, std::string* answer);
@@ -87,7 +84,7 @@ class PushServer : public SourceReader {
   const PushServerOptions options_;
   const std::string origin_;  // "http://host:port/path", the origin of dead letters
   std::shared_ptr<RejectionLog> rejections_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<Server> server_;
   std::thread listener_;
 
   std::mutex mu_;

@@ -95,11 +95,12 @@ std::string PushConfig(const TempDir& dir, const std::string& url, int first, in
   std::filesystem::create_directories(dir / "push");
   std::string cfg;
   for (int id = first; id < first + n; ++id) {
+    if (id > first) cfg += "next\n";
     const std::string file = dir / ("push/" + std::to_string(id) + ".json");
     WriteFile(file, Push(Ride(id), id));
     cfg += "url = \"" + url + "?id=" + std::to_string(id) + "\"\ndata-binary = \"@" + file +
            "\"\noutput = \"/dev/null\"\nwrite-out = \"%{http_code} %{url}\\n\"\nmax-time = 60\n"
-           "next\n";
+           "silent\n";
   }
   return cfg;
 }
@@ -182,7 +183,7 @@ TEST_CASE("http source: pushes and posts are written once each, and answered aft
   script += Post(dir, "mixed", dir / "mixed.jsonl", plain);
   script += "curl -s -o /dev/null -w '%{http_code}' " + push + " >" + (dir / "get.code") + "\n";
   script += Post(dir, "elsewhere", dir / "seed.json", push + "/other");
-  script += "curl -s --parallel --parallel-max 64 -K " + (dir / "many.cfg") + " >" +
+  script += "curl -s --no-progress-meter --parallel --parallel-max 64 -K " + (dir / "many.cfg") + " >" +
             (dir / "many.out") + "\n";
   script += "kill -TERM $sluice\nwait $sluice\necho exit=$?\n";
   CommandResult r = Run(script);
@@ -258,7 +259,7 @@ TEST_CASE("http source: a stop drains, and every push answered 2xx is written",
   WriteFile(dir / "many.cfg", PushConfig(dir, push, 1, kPushes));
   // The stop comes once a few hundred pushes were answered, while the rest are in flight.
   std::string script = StartSluice(dir, push);
-  script += "curl -s --parallel --parallel-max 32 -K " + (dir / "many.cfg") + " >" +
+  script += "curl -s --no-progress-meter --parallel --parallel-max 32 -K " + (dir / "many.cfg") + " >" +
             (dir / "many.out") + " &\ncurls=$!\n";
   script += "for i in $(seq 1 300); do [ $(grep -c '^200' " + (dir / "many.out") +
             " 2>/dev/null || echo 0) -ge 300 ] && break; sleep 0.05; done\n";
