@@ -207,8 +207,8 @@ void RegisterHttpSource(Registry& registry) {
       "(a sink is down: the pipeline pauses) or the pipeline is stopping, so the sender "
       "delivers again. Delivery is at least once: a redelivered request may be written twice. "
       "404 for another path, 405 for another method, 413 for a body over `max_body_bytes` "
-      "(refused before it is read). Plain HTTP: TLS and authentication belong to a reverse "
-      "proxy in front.";
+      "(refused unread when its Content-Length says so). Plain HTTP: TLS and authentication "
+      "belong to a reverse proxy in front.";
   spec.parallel = true;  // decoding; requests are served by the server's own threads
   spec.fields = {
       {"address", ConfigType::kString, false, "127.0.0.1:8080",
