@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,6 +63,8 @@ class NodeConfig {
   std::vector<std::string> inputs;
   std::vector<Mark> input_marks;
   YAML::Node node;  // the node's mapping, env-expanded
+  // The pipeline file's text as read, so a message can point inside a scalar (an expression).
+  std::shared_ptr<const std::string> source_text;
   const OperatorSpec* spec = nullptr;
   bool keys_ok = true;  // every key known and of its declared type
 

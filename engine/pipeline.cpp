@@ -32,20 +32,36 @@ void Diagnostics::Warning(const Mark& mark, std::string node, std::string messag
 
 void Diagnostics::AddStatus(const Status& status, const Mark& fallback, std::string node) {
   // Messages built by NodeConfig::Error start with "file:line:col: "; split that off so the
-  // structured output has the mark and the message apart.
-  std::string msg = status.message();
-  Mark mark = fallback;
+  // structured output has the mark and the message apart. A status may carry several problems
+  // of one node (every error of an expression), one per line, each with its own mark.
   const std::string prefix = fallback.file + ":";
-  if (!fallback.file.empty() && msg.rfind(prefix, 0) == 0) {
-    int line = 0, col = 0, consumed = 0;
-    if (std::sscanf(msg.c_str() + prefix.size(), "%d:%d: %n", &line, &col, &consumed) == 2 &&
-        consumed > 0) {
-      mark.line = line;
-      mark.column = col;
-      msg = msg.substr(prefix.size() + consumed);
+  std::vector<std::string> parts;
+  const std::string& all = status.message();
+  size_t start = 0;
+  while (true) {
+    size_t nl = all.find('\n', start);
+    // A line that does not start with a mark continues the previous problem's message.
+    if (parts.empty() || fallback.file.empty() || all.compare(start, prefix.size(), prefix) == 0) {
+      parts.push_back(all.substr(start, nl == std::string::npos ? nl : nl - start));
+    } else {
+      parts.back() += "\n" + all.substr(start, nl == std::string::npos ? nl : nl - start);
     }
+    if (nl == std::string::npos) break;
+    start = nl + 1;
   }
-  Error(mark, std::move(node), std::move(msg));
+  for (std::string& msg : parts) {
+    Mark mark = fallback;
+    if (!fallback.file.empty() && msg.rfind(prefix, 0) == 0) {
+      int line = 0, col = 0, consumed = 0;
+      if (std::sscanf(msg.c_str() + prefix.size(), "%d:%d: %n", &line, &col, &consumed) == 2 &&
+          consumed > 0) {
+        mark.line = line;
+        mark.column = col;
+        msg = msg.substr(prefix.size() + consumed);
+      }
+    }
+    Error(mark, node, std::move(msg));
+  }
 }
 
 std::vector<Diagnostic> Diagnostics::Sorted() const {
@@ -251,6 +267,7 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
   cfg.base_dir = decl.base_dir;
   cfg.pipeline = decl.name;
   cfg.node = body;
+  cfg.source_text = decl.text;
   if (!body.IsMap()) {
     diags.Error(cfg.mark, name,
                 fmt::format("node '{}' must be a mapping with a 'type' key, found {}", name,
@@ -414,6 +431,7 @@ std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std
   PipelineDecl decl;
   decl.file = file;
   decl.base_dir = base_dir;
+  decl.text = std::make_shared<const std::string>(text);
   try {
     ExpandTree(root, file, diags);
     static const std::vector<std::string> kTopKeys = {"name",        "description", "sources",

@@ -52,6 +52,7 @@ struct PipelineDecl {
   std::string name;
   std::string file;      // as given, for messages
   std::string base_dir;  // folder of the file
+  std::shared_ptr<const std::string> text;  // the file's text, for marks inside scalars
   std::string description;
   PipelineSettings settings;
   std::vector<NodeConfig> nodes;  // sources, then transforms, then sinks, in file order

@@ -14,6 +14,8 @@ void RegisterDropFields(Registry& registry);
 void RegisterSelect(Registry& registry);
 void RegisterRename(Registry& registry);
 void RegisterFlatten(Registry& registry);
+void RegisterMap(Registry& registry);
+void RegisterFilter(Registry& registry);
 void RegisterPredict(Registry& registry);
 void RegisterFileSink(Registry& registry);
 void RegisterStdoutSink(Registry& registry);
@@ -31,6 +33,8 @@ inline void RegisterBuiltinOperators(Registry& registry) {
   RegisterSelect(registry);
   RegisterRename(registry);
   RegisterFlatten(registry);
+  RegisterMap(registry);
+  RegisterFilter(registry);
   RegisterPredict(registry);
   RegisterFileSink(registry);
   RegisterStdoutSink(registry);

@@ -26,14 +26,14 @@ CommandResult RunRideFlow(const TempDir& dir, const std::string& events, int exp
   const std::string bs = dir / "bootstrap.txt";
   const std::string script = Sluice() + " dev-kafka -t ride-events:4 -t ride-predictions:4 " +
                              "--bootstrap-file " + bs + " --run-seconds 150 >/dev/null 2>" +
-                             (dir / "broker.err") + R"SH( &
+                             std::string(dir / "broker.err") + R"SH( &
 broker=$!
 for i in $(seq 1 100); do [ -s )SH" + bs + R"SH( ] && break; sleep 0.1; done
 export KAFKA_BROKERS=$(cat )SH" + bs + R"SH()
-export SLUICE_OUT=)SH" + dir.path() + R"SH(
+export SLUICE_OUT=)SH" + dir.path().string() + R"SH(
 kcat -P -b "$KAFKA_BROKERS" -t ride-events -X linger.ms=20 < )SH" + events + R"SH(
 )SH" + Sluice() + " --log-format json run " + Source("pipelines/ride.yaml") + " 2>" +
-                             (dir / "run.err") + R"SH( &
+                             std::string(dir / "run.err") + R"SH( &
 run=$!
 n=0
 for i in $(seq 1 120); do
@@ -45,7 +45,7 @@ kill -TERM $run
 wait $run
 echo "run exit $?"
 timeout 30 kcat -C -b "$KAFKA_BROKERS" -t ride-predictions -e -o beginning -q -f '%k|%s\n' > )SH" +
-                             (dir / "consumed") + R"SH(
+                             std::string(dir / "consumed") + R"SH(
 kill -TERM $broker
 wait $broker
 )SH";

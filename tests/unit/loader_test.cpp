@@ -354,8 +354,8 @@ TEST_CASE("a node without a type is an error at the node", "[loader]") {
   INFO(AllText(diags));
   CHECK(decl.has_value());
   auto no_type = ErrorsWith(diags,
-                            "node 'v' has no 'type' (one of: drop-fields, flatten, "
-                            "predict, rename, select)");
+                            "node 'v' has no 'type' (one of: drop-fields, filter, flatten, "
+                            "map, predict, rename, select)");
   REQUIRE(no_type.size() == 1u);
   CHECK(no_type[0].mark.ToString() == At(yaml, "{inputs"));
   CHECK(diags.ErrorCount() == 1u);
