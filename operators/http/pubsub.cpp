@@ -33,15 +33,15 @@ Result<std::string> DecodeBase64(std::string_view text) {
   for (int k = 0; k < 2 && end > 0 && text[end - 1] == '='; ++k) --end;
   for (size_t i = 0; i < end; ++i) {
     if (kBase64[static_cast<unsigned char>(text[i])] == kNotBase64) {
-      return Status::InvalidConfig(fmt::format("{} at character {} is not base64 (standard "
-                                               "alphabet A-Z a-z 0-9 + /)",
-                                               Shown(text[i]), i + 1));
+      return Status::InvalidConfig(
+          fmt::format("{} at character {} is not base64 (standard "
+                      "alphabet A-Z a-z 0-9 + /)",
+                      Shown(text[i]), i + 1));
     }
   }
   if (end % 4 == 1) {
     return Status::InvalidConfig(
-        fmt::format("base64 of {} characters is truncated (a length of 4n+1 is never valid)",
-                    end));
+        fmt::format("base64 of {} characters is truncated (a length of 4n+1 is never valid)", end));
   }
   if (text.size() != end && text.size() % 4 != 0) {
     return Status::InvalidConfig("base64 padding does not end a group of 4 characters");
@@ -89,8 +89,9 @@ Result<std::string> UnwrapPubSubPush(std::string_view body) {
         "CloudEvent with data.message.data)");
   }
   if (message["data"].get(found)) {
-    return fail("the message has no 'data' (Pub/Sub messages with attributes only are not "
-                "records)");
+    return fail(
+        "the message has no 'data' (Pub/Sub messages with attributes only are not "
+        "records)");
   }
   std::string_view data;
   if (found.get_string().get(data)) return fail("the message's 'data' is not a string");

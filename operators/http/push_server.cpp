@@ -26,7 +26,9 @@ constexpr size_t kJsonPadding = 64;  // room after the last record for in-place 
 // would have its SYNs dropped and retried a second later.
 constexpr int kListenBacklog = 1024;
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
@@ -84,8 +86,10 @@ Status ParseListenAddress(std::string_view address, std::string* host, int* port
   int value = 0;
   bool digits = !p.empty() && p.size() <= 5;
   for (char c : p) {
-    if (c < '0' || c > '9') digits = false;
-    else value = value * 10 + (c - '0');
+    if (c < '0' || c > '9')
+      digits = false;
+    else
+      value = value * 10 + (c - '0');
   }
   if (!digits || value < 1 || value > 65535) {
     return Status::InvalidConfig(
@@ -104,8 +108,10 @@ std::vector<std::string_view> SplitJsonRecords(std::string_view body) {
   for (size_t i = 0; i < body.size(); ++i) {
     const char c = body[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
     switch (c) {
@@ -148,8 +154,8 @@ Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  const int gai = getaddrinfo(options.host.c_str(), std::to_string(options.port).c_str(), &hints,
-                              &found);
+  const int gai =
+      getaddrinfo(options.host.c_str(), std::to_string(options.port).c_str(), &hints, &found);
   if (gai != 0) return Status::InvalidConfig(fmt::format("{}: {}", where, gai_strerror(gai)));
   freeaddrinfo(found);
 
@@ -182,9 +188,9 @@ Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
     if (errno == 0 && end && *end == '\0' && n <= max_body) return false;
     res.status = 413;
     res.set_header("Connection", "close");
-    res.set_content(fmt::format("{{\"error\":\"the body is larger than max_body_bytes ({})\"}}",
-                                max_body),
-                    "application/json");
+    res.set_content(
+        fmt::format("{{\"error\":\"the body is larger than max_body_bytes ({})\"}}", max_body),
+        "application/json");
     return true;
   };
   // A sender that asks first (Expect: 100-continue) never sends an oversized body.
@@ -193,34 +199,34 @@ Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
         return too_large(req, res) ? 413 : 100;
       });
   // Decided from the request line and headers, before any of the body is read.
-  svr.set_pre_routing_handler([self, too_large](const httplib::Request& req,
-                                                httplib::Response& res) {
-    using R = httplib::Server::HandlerResponse;
-    auto answer = [&](int status, std::string_view message) {
-      res.status = status;
-      std::string body = "{\"error\":";
-      AppendJsonString(body, message);
-      body += "}";
-      res.set_content(body, "application/json");
-      return R::Handled;
-    };
-    {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      if (self->stopping_) {
-        res.set_header("Connection", "close");
-        return answer(503, "the pipeline is shutting down; send again later");
-      }
-    }
-    if (req.path != self->options_.path) {
-      return answer(404, fmt::format("records are POSTed to {}", self->options_.path));
-    }
-    if (req.method != "POST") {
-      res.set_header("Allow", "POST");
-      return answer(405, "records are sent with POST");
-    }
-    if (too_large(req, res)) return R::Handled;
-    return R::Unhandled;
-  });
+  svr.set_pre_routing_handler(
+      [self, too_large](const httplib::Request& req, httplib::Response& res) {
+        using R = httplib::Server::HandlerResponse;
+        auto answer = [&](int status, std::string_view message) {
+          res.status = status;
+          std::string body = "{\"error\":";
+          AppendJsonString(body, message);
+          body += "}";
+          res.set_content(body, "application/json");
+          return R::Handled;
+        };
+        {
+          std::lock_guard<std::mutex> lock(self->mu_);
+          if (self->stopping_) {
+            res.set_header("Connection", "close");
+            return answer(503, "the pipeline is shutting down; send again later");
+          }
+        }
+        if (req.path != self->options_.path) {
+          return answer(404, fmt::format("records are POSTed to {}", self->options_.path));
+        }
+        if (req.method != "POST") {
+          res.set_header("Allow", "POST");
+          return answer(405, "records are sent with POST");
+        }
+        if (too_large(req, res)) return R::Handled;
+        return R::Unhandled;
+      });
   svr.Post(".*", [self](const httplib::Request& req, httplib::Response& res) {
     int status = 500;
     std::string answer;
@@ -237,8 +243,8 @@ Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
         fmt::format("{}: {}", where, err ? std::strerror(err) : "the address cannot be bound"));
   }
   if (!svr.WidenBacklog()) {
-    Log(LogLevel::kWarn, fmt::format("{}: could not widen the listen backlog: {}", o.node,
-                                     std::strerror(errno)));
+    Log(LogLevel::kWarn,
+        fmt::format("{}: could not widen the listen backlog: {}", o.node, std::strerror(errno)));
   }
   s->listener_ = std::thread([self] {
     const bool ok = self->server_->listen_after_bind();
@@ -254,7 +260,8 @@ Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
   const auto deadline = std::chrono::steady_clock::now() + kStartWait;
   while (!svr.is_running() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (!svr.is_running()) return Status::Internal(fmt::format("{}: the server did not start", where));
+  if (!svr.is_running())
+    return Status::Internal(fmt::format("{}: the server did not start", where));
   Log(LogLevel::kInfo, fmt::format("{}: listening on {}", o.node, s->origin_));
   return s;
 }
@@ -314,11 +321,11 @@ void PushServer::Handle(std::string body, int* status, std::string* answer) {
       pending_.erase(r->first);
     }
     *status = 503;
-    *answer = stopping_
-                  ? "{\"error\":\"the pipeline is shutting down; send again later\"}"
-                  : fmt::format("{{\"error\":\"not acknowledged within {} ms (a sink is "
-                                "unavailable or slow); send again later\"}}",
-                                options_.ack_timeout.count());
+    *answer = stopping_ ? "{\"error\":\"the pipeline is shutting down; send again later\"}"
+                        : fmt::format(
+                              "{{\"error\":\"not acknowledged within {} ms (a sink is "
+                              "unavailable or slow); send again later\"}}",
+                              options_.ack_timeout.count());
     return;
   }
   if (r->rejected.empty()) {

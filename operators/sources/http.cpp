@@ -24,10 +24,10 @@ constexpr int kMaxConnections = 4096;
 constexpr int64_t kMaxLingerMs = 10000;
 
 struct HttpSourceConfig {
-  PushServerOptions server;     ///< address, path, limits
-  bool pubsub = false;          ///< the body is a Pub/Sub push; its message data is the record
+  PushServerOptions server;       ///< address, path, limits
+  bool pubsub = false;            ///< the body is a Pub/Sub push; its message data is the record
   Format format = Format::kJson;  ///< how a record (or the message data) decodes
-  std::string schema_path;      ///< JSON Schema of the records
+  std::string schema_path;        ///< JSON Schema of the records
 };
 
 // Decodes push bodies into the source's schema. With `pubsub`, each body's message data is
@@ -211,7 +211,10 @@ void RegisterHttpSource(Registry& registry) {
       "belong to a reverse proxy in front.";
   spec.parallel = true;  // decoding; requests are served by the server's own threads
   spec.fields = {
-      {"address", ConfigType::kString, false, "127.0.0.1:8080",
+      {"address",
+       ConfigType::kString,
+       false,
+       "127.0.0.1:8080",
        "host:port to listen on; 0.0.0.0:PORT listens on every interface",
        {}},
       {"path", ConfigType::kString, false, "/", "URL path records are POSTed to", {}},
@@ -220,19 +223,34 @@ void RegisterHttpSource(Registry& registry) {
        "(JSON objects, one per line), connect-json (one Kafka Connect envelope) or string (the "
        "body as one text field)",
        HttpFormats()},
-      {"schema", ConfigType::kPath, false, "",
+      {"schema",
+       ConfigType::kPath,
+       false,
+       "",
        "JSON Schema file describing the records (every format but string)",
        {}},
-      {"max_body_bytes", ConfigType::kInt, false, "1048576",
+      {"max_body_bytes",
+       ConfigType::kInt,
+       false,
+       "1048576",
        "largest request body accepted; larger ones are answered 413 unread",
        {}},
-      {"ack_timeout_ms", ConfigType::kInt, false, "30000",
+      {"ack_timeout_ms",
+       ConfigType::kInt,
+       false,
+       "30000",
        "how long a request waits for its records to be written before it is answered 503",
        {}},
-      {"max_connections", ConfigType::kInt, false, "64",
+      {"max_connections",
+       ConfigType::kInt,
+       false,
+       "64",
        "requests served at once (one thread each); more connections wait to be accepted",
        {}},
-      {"batch_linger_ms", ConfigType::kInt, false, "5",
+      {"batch_linger_ms",
+       ConfigType::kInt,
+       false,
+       "5",
        "how long records of concurrent requests are gathered into one batch",
        {}},
   };

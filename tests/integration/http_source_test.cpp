@@ -26,8 +26,7 @@ bool Contains(const std::string& text, const std::string& part) {
 }
 
 std::string Base64(const std::string& in) {
-  static const char* kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
@@ -49,8 +48,7 @@ std::string Base64(const std::string& in) {
 
 std::string Ride(int id) {
   return "{\"ride\": {\"PULocationID\": " + std::to_string(id % 265 + 1) +
-         ", \"DOLocationID\": 7, \"trip_distance\": 1.5}, \"ride_id\": " + std::to_string(id) +
-         "}";
+         ", \"DOLocationID\": 7, \"trip_distance\": 1.5}, \"ride_id\": " + std::to_string(id) + "}";
 }
 
 // The push subscription's JSON around `record`.
@@ -144,11 +142,14 @@ TEST_CASE("http source: pushes and posts are written once each, and answered aft
   const std::string plain = "http://127.0.0.1:" + std::to_string(plain_port) + "/";
   WriteFile(dir / "p.yaml",
             "name: push\nsources:\n"
-            "  pushes: {type: http, address: \"127.0.0.1:" + std::to_string(port) +
+            "  pushes: {type: http, address: \"127.0.0.1:" +
+                std::to_string(port) +
                 "\", path: /push, format: pubsub, schema: " + Source("schemas/ride_event.json") +
                 ", max_connections: 16}\n"
-                "  posts: {type: http, address: \"127.0.0.1:" + std::to_string(plain_port) +
-                "\", format: json, schema: " + Source("schemas/ride_event.json") + "}\n"
+                "  posts: {type: http, address: \"127.0.0.1:" +
+                std::to_string(plain_port) +
+                "\", format: json, schema: " + Source("schemas/ride_event.json") +
+                "}\n"
                 "sinks:\n"
                 "  out: {type: file, inputs: [pushes], path: out.jsonl}\n"
                 "  posted: {type: file, inputs: [posts], path: posted.jsonl}\n"
@@ -163,8 +164,10 @@ TEST_CASE("http source: pushes and posts are written once each, and answered aft
   WriteFile(dir / "nodata.json", "{\"message\": {\"messageId\": \"1\"}}");
   WriteFile(dir / "notjson.json", "ride 7, please");
   WriteFile(dir / "noride.json", Push("{\"ride_id\": 8}", 8));
-  WriteFile(dir / "lines.jsonl", Ride(10) + "\n" + Ride(11) + "\n\n{\n  \"ride\": {\"PULocationID\": 1,"
-                                 " \"DOLocationID\": 2, \"trip_distance\": 0.5},\n  \"ride_id\": 12\n}\n");
+  WriteFile(dir / "lines.jsonl",
+            Ride(10) + "\n" + Ride(11) +
+                "\n\n{\n  \"ride\": {\"PULocationID\": 1,"
+                " \"DOLocationID\": 2, \"trip_distance\": 0.5},\n  \"ride_id\": 12\n}\n");
   WriteFile(dir / "mixed.jsonl", Ride(13) + "\n{\"ride_id\": \"x\"}\n");
   WriteFile(dir / "big.json", "{\"message\": {\"data\": \"" + std::string(2 << 20, 'A') + "\"}}");
   constexpr int kConcurrent = 2000;
@@ -183,8 +186,8 @@ TEST_CASE("http source: pushes and posts are written once each, and answered aft
   script += Post(dir, "mixed", dir / "mixed.jsonl", plain);
   script += "curl -s -o /dev/null -w '%{http_code}' " + push + " >" + (dir / "get.code") + "\n";
   script += Post(dir, "elsewhere", dir / "seed.json", push + "/other");
-  script += "curl -s --no-progress-meter --parallel --parallel-max 64 -K " + (dir / "many.cfg") + " >" +
-            (dir / "many.out") + "\n";
+  script += "curl -s --no-progress-meter --parallel --parallel-max 64 -K " + (dir / "many.cfg") +
+            " >" + (dir / "many.out") + "\n";
   script += "kill -TERM $sluice\nwait $sluice\necho exit=$?\n";
   CommandResult r = Run(script);
   const std::string err = Slurp(dir / "run.err");
@@ -251,16 +254,16 @@ TEST_CASE("http source: a stop drains, and every push answered 2xx is written",
   const int port = FreeLoopbackPort();
   const std::string push = "http://127.0.0.1:" + std::to_string(port) + "/";
   WriteFile(dir / "p.yaml", "name: push\nsources:\n  pushes: {type: http, address: \"127.0.0.1:" +
-                                std::to_string(port) + "\", format: pubsub, schema: " +
-                                Source("schemas/ride_event.json") +
+                                std::to_string(port) +
+                                "\", format: pubsub, schema: " + Source("schemas/ride_event.json") +
                                 "}\nsinks:\n  out: {type: file, inputs: [pushes], path: "
                                 "out.jsonl}\n");
   constexpr int kPushes = 3000;
   WriteFile(dir / "many.cfg", PushConfig(dir, push, 1, kPushes));
   // The stop comes once a few hundred pushes were answered, while the rest are in flight.
   std::string script = StartSluice(dir, push);
-  script += "curl -s --no-progress-meter --parallel --parallel-max 32 -K " + (dir / "many.cfg") + " >" +
-            (dir / "many.out") + " &\ncurls=$!\n";
+  script += "curl -s --no-progress-meter --parallel --parallel-max 32 -K " + (dir / "many.cfg") +
+            " >" + (dir / "many.out") + " &\ncurls=$!\n";
   script += "for i in $(seq 1 300); do [ $(grep -c '^200' " + (dir / "many.out") +
             " 2>/dev/null || echo 0) -ge 300 ] && break; sleep 0.05; done\n";
   script += "kill -TERM $sluice\nwait $sluice\necho exit=$?\nwait $curls\n";
@@ -293,12 +296,12 @@ TEST_CASE("http source: no 2xx while the database is down; a redelivery lands on
   WriteFile(dir / "ride_id.json",
             "{\"type\": \"object\", \"properties\": {\"ride_id\": {\"type\": \"integer\"}}, "
             "\"required\": [\"ride_id\"]}");
-  WriteFile(dir / "p.yaml",
-            "name: push\nsources:\n  pushes: {type: http, address: \"127.0.0.1:" +
-                std::to_string(port) +
-                "\", format: pubsub, schema: ride_id.json, ack_timeout_ms: 1500}\n"
-                "sinks:\n  db: {type: postgres, inputs: [pushes], url: \"" + pg.url() +
-                "\", table: rides, create: true, mode: upsert, key: [ride_id]}\n");
+  WriteFile(
+      dir / "p.yaml",
+      "name: push\nsources:\n  pushes: {type: http, address: \"127.0.0.1:" + std::to_string(port) +
+          "\", format: pubsub, schema: ride_id.json, ack_timeout_ms: 1500}\n"
+          "sinks:\n  db: {type: postgres, inputs: [pushes], url: \"" +
+          pg.url() + "\", table: rides, create: true, mode: upsert, key: [ride_id]}\n");
   WriteFile(dir / "first.json", Push(Ride(1), 1));
   WriteFile(dir / "second.json", Push(Ride(2), 2));
   std::string script = StartSluice(dir, push);

@@ -175,9 +175,9 @@ TEST_CASE("the pubsub decoder keeps each body as received, for dead letters down
   auto raw = std::make_shared<RawRecords>();
   raw->origin = "http://127.0.0.1:8080/";
   const std::string missing_ride = R"({"message": {"data": "eyJyaWRlX2lkIjogMX0="}})";
-  raw->Add("{\"message\": {}}", 10);   // no data
-  raw->Add(kSeedCloudEvent, 11);       // good
-  raw->Add(missing_ride, 12);          // {"ride_id": 1}: no ride
+  raw->Add("{\"message\": {}}", 10);  // no data
+  raw->Add(kSeedCloudEvent, 11);      // good
+  raw->Add(missing_ride, 12);         // {"ride_id": 1}: no ride
   MemoryDeadLetter dl;
   NodeContext ctx("in", &dl);
   auto batch = (*decoder)->Decode(raw, ctx);
