@@ -9,6 +9,7 @@ namespace sluice {
 void RegisterFileSource(Registry& registry);
 void RegisterKafkaSource(Registry& registry);
 void RegisterPostgresSource(Registry& registry);
+void RegisterHttpSource(Registry& registry);
 void RegisterDropFields(Registry& registry);
 void RegisterSelect(Registry& registry);
 void RegisterRename(Registry& registry);
@@ -27,6 +28,7 @@ inline void RegisterBuiltinOperators(Registry& registry) {
   RegisterFileSource(registry);
   RegisterKafkaSource(registry);
   RegisterPostgresSource(registry);
+  RegisterHttpSource(registry);
   RegisterDropFields(registry);
   RegisterSelect(registry);
   RegisterRename(registry);

@@ -328,7 +328,7 @@ TEST_CASE("node types are checked against the registry and the section", "[loade
   auto unknown = ErrorsWith(diags, "node 'src': unknown source type 'fiel', did you mean 'file'?");
   REQUIRE(unknown.size() == 1u);
   CHECK(unknown[0].mark.ToString() == At(yaml, "fiel"));
-  CHECK_THAT(unknown[0].message, Catch::Contains("(known sources: file, kafka, postgres)"));
+  CHECK_THAT(unknown[0].message, Catch::Contains("(known sources: file, http, kafka, postgres)"));
   auto role = ErrorsWith(diags, "node 't': 'sqlite' is a sink, not a transform");
   REQUIRE(role.size() == 1u);
   CHECK(role[0].mark.ToString() == At(yaml, "sqlite"));

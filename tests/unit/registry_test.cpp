@@ -54,7 +54,7 @@ std::string Id(const OperatorSpec& spec) {
 
 TEST_CASE("the built-in operators are registered by role", "[registry]") {
   const Registry& r = Builtins();
-  CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file", "kafka", "postgres"});
+  CHECK(r.Names(Role::kSource) == std::vector<std::string>{"file", "http", "kafka", "postgres"});
   CHECK(r.Names(Role::kTransform) ==
         std::vector<std::string>{"drop-fields", "filter", "flatten", "map", "predict", "rename", "select"});
   CHECK(r.Names(Role::kSink) ==
@@ -64,7 +64,7 @@ TEST_CASE("the built-in operators are registered by role", "[registry]") {
   CHECK(r.Find(Role::kSink, "drop-fields") == nullptr);
   REQUIRE(r.Find(Role::kTransform, "predict") != nullptr);
   CHECK(r.Find(Role::kTransform, "predict")->name == "predict");
-  CHECK(r.All().size() == 15u);
+  CHECK(r.All().size() == 16u);
 }
 
 TEST_CASE("every operator spec is complete", "[registry][compliance]") {
