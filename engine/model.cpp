@@ -1,6 +1,8 @@
 #include "engine/model.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -50,6 +52,72 @@ Result<std::vector<Field>> ParseSignature(const std::string& json, const std::st
     out.push_back(std::move(f));
   }
   return out;
+}
+
+// The category encoding: a JSON object mapping string inputs to their categories in code order.
+Status LoadCategories(ModelInfo& info) {
+  const std::string& path = info.categories_path;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  simdjson::padded_string text;
+  if (simdjson::padded_string::load(path).get(text)) {
+    return Status::NotFound(fmt::format(
+        "the model's category encoding '{}' (metadata.categories) cannot be read", path));
+  }
+  simdjson::dom::object obj;
+  if (parser.parse(text).get(root) || root.get_object().get(obj)) {
+    return Status::InvalidConfig(fmt::format(
+        "{}: expected a JSON object mapping each categorical input to its categories in code "
+        "order, e.g. {{\"PU_DO\": [\"1_1\", \"1_2\"]}}",
+        path));
+  }
+  for (auto [key, value] : obj) {
+    const std::string name(key);
+    auto input = std::find_if(info.inputs.begin(), info.inputs.end(),
+                              [&](const Field& f) { return f.name == name; });
+    if (input == info.inputs.end()) {
+      std::vector<std::string> names;
+      for (const auto& f : info.inputs) names.push_back(f.name);
+      return Status::InvalidConfig(fmt::format("{}: '{}' is not an input of the model (inputs: {})",
+                                               path, name, fmt::join(names, ", ")));
+    }
+    if (input->type != TypeId::kString) {
+      return Status::InvalidConfig(
+          fmt::format("{}: input '{}' has categories but is {} in the signature; categories "
+                      "encode string inputs",
+                      path, name, TypeName(input->type)));
+    }
+    simdjson::dom::array list;
+    if (value.get_array().get(list)) {
+      return Status::InvalidConfig(
+          fmt::format("{}: the categories of '{}' are not a JSON list", path, name));
+    }
+    std::vector<std::string> cats;
+    std::unordered_set<std::string_view> seen;  // views into the parsed document
+    cats.reserve(list.size());
+    for (auto c : list) {
+      std::string_view s;
+      if (c.get_string().get(s)) {
+        return Status::InvalidConfig(fmt::format("{}: category {} of '{}' is {}, not a string",
+                                                 path, cats.size(), name, simdjson::minify(c)));
+      }
+      // A category with two codes would make the encoding ambiguous.
+      if (!seen.insert(s).second) {
+        return Status::InvalidConfig(
+            fmt::format("{}: category '{}' of '{}' appears twice", path, s, name));
+      }
+      cats.emplace_back(s);
+    }
+    // Codes reach XGBoost as float32, exact only up to 2^24.
+    constexpr size_t kMaxCategories = size_t{1} << 24;
+    if (cats.size() > kMaxCategories) {
+      return Status::InvalidConfig(fmt::format("{}: '{}' has {} categories; at most {} are "
+                                               "supported",
+                                               path, name, cats.size(), kMaxCategories));
+    }
+    info.categories[name] = std::move(cats);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -112,6 +180,12 @@ Result<ModelInfo> LoadModelInfo(const std::string& dir) {
       if (meta["classes"].IsSequence()) {
         for (const auto& c : meta["classes"]) info.classes.push_back(c.Scalar());
       }
+      if (meta["categories"].IsScalar()) {
+        info.categories_path = (fs::path(dir) / meta["categories"].Scalar()).string();
+      } else if (meta["categories"].IsDefined() && !meta["categories"].IsNull()) {
+        return Status::InvalidConfig(fmt::format(
+            "{}: metadata.categories must name a JSON file in the model directory", mlmodel));
+      }
     }
   } catch (const YAML::Exception& e) {
     return Status::InvalidConfig(fmt::format("{}:{}:{}: invalid YAML: {}", mlmodel, e.mark.line + 1,
@@ -120,6 +194,7 @@ Result<ModelInfo> LoadModelInfo(const std::string& dir) {
   if (!fs::exists(info.data_path)) {
     return Status::NotFound(fmt::format("model file '{}' does not exist", info.data_path));
   }
+  if (!info.categories_path.empty()) SLUICE_RETURN_IF_ERROR(LoadCategories(info));
   return info;
 }
 

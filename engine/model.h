@@ -3,6 +3,7 @@
 // the model is the predict operator's job.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct ModelInfo {
   std::vector<Field> inputs;         // signature inputs, in order
   std::vector<Field> outputs;        // signature outputs (names may be empty)
   std::vector<std::string> classes;  // metadata.classes, for classifiers
+  // Categorical inputs: XGBoost stores only category codes, so the training categories of each
+  // string input are saved with the model, in code order (category i has code i), in the JSON
+  // file metadata.categories names: {"PU_DO": ["100_1", ...], ...}. Empty when none is named.
+  std::string categories_path;
+  std::map<std::string, std::vector<std::string>> categories;
 };
 
 // MLflow signature type names: double, float, long, integer, boolean, string, datetime.

@@ -8,8 +8,17 @@ Usage:
   predict_reference.py --dump-iris-csv PATH
       Write the 150 iris rows as a CSV, so a test can feed identical rows to
       Sluice and to this script.
+  predict_reference.py --ride MODEL_DIR INPUT_JSONL
+      Score the ride model on rows {"PU_DO": "130_205", "trip_distance": 3.66}
+      (ride_data.py --features) and print one JSON object per row:
+      {"value": <minutes>, "encoded": <PU_DO is one of the training categories>}
 
 The CSV header is sepal_length,sepal_width,petal_length,petal_width.
+
+The ride model is scored the way its trainer fed it: PU_DO as a pandas
+categorical with the training categories saved beside the model (so a value
+outside them is NaN, a missing value for XGBoost), through a DMatrix with
+enable_categorical.
 """
 import argparse
 import csv
@@ -45,15 +54,45 @@ def read_features(path):
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURES)).astype(np.float32)
 
 
+def predict_ride(model_dir, path):
+    import pandas as pd
+    import yaml
+
+    model_dir = Path(model_dir)
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
+    categories = json.loads((model_dir / mlmodel["metadata"]["categories"]).read_text())["PU_DO"]
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    if not rows:
+        return
+    frame = pd.DataFrame({
+        "PU_DO": pd.Categorical([r["PU_DO"] for r in rows], categories=categories),
+        "trip_distance": np.array([float(r["trip_distance"]) for r in rows], dtype=np.float64),
+    })
+    booster = xgboost.Booster(model_file=str(model_dir / "model.json"))
+    values = booster.predict(xgboost.DMatrix(frame, enable_categorical=True))
+    encoded = frame["PU_DO"].cat.codes.to_numpy() >= 0
+    out = sys.stdout
+    for v, e in zip(values, encoded):
+        out.write(json.dumps({"value": float(v), "encoded": bool(e)}))
+        out.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model_dir", nargs="?")
     ap.add_argument("input_csv", nargs="?")
     ap.add_argument("--dump-iris-csv", metavar="PATH")
+    ap.add_argument("--ride", action="store_true", help="score the ride model on JSONL rows")
     args = ap.parse_args()
 
     if args.dump_iris_csv:
         dump_iris_csv(args.dump_iris_csv)
+        return
+    if args.ride:
+        if not (args.model_dir and args.input_csv):
+            ap.error("--ride needs MODEL_DIR and INPUT_JSONL")
+        predict_ride(args.model_dir, args.input_csv)
         return
     if not (args.model_dir and args.input_csv):
         ap.error("MODEL_DIR and INPUT_CSV are required")

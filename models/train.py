@@ -1,12 +1,18 @@
 #!/usr/bin/python3
-"""Train the iris classifier and write it as an MLflow-layout model directory.
+"""Train Sluice's example models and write them as MLflow-layout model directories.
 
-Usage: train.py [MODEL_DIR]   (default: models/iris next to this script)
+Usage:
+  train.py [MODEL_DIR]          the iris classifier (default: models/iris next to this script)
+  train.py iris [MODEL_DIR]     the same
+  train.py ride [MODEL_DIR]     the ride-duration regressor (default: models/ride)
+  train.py all                  both, into their default directories
 
-The directory holds the XGBoost booster as model.json and an MLmodel file in
+Each directory holds the XGBoost booster as model.json and an MLmodel file in
 the format MLflow writes, so Sluice can load the same artifact an MLflow
 registry would hand it. The mlflow package is not needed: MLmodel is plain
-YAML and is written directly here.
+YAML and is written directly here. The ride model has a categorical input
+(PU_DO); its training categories, in code order, are written beside it as
+categories.json and named by the MLmodel's metadata (see docs/models.md).
 
 Everything written is deterministic (fixed seed, fixed creation time, uuid
 derived from the model bytes), so re-running produces identical files and the
@@ -16,6 +22,7 @@ import hashlib
 import json
 import platform
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +42,7 @@ def signature_json(specs):
     return json.dumps(specs)
 
 
-def main():
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "iris"
+def train_iris(out):
     out.mkdir(parents=True, exist_ok=True)
 
     iris = load_iris()
@@ -90,6 +96,124 @@ utc_time_created: '{CREATED}'
 
     accuracy = float((clf.predict(x) == iris.target).mean())
     print(f"wrote {out} (training accuracy {accuracy:.4f})")
+
+
+RIDE_INPUTS = ["PU_DO", "trip_distance"]
+RIDE_TRAIN_ROWS = 200_000
+RIDE_TRAIN_SEED = 1
+RIDE_HELD_OUT_ROWS = 20_000
+RIDE_HELD_OUT_SEED = 2
+# A zone pair is a category of its own only with this many training rides; rarer pairs are
+# left out of the categories, so the model sees them as missing, as it sees unseen pairs at
+# prediction time. XGBoost 1.7 stores each categorical split as a set of category codes, so
+# the number of categories drives the model's size (about 1,000 keep it under 2 MB).
+RIDE_MIN_PAIR_RIDES = 30
+
+
+def ride_frame(pu_do, distance, categories):
+    import pandas as pd
+
+    # Categories fixed to the training ones: a value outside them becomes NaN (code -1), which
+    # XGBoost treats as missing. Sluice applies the same encoding from categories.json.
+    return pd.DataFrame({
+        "PU_DO": pd.Categorical(pu_do, categories=categories),
+        "trip_distance": distance,
+    })
+
+
+def train_ride(out):
+    import ride_data
+
+    out.mkdir(parents=True, exist_ok=True)
+    train = ride_data.generate(RIDE_TRAIN_ROWS, RIDE_TRAIN_SEED)
+    keys = ride_data.pu_do(train["pu"], train["do"])
+    counts = Counter(keys)
+    categories = sorted(k for k, c in counts.items() if c >= RIDE_MIN_PAIR_RIDES)
+    reg = xgboost.XGBRegressor(
+        objective="reg:squarederror",
+        tree_method="hist",
+        enable_categorical=True,
+        n_estimators=40,
+        max_depth=5,
+        learning_rate=0.2,
+        random_state=0,
+        n_jobs=2,
+    )
+    reg.fit(ride_frame(keys, train["distance"], categories), train["duration"])
+    booster = reg.get_booster()
+    booster.feature_names = RIDE_INPUTS
+    booster.feature_types = ["c", "q"]
+
+    model_path = out / "model.json"
+    booster.save_model(str(model_path))
+    categories_path = out / "categories.json"
+    categories_path.write_text(json.dumps({"PU_DO": categories}, indent=0) + "\n")
+    uuid = hashlib.md5(model_path.read_bytes() + categories_path.read_bytes()).hexdigest()
+
+    inputs = signature_json([
+        {"type": "string", "name": "PU_DO", "required": True},
+        {"type": "double", "name": "trip_distance", "required": True},
+    ])
+    outputs = signature_json([{"type": "double", "required": True}])
+    mlmodel = f"""\
+artifact_path: model
+flavors:
+  python_function:
+    data: model.json
+    loader_module: mlflow.xgboost
+    python_version: {platform.python_version()}
+  xgboost:
+    code: null
+    data: model.json
+    model_class: xgboost.sklearn.XGBRegressor
+    model_format: json
+    xgb_version: {xgboost.__version__}
+metadata:
+  name: ride_duration_prediction_model
+  version: '1'
+  categories: categories.json
+mlflow_version: {MLFLOW_VERSION}
+model_uuid: {uuid}
+signature:
+  inputs: '{inputs}'
+  outputs: '{outputs}'
+utc_time_created: '{CREATED}'
+"""
+    (out / "MLmodel").write_text(mlmodel)
+
+    held = ride_data.generate(RIDE_HELD_OUT_ROWS, RIDE_HELD_OUT_SEED)
+    held_keys = ride_data.pu_do(held["pu"], held["do"])
+    pred = reg.predict(ride_frame(held_keys, held["distance"], categories))
+    err = pred - held["duration"]
+    floor = held["expected"] - held["duration"]
+    # The same trees on distance alone: what the zone pair adds.
+    base = xgboost.XGBRegressor(**{**reg.get_params(), "enable_categorical": False})
+    base.fit(train["distance"].reshape(-1, 1), train["duration"])
+    base_err = base.predict(held["distance"].reshape(-1, 1)) - held["duration"]
+    known = sum(k in counts for k in held_keys) / len(held_keys)
+    in_categories = sum(1 for k in held_keys if counts.get(k, 0) >= RIDE_MIN_PAIR_RIDES)
+    print(f"wrote {out}: {len(categories)} PU_DO categories from {len(counts)} zone pairs; "
+          f"held-out ({len(held_keys)} rides, seed {RIDE_HELD_OUT_SEED}): "
+          f"RMSE {np.sqrt(np.mean(err ** 2)):.3f} min, MAE {np.mean(np.abs(err)):.3f} min "
+          f"(distance alone: RMSE {np.sqrt(np.mean(base_err ** 2)):.3f}, MAE "
+          f"{np.mean(np.abs(base_err)):.3f}; noise floor: RMSE {np.sqrt(np.mean(floor ** 2)):.3f}, MAE "
+          f"{np.mean(np.abs(floor)):.3f}); pairs in the categories "
+          f"{in_categories / len(held_keys):.1%}, seen in training {known:.1%}")
+
+
+def main():
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here))
+    args = sys.argv[1:]
+    which = args.pop(0) if args and args[0] in ("iris", "ride", "all") else "iris"
+    if which == "all":
+        if args:
+            sys.exit("train.py all writes the default directories and takes no MODEL_DIR")
+        train_iris(here / "iris")
+        train_ride(here / "ride")
+        return
+    out = Path(args[0]) if args else here / which
+    {"iris": train_iris, "ride": train_ride}[which](out)
 
 
 if __name__ == "__main__":

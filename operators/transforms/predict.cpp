@@ -1,12 +1,16 @@
 // predict: runs a model on every row. In-process XGBoost through libxgboost's C API: the model's
 // signature names the input fields; a dense float32 matrix is built from those columns and the
 // whole batch is predicted in one call. Rows with a null or NaN feature are dead-lettered.
+// A string input is categorical: its value is replaced by its code from the category encoding
+// saved with the model (a category the model was not trained on is missing, NaN), as pandas and
+// XGBoost encode it in Python.
 //
 // Threading: Process is const and runs concurrently on several batches. XGBoost's in-place
 // prediction is thread-safe and returns thread-local buffers, copied before the next call; the
 // booster is created with nthread=1 so parallelism comes from the graph, not from OpenMP.
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <xgboost/c_api.h>
@@ -44,19 +48,42 @@ class Booster {
   }
   BoosterHandle handle() const { return handle_; }
 
+  // The number of features the model was trained on.
+  size_t NumFeatures() const {
+    bst_ulong n = 0;
+    return XGBoosterGetNumFeature(handle_, &n) == 0 ? static_cast<size_t>(n) : 0;
+  }
+  // The feature types saved with the model ("c" categorical, "q" or "float" numeric); empty
+  // when the model has none.
+  std::vector<std::string> FeatureTypes() const {
+    bst_ulong len = 0;
+    const char** types = nullptr;
+    std::vector<std::string> out;
+    if (XGBoosterGetStrFeatureInfo(handle_, "feature_type", &len, &types) != 0) return out;
+    for (bst_ulong i = 0; i < len; ++i) out.emplace_back(types[i]);
+    return out;
+  }
+
  private:
   BoosterHandle handle_ = nullptr;
 };
 
+// A categorical input's encoding: category → code, as a float because that is what the feature
+// matrix holds (codes below 2^24 are exact; ModelInfo refuses more categories).
+using CategoryCodes = std::unordered_map<std::string, float>;
+
 class PredictRuntime : public TransformRuntime {
  public:
+  // `codes[j]` encodes feature j when it is categorical, else is null.
   PredictRuntime(SchemaPtr out, std::vector<size_t> feature_cols, std::vector<OutputSpec> outputs,
-                 std::shared_ptr<Booster> booster, ModelInfo info)
+                 std::shared_ptr<Booster> booster, ModelInfo info,
+                 std::vector<std::shared_ptr<const CategoryCodes>> codes)
       : out_(std::move(out)),
         features_(std::move(feature_cols)),
         outputs_(std::move(outputs)),
         booster_(std::move(booster)),
-        info_(std::move(info)) {}
+        info_(std::move(info)),
+        codes_(std::move(codes)) {}
 
   Result<BatchPtr> Process(const BatchPtr& in_ptr, NodeContext& ctx) const override {
     BatchPtr in = DropUnscorable(in_ptr, features_, ctx);
@@ -71,7 +98,14 @@ class PredictRuntime : public TransformRuntime {
     std::vector<float> matrix(n * k);
     for (size_t j = 0; j < k; ++j) {
       const Column& c = in->column(features_[j]);
-      if (c.type == TypeId::kFloat64) {
+      if (codes_[j]) {
+        // Unseen category: missing, which the trees send down each split's default branch.
+        const CategoryCodes& codes = *codes_[j];
+        for (size_t r = 0; r < n; ++r) {
+          auto it = codes.find(c.strings[r]);
+          matrix[r * k + j] = it == codes.end() ? NAN : it->second;
+        }
+      } else if (c.type == TypeId::kFloat64) {
         for (size_t r = 0; r < n; ++r) matrix[r * k + j] = static_cast<float>(c.doubles[r]);
       } else {
         for (size_t r = 0; r < n; ++r) matrix[r * k + j] = static_cast<float>(c.ints[r]);
@@ -111,6 +145,7 @@ class PredictRuntime : public TransformRuntime {
   std::vector<OutputSpec> outputs_;
   std::shared_ptr<Booster> booster_;
   ModelInfo info_;
+  std::vector<std::shared_ptr<const CategoryCodes>> codes_;
 };
 
 constexpr const char* kOutputKinds =
@@ -148,8 +183,10 @@ class Predict : public TransformNode {
     }
     const std::string key = cfg_.model_dir.empty() ? "features" : "model";
     const char* what = cfg_.model_dir.empty() ? "feature" : "model input";
-    // Every input must reach the model as a numeric field (any type for the json backend,
-    // which sends the record's values as they are).
+    // A string input of the signature needs a string field; the other inputs need numeric
+    // fields, except with the json backend, which sends the record's values as they are. Without
+    // a model, string fields are sent as JSON strings (mlflow, json). A KServe tensor holds
+    // numbers only.
     features_.clear();
     std::vector<std::string> problems;
     for (size_t n = 0; n < names.size(); ++n) {
@@ -169,13 +206,33 @@ class Predict : public TransformNode {
         continue;
       }
       const Field& f = input->field(i);
-      if (!json && !IsNumeric(f.type) && f.type != TypeId::kBool) {
+      const bool numeric = IsNumeric(f.type) || f.type == TypeId::kBool;
+      const bool string_input = cfg_.model_dir.empty() ? f.type == TypeId::kString
+                                                       : info_.inputs[n].type == TypeId::kString;
+      if (string_input && cfg_.backend == PredictBackend::kKserveV2) {
+        return node_.Error(
+            "backend", fmt::format("{} '{}' is a string, but backend 'kserve-v2' sends the "
+                                   "features as one numeric tensor; use backend 'mlflow' or "
+                                   "'json', or run the model in process with its category "
+                                   "encoding",
+                                   what, name));
+      }
+      if (string_input ? f.type != TypeId::kString : !json && !numeric) {
         const std::string declared =
             cfg_.model_dir.empty()
                 ? std::string("a feature")
                 : fmt::format("{} in the model's signature", TypeName(info_.inputs[n].type));
         problems.push_back(fmt::format("{} '{}' is {} but field '{}' of {} is {}", what, name,
                                        declared, f.name, InputName(node_), TypeName(f.type)));
+        continue;
+      }
+      if (string_input && cfg_.backend == PredictBackend::kXgboost &&
+          !info_.categories.count(name)) {
+        problems.push_back(fmt::format(
+            "{} '{}' is a string, but the model saves no category encoding for it: XGBoost "
+            "takes category codes, so the training categories must be saved with the model "
+            "(a JSON file named by metadata.categories in MLmodel, e.g. {{\"{}\": [...]}})",
+            what, name, name));
         continue;
       }
       features_.push_back(static_cast<size_t>(i));
@@ -237,11 +294,45 @@ class Predict : public TransformNode {
     }
     auto booster = Booster::Load(info_.data_path);
     if (!booster.ok()) return node_.Error("model", booster.status().message());
-    return std::unique_ptr<TransformRuntime>(
-        std::make_unique<PredictRuntime>(out_, features_, cfg_.outputs, *booster, info_));
+    SLUICE_ASSIGN_OR_RETURN(auto codes, CategoryEncoders(**booster));
+    return std::unique_ptr<TransformRuntime>(std::make_unique<PredictRuntime>(
+        out_, features_, cfg_.outputs, *booster, info_, std::move(codes)));
   }
 
  private:
+  // Checks the model file agrees with the signature, and builds the encoding of each string input
+  // (null for the others) once, shared by every batch.
+  Result<std::vector<std::shared_ptr<const CategoryCodes>>> CategoryEncoders(
+      const Booster& booster) const {
+    const size_t k = info_.inputs.size();
+    const size_t trained = booster.NumFeatures();
+    if (trained != k) {
+      return node_.Error("model", fmt::format("the model file '{}' takes {} features but the "
+                                              "signature names {} inputs",
+                                              info_.data_path, trained, k));
+    }
+    const std::vector<std::string> types = booster.FeatureTypes();
+    std::vector<std::shared_ptr<const CategoryCodes>> out(k);
+    for (size_t j = 0; j < k; ++j) {
+      const Field& input = info_.inputs[j];
+      if (input.type != TypeId::kString) continue;
+      // Codes fed to numeric splits would be compared as numbers: a silent wrong answer.
+      if (j < types.size() && types[j] != "c") {
+        return node_.Error(
+            "model", fmt::format("model input '{}' is a string with a category encoding, but the "
+                                 "model file treats feature {} as numeric (type '{}'), not "
+                                 "categorical ('c')",
+                                 input.name, j, types[j]));
+      }
+      const std::vector<std::string>& cats = info_.categories.at(input.name);
+      auto codes = std::make_shared<CategoryCodes>();
+      codes->reserve(cats.size());
+      for (size_t c = 0; c < cats.size(); ++c) codes->emplace(cats[c], static_cast<float>(c));
+      out[j] = std::move(codes);
+    }
+    return out;
+  }
+
   const NodeConfig& node_;
   PredictConfig cfg_;
   ModelInfo info_;
@@ -397,7 +488,9 @@ void RegisterPredict(Registry& registry) {
   spec.description =
       "`model` is a directory in MLflow's layout (an MLmodel file with a signature beside the "
       "model file). The fields named by the signature's inputs are the features; validation "
-      "checks they reach the node with numeric types. `outputs` maps new field names to what "
+      "checks they reach the node with numeric types, or as strings for the signature's string "
+      "inputs: categorical features, encoded with the training categories saved with the model "
+      "(an unseen category is a missing value). `outputs` maps new field names to what "
       "they hold: `label` (class index), `class` (class name from the model's metadata), "
       "`probability` (of the predicted class), `probability:<class>` (of one class, by index "
       "or name), `value` (raw prediction, for regressors), `model_name`, `model_version`. "

@@ -8,8 +8,12 @@
 namespace sluice {
 namespace {
 
-void AppendNumber(std::string& out, const Column& c, size_t row, bool fp32) {
-  if (c.type == TypeId::kFloat64) {
+// One feature value: a number (bool as 0 / 1), or a JSON string for a string input (mlflow; the
+// server encodes categories itself). KServe requests never hold strings: validation refuses them.
+void AppendFeature(std::string& out, const Column& c, size_t row, bool fp32) {
+  if (c.type == TypeId::kString) {
+    AppendJsonString(out, c.strings[row]);
+  } else if (c.type == TypeId::kFloat64) {
     if (fp32) {
       out += fmt::format("{}", static_cast<float>(c.doubles[row]));
     } else {
@@ -121,7 +125,7 @@ std::string EncodeMlflowRequest(const Batch& batch, const std::vector<size_t>& f
     out += r == begin ? "[" : ", [";
     for (size_t j = 0; j < features.size(); ++j) {
       if (j) out += ", ";
-      AppendNumber(out, batch.column(features[j]), r, false);
+      AppendFeature(out, batch.column(features[j]), r, false);
     }
     out += ']';
   }
@@ -137,7 +141,7 @@ std::string EncodeKserveRequest(const Batch& batch, const std::vector<size_t>& f
   for (size_t r = begin; r < end; ++r) {
     for (size_t j = 0; j < features.size(); ++j) {
       if (r != begin || j) out += ", ";
-      AppendNumber(out, batch.column(features[j]), r, fp32);
+      AppendFeature(out, batch.column(features[j]), r, fp32);
     }
   }
   out += "]}]}";

@@ -53,7 +53,9 @@ inline bool NeedsProbabilities(const OutputSpec& o) {
 }
 
 // Rows with a null or non-finite feature cannot be scored faithfully: they are dead-lettered and
-// the batch of the other rows is returned (the input itself when every row is fine).
+// the batch of the other rows is returned (the input itself when every row is fine). Any string
+// is a valid categorical value (an unseen one is a missing value, not an error); only floats
+// can be non-finite.
 inline BatchPtr DropUnscorable(const BatchPtr& in, const std::vector<size_t>& features,
                                NodeContext& ctx) {
   std::vector<uint32_t> good;

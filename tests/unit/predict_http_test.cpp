@@ -67,6 +67,21 @@ TEST_CASE("request bodies of the three protocols", "[operators][predict][http]")
   CHECK(EncodeJsonRecord(*batch, cols, names, 1) == R"({"b": -2, "a": 6.25, "c": false})");
 }
 
+TEST_CASE("a string feature is sent as a JSON string", "[operators][predict][http]") {
+  // A categorical input: the server's model encodes the category itself.
+  auto schema = std::make_shared<const Schema>(std::vector<Field>{
+      {"PU_DO", TypeId::kString, false}, {"trip_distance", TypeId::kFloat64, false}});
+  auto pu_do = std::make_shared<Column>(TypeId::kString);
+  pu_do->AppendString("130_205");
+  pu_do->AppendString("say \"hi\"");
+  auto distance = std::make_shared<Column>(TypeId::kFloat64);
+  distance->AppendDouble(3.66);
+  distance->AppendDouble(1.5);
+  Batch batch(schema, {pu_do, distance}, 2);
+  CHECK(EncodeMlflowRequest(batch, {0, 1}, {"PU_DO", "trip_distance"}, 0, 2) ==
+        R"({"dataframe_split": {"columns": ["PU_DO", "trip_distance"], "data": [["130_205", 3.66], ["say \"hi\"", 1.5]]}})");
+}
+
 TEST_CASE("mlflow answers", "[operators][predict][http]") {
   SECTION("labels, in MLflow 2's envelope or bare") {
     for (const std::string body : {R"({"predictions": [0, 2, 1]})", "[0, 2, 1]"}) {

@@ -2,6 +2,8 @@
 // The spec examples of every operator are checked in registry_test.cpp.
 #include <sqlite3.h>
 
+#include <map>
+
 #include <simdjson.h>
 #include <catch2/catch.hpp>
 
@@ -188,3 +190,164 @@ TEST_CASE("predict config errors", "[operators][predict]") {
 }
 
 // ---- file source ----
+
+// ---- categorical inputs ----
+// tests/data/categorical_model predicts exactly 10 for color "a", 20 for "b", 30 for "c" and 40
+// when color is missing; its categories are in the code order c, a, b (not sorted), so a wrong
+// encoding shows as a wrong value.
+
+namespace {
+
+const std::string kColorsModel = kSourceDir + "/tests/data/categorical_model";
+
+std::string ColorsSchema(const std::string& color_type, const std::string& x_type = "number") {
+  return R"({"type": "object", "properties": {"id": {"type": "integer"}, "color": {"type": )" +
+         color_type + R"(}, "x": {"type": ")" + x_type + R"("}}, "required": ["id", "x"]})";
+}
+
+std::string ColorsPipeline(const std::string& model, const std::string& extra = "") {
+  return "sources:\n"
+         "  src: {type: file, path: in.jsonl, schema: s.json}\n"
+         "transforms:\n"
+         "  score: {type: predict, inputs: [src], model: " +
+         model + ", outputs: {y: value}" + extra +
+         "}\n"
+         "sinks:\n"
+         "  out: {type: stdout, inputs: [score]}\n";
+}
+
+// A copy of the categorical model in `dir`, with `edit` applied to the text of `file`.
+std::string EditedColorsModel(const TempDir& dir, const std::string& file, const std::string& from,
+                              const std::string& to) {
+  for (const char* f : {"MLmodel", "model.json", "categories.json"}) {
+    std::string text = ReadFile(kColorsModel + "/" + f);
+    if (f == file) {
+      size_t at = text.find(from);
+      REQUIRE(at != std::string::npos);
+      text.replace(at, from.size(), to);
+    }
+    dir.Write(std::string("model/") + f, text);
+  }
+  return dir.File("model");
+}
+
+}  // namespace
+
+TEST_CASE("predict encodes a string feature with the categories saved with the model",
+          "[operators][predict][categorical]") {
+  TempDir dir;
+  dir.Write("s.json", ColorsSchema(R"(["string", "null"])"));
+  Running r = Start(ColorsPipeline(kColorsModel), dir.path());
+  const std::vector<std::string> lines = {
+      R"({"id": 1, "color": "a", "x": 0.5})",   R"({"id": 2, "color": "b", "x": 0.5})",
+      R"({"id": 3, "color": "c", "x": 0.5})",   R"({"id": 4, "color": "zzz", "x": 0.5})",
+      R"({"id": 5, "color": "", "x": 0.5})",    R"({"id": 6, "color": null, "x": 0.5})",
+      R"({"id": 7, "color": "A", "x": 0.5})",
+  };
+  REQUIRE(r.run->InjectLines("src", lines).ok());
+  auto rows = r.Rows("score");
+  REQUIRE(rows.size() == 6u);
+  std::map<std::string, double> y;
+  for (const auto& row : rows) y[Get(row, "id")] = GetDouble(row, "y");
+  CHECK(y["1"] == 10.0);
+  CHECK(y["2"] == 20.0);
+  CHECK(y["3"] == 30.0);
+  // Categories the model was not trained on are missing values, as pandas encodes them for
+  // XGBoost: the tree's default branch, not an error and not some other category's code.
+  CHECK(y["4"] == 40.0);
+  CHECK(y["5"] == 40.0);
+  CHECK(y["7"] == 40.0);  // categories are exact strings
+  auto dead = r.run->dead_letters().records();
+  REQUIRE(dead.size() == 1u);
+  CHECK(dead[0].reason == "feature 'color' is null");
+  CHECK(dead[0].input == lines[5]);
+}
+
+TEST_CASE("predict checks categorical inputs when validating",
+          "[operators][predict][categorical]") {
+  TempDir dir;
+  dir.Write("s.json", ColorsSchema(R"("string")"));
+  SECTION("a string input without a category encoding") {
+    const std::string model =
+        EditedColorsModel(dir, "MLmodel", "  categories: categories.json\n", "");
+    const std::string yaml = ColorsPipeline(model);
+    Loaded l = Load(yaml, dir.path());
+    REQUIRE(l.diags.ErrorCount() == 1u);
+    CHECK(l.Errors()[0].mark.ToString() == At(yaml, model));
+    CHECK(l.Errors()[0].message ==
+          "predict 'score': model input 'color' is a string, but the model saves no category "
+          "encoding for it: XGBoost takes category codes, so the training categories must be "
+          "saved with the model (a JSON file named by metadata.categories in MLmodel, e.g. "
+          "{\"color\": [...]})");
+  }
+  SECTION("a numeric field wired to a string input") {
+    dir.Write("s.json", ColorsSchema(R"("integer")"));
+    const std::string yaml = ColorsPipeline(kColorsModel);
+    Loaded l = Load(yaml, dir.path());
+    REQUIRE(l.diags.ErrorCount() == 1u);
+    CHECK(l.Errors()[0].mark.ToString() == At(yaml, kColorsModel));
+    CHECK(l.Errors()[0].message ==
+          "predict 'score': model input 'color' is string in the model's signature but field "
+          "'color' of 'src' is int64");
+  }
+  SECTION("a string field wired to a numeric input") {
+    dir.Write("s.json", ColorsSchema(R"("string")", "string"));
+    Loaded l = Load(ColorsPipeline(kColorsModel), dir.path());
+    REQUIRE(l.diags.ErrorCount() == 1u);
+    CHECK(l.Errors()[0].message ==
+          "predict 'score': model input 'x' is float64 in the model's signature but field 'x' "
+          "of 'src' is string");
+  }
+  SECTION("kserve-v2 cannot send a string") {
+    const std::string yaml =
+        ColorsPipeline(kColorsModel, ", backend: kserve-v2, url: 'http://127.0.0.1:1'");
+    Loaded l = Load(yaml, dir.path());
+    REQUIRE(l.diags.ErrorCount() == 1u);
+    CHECK(l.Errors()[0].mark.ToString() == At(yaml, "kserve-v2"));
+    CHECK_THAT(l.Errors()[0].message,
+               Catch::Contains("model input 'color' is a string, but backend 'kserve-v2' sends "
+                               "the features as one numeric tensor"));
+  }
+  SECTION("mlflow sends strings, so needs no encoding") {
+    const std::string model =
+        EditedColorsModel(dir, "MLmodel", "  categories: categories.json\n", "");
+    Loaded l = Load(ColorsPipeline(model, ", backend: mlflow, url: 'http://127.0.0.1:1'"),
+                    dir.path());
+    INFO(l.Text());
+    CHECK_FALSE(l.diags.HasErrors());
+  }
+  SECTION("a broken category encoding") {
+    struct Case {
+      std::string from, to, message;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"\"color\"", "\"colour\"",
+              "'colour' is not an input of the model (inputs: color, x)"},
+             {"\"color\"", "\"x\"",
+              "input 'x' has categories but is float64 in the signature; categories encode "
+              "string inputs"},
+             {"\"a\"", "\"c\"", "category 'c' of 'color' appears twice"},
+             {"\"a\"", "7", "category 1 of 'color' is 7, not a string"},
+         }) {
+      INFO(c.to);
+      TempDir d;
+      d.Write("s.json", ColorsSchema(R"("string")"));
+      const std::string model = EditedColorsModel(d, "categories.json", c.from, c.to);
+      Loaded l = Load(ColorsPipeline(model), d.path());
+      REQUIRE(l.diags.ErrorCount() == 1u);
+      CHECK_THAT(l.Errors()[0].message, Catch::EndsWith(c.message));
+    }
+  }
+  SECTION("a model file whose feature is numeric refuses to build") {
+    const std::string model =
+        EditedColorsModel(dir, "model.json", R"("feature_types":["c","q"])",
+                          R"("feature_types":["q","q"])");
+    Loaded l = Load(ColorsPipeline(model), dir.path());
+    REQUIRE_FALSE(l.diags.HasErrors());
+    auto run = InMemoryRun::Build(*l.plan);
+    REQUIRE_FALSE(run.ok());
+    CHECK_THAT(run.status().message(),
+               Catch::Contains("model input 'color' is a string with a category encoding, but "
+                               "the model file treats feature 0 as numeric (type 'q')"));
+  }
+}
