@@ -109,7 +109,7 @@ TEST_CASE("ride.yaml publishes every prediction keyed by ride_id in the seed's e
           return l.rfind("123|{\"model\":\"ride_duration_prediction_model\",\"version\":1,"
                          "\"prediction\":{\"ride_duration\":",
                          0) == 0 &&
-                 l.size() > 2 && l.substr(l.size() - 17) == ",\"ride_id\":123}}";
+                 l.ends_with(",\"ride_id\":123}}");
         }) == 1);
 
   const std::string dead = Slurp(dir / "ride.dead-letter.jsonl");
