@@ -42,6 +42,34 @@ def signature_json(specs):
     return json.dumps(specs)
 
 
+def write_mlmodel(out, model_class, metadata, uuid, inputs, outputs):
+    """Writes the MLmodel file; `metadata` is the YAML of the metadata keys, indented."""
+    # Keys are in the sorted order MLflow's yaml.safe_dump produces. The JSON
+    # signature strings contain no single quotes, so single-quoting is safe.
+    mlmodel = f"""\
+artifact_path: model
+flavors:
+  python_function:
+    data: model.json
+    loader_module: mlflow.xgboost
+    python_version: {platform.python_version()}
+  xgboost:
+    code: null
+    data: model.json
+    model_class: {model_class}
+    model_format: json
+    xgb_version: {xgboost.__version__}
+metadata:
+{metadata}mlflow_version: {MLFLOW_VERSION}
+model_uuid: {uuid}
+signature:
+  inputs: '{inputs}'
+  outputs: '{outputs}'
+utc_time_created: '{CREATED}'
+"""
+    (out / "MLmodel").write_text(mlmodel)
+
+
 def train_iris(out):
     out.mkdir(parents=True, exist_ok=True)
 
@@ -66,33 +94,8 @@ def train_iris(out):
     outputs = signature_json([{"type": "long", "required": True}])
     classes = ", ".join(iris.target_names)
 
-    # Keys are in the sorted order MLflow's yaml.safe_dump produces. The JSON
-    # signature strings contain no single quotes, so single-quoting is safe.
-    mlmodel = f"""\
-artifact_path: model
-flavors:
-  python_function:
-    data: model.json
-    loader_module: mlflow.xgboost
-    python_version: {platform.python_version()}
-  xgboost:
-    code: null
-    data: model.json
-    model_class: xgboost.sklearn.XGBClassifier
-    model_format: json
-    xgb_version: {xgboost.__version__}
-metadata:
-  name: iris
-  version: '1'
-  classes: [{classes}]
-mlflow_version: {MLFLOW_VERSION}
-model_uuid: {uuid}
-signature:
-  inputs: '{inputs}'
-  outputs: '{outputs}'
-utc_time_created: '{CREATED}'
-"""
-    (out / "MLmodel").write_text(mlmodel)
+    write_mlmodel(out, "xgboost.sklearn.XGBClassifier",
+                  f"  name: iris\n  version: '1'\n  classes: [{classes}]\n", uuid, inputs, outputs)
 
     accuracy = float((clf.predict(x) == iris.target).mean())
     print(f"wrote {out} (training accuracy {accuracy:.4f})")
@@ -155,31 +158,9 @@ def train_ride(out):
         {"type": "double", "name": "trip_distance", "required": True},
     ])
     outputs = signature_json([{"type": "double", "required": True}])
-    mlmodel = f"""\
-artifact_path: model
-flavors:
-  python_function:
-    data: model.json
-    loader_module: mlflow.xgboost
-    python_version: {platform.python_version()}
-  xgboost:
-    code: null
-    data: model.json
-    model_class: xgboost.sklearn.XGBRegressor
-    model_format: json
-    xgb_version: {xgboost.__version__}
-metadata:
-  name: ride_duration_prediction_model
-  version: '1'
-  categories: categories.json
-mlflow_version: {MLFLOW_VERSION}
-model_uuid: {uuid}
-signature:
-  inputs: '{inputs}'
-  outputs: '{outputs}'
-utc_time_created: '{CREATED}'
-"""
-    (out / "MLmodel").write_text(mlmodel)
+    write_mlmodel(out, "xgboost.sklearn.XGBRegressor",
+                  "  name: ride_duration_prediction_model\n  version: '1'\n"
+                  "  categories: categories.json\n", uuid, inputs, outputs)
 
     held = ride_data.generate(RIDE_HELD_OUT_ROWS, RIDE_HELD_OUT_SEED)
     held_keys = ride_data.pu_do(held["pu"], held["do"])
