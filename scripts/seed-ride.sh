@@ -67,4 +67,4 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 echo "== ride-predictions: $n messages (key | value), the first five:"
-timeout 20 kcat -C -b "$KAFKA_BROKERS" -t ride-predictions -e -o beginning -q -f '%k | %s\n' | head -5
+timeout 20 kcat -C -b "$KAFKA_BROKERS" -t ride-predictions -e -o beginning -q -f '%k | %s\n' 2>/dev/null | head -5
