@@ -792,8 +792,10 @@ void IntArith(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out
 void CheckFinite(const CallKernel& k, Out& out) {
   const double* r = out.col->doubles.data();
   for (size_t i = 0; i < out.n; ++i) {
-    if (!out.Skip(i) && !std::isfinite(r[i]))
-      out.Fail(i, k.Failed(fmt::format("the float result is not finite ({})", r[i])));
+    if (out.Skip(i) || std::isfinite(r[i])) continue;
+    out.Fail(i, k.Failed(std::isnan(r[i])
+                             ? std::string("the float result is not a number (NaN)")
+                             : fmt::format("the float result is not finite ({})", r[i])));
   }
 }
 
@@ -1092,6 +1094,110 @@ void ToFloat(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out)
 
 void Now(const CallKernel&, const EvalCtx& ctx, std::vector<Val>&, Out& out) {
   out.col->ints[0] = ctx.now;
+}
+
+// ---- math ----
+enum MathOp { kSqrt, kSin, kCos, kAsin, kRadians, kExp, kLn, kPow };
+
+void Math(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
+  double* r = out.col->doubles.data();
+  for (size_t i = 0; i < out.n; ++i) {
+    if (out.Skip(i)) continue;
+    const double x = a[0].D(i);
+    switch (k.op) {
+      case kSqrt: r[i] = std::sqrt(x); break;
+      case kSin: r[i] = std::sin(x); break;
+      case kCos: r[i] = std::cos(x); break;
+      case kAsin: r[i] = std::asin(x); break;
+      case kRadians: r[i] = x * (M_PI / 180.0); break;
+      case kExp: r[i] = std::exp(x); break;
+      case kLn: r[i] = std::log(x); break;
+      default: r[i] = std::pow(x, a[1].D(i));
+    }
+  }
+  CheckFinite(k, out);  // sqrt(-1), ln(0), asin(2), exp(1000): the row is dead-lettered
+}
+
+// Great-circle distance in km between (lat1, lon1) and (lat2, lon2), in degrees.
+void HaversineKm(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
+  constexpr double kEarthRadiusKm = 6371.0;
+  constexpr double kRad = M_PI / 180.0;
+  double* r = out.col->doubles.data();
+  for (size_t i = 0; i < out.n; ++i) {
+    if (out.Skip(i)) continue;
+    const double lat1 = a[0].D(i) * kRad, lat2 = a[2].D(i) * kRad;
+    const double dlat = lat2 - lat1, dlon = (a[3].D(i) - a[1].D(i)) * kRad;
+    const double h = std::sin(dlat / 2) * std::sin(dlat / 2) +
+                     std::cos(lat1) * std::cos(lat2) * std::sin(dlon / 2) * std::sin(dlon / 2);
+    r[i] = 2 * kEarthRadiusKm * std::asin(std::sqrt(std::min(1.0, h)));
+  }
+  CheckFinite(k, out);
+}
+
+// ---- timestamps ----
+enum TimeOp { kHour, kMinute, kDayOfWeek, kYear, kMonth, kDay };
+
+void TimePart(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
+  constexpr int64_t kMicrosPerDay = 86400LL * 1000000;
+  int64_t* r = out.col->ints.data();
+  for (size_t i = 0; i < out.n; ++i) {
+    if (out.Skip(i)) continue;
+    const int64_t t = a[0].I(i);
+    int64_t days = t / kMicrosPerDay;
+    int64_t in_day = t % kMicrosPerDay;
+    if (in_day < 0) {
+      in_day += kMicrosPerDay;
+      --days;
+    }
+    switch (k.op) {
+      case kHour: r[i] = in_day / 3600000000LL; break;
+      case kMinute: r[i] = in_day / 60000000LL % 60; break;
+      case kDayOfWeek: r[i] = ((days % 7) + 7 + 3) % 7; break;  // 1970-01-01 was a Thursday: 0 = Monday
+      default: {
+        // Civil date from days since the epoch (Howard Hinnant's algorithm).
+        const int64_t z = days + 719468;
+        const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+        const int64_t doe = z - era * 146097;
+        const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        const int64_t mp = (5 * doy + 2) / 153;
+        const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+        const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+        const int64_t year = yoe + era * 400 + (month <= 2);
+        r[i] = k.op == kYear ? year : k.op == kMonth ? month : day;
+      }
+    }
+  }
+}
+
+// (b - a) in days, as a float.
+void DaysBetween(const CallKernel&, const EvalCtx&, std::vector<Val>& a, Out& out) {
+  for (size_t i = 0; i < out.n; ++i) {
+    if (out.Skip(i)) continue;
+    out.col->doubles[i] =
+        static_cast<double>(a[1].I(i) - a[0].I(i)) / (86400.0 * 1000000.0);
+  }
+}
+
+void ToTimestamp(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
+  if (a[0].col->type == TypeId::kString) {
+    for (size_t i = 0; i < out.n; ++i) {
+      if (out.Skip(i)) continue;
+      auto t = ParseTimestamp(a[0].S(i));
+      if (t.ok()) {
+        out.col->ints[i] = *t;
+      } else {
+        out.Fail(i, k.Failed(fmt::format("{} is not a timestamp", Quoted(a[0].S(i)))));
+      }
+    }
+    return;
+  }
+  // Integers are epoch milliseconds, as the JSON decoder reads them.
+  for (size_t i = 0; i < out.n; ++i) {
+    if (out.Skip(i)) continue;
+    if (__builtin_mul_overflow(a[0].I(i), int64_t{1000}, &out.col->ints[i]))
+      out.Fail(i, k.Failed("integer overflow"));
+  }
 }
 
 void IsNull(const CallKernel&, const EvalCtx&, std::vector<Val>& a, Out& out) {
@@ -1638,6 +1744,55 @@ Typed CheckIsNull(Checker& c, const Node& n, std::vector<Typed>& args) {
   return t;
 }
 
+Typed CheckMath(Checker& c, const Node& n, std::vector<Typed>& args, int op) {
+  bool ok = true;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (c.Coerce(args[i], Ty::kFloat64)) continue;
+    c.Fail(n.kids[i]->begin,
+           fmt::format("'{}' expects numbers, got {}", n.name, ArgDesc(c, n, args, i)));
+    ok = false;
+  }
+  if (!ok) return Typed{};
+  if (n.name == "haversine_km") return c.Call(Ty::kFloat64, HaversineKm, n, args);
+  return c.Call(Ty::kFloat64, Math, n, args, op);
+}
+
+// Every argument a timestamp (or null); a string hints at to_timestamp().
+bool TimestampArgs(Checker& c, const Node& n, std::vector<Typed>& args) {
+  bool ok = true;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (c.Coerce(args[i], Ty::kTimestamp)) continue;
+    c.Fail(n.kids[i]->begin,
+           fmt::format("'{}' expects a timestamp, got {}{}", n.name, ArgDesc(c, n, args, i),
+                       args[i].type == Ty::kString ? "; use to_timestamp()" : ""));
+    ok = false;
+  }
+  return ok;
+}
+
+Typed CheckTimePart(Checker& c, const Node& n, std::vector<Typed>& args, int op) {
+  if (!TimestampArgs(c, n, args)) return Typed{};
+  return c.Call(Ty::kInt64, TimePart, n, args, op);
+}
+
+Typed CheckDaysBetween(Checker& c, const Node& n, std::vector<Typed>& args) {
+  if (!TimestampArgs(c, n, args)) return Typed{};
+  return c.Call(Ty::kFloat64, DaysBetween, n, args);
+}
+
+Typed CheckToTimestamp(Checker& c, const Node& n, std::vector<Typed>& args) {
+  switch (args[0].type) {
+    case Ty::kTimestamp: return std::move(args[0]);
+    case Ty::kNull: c.Coerce(args[0], Ty::kTimestamp); return std::move(args[0]);
+    case Ty::kString:
+    case Ty::kInt64: return c.Call(Ty::kTimestamp, ToTimestamp, n, args);
+    default:
+      return c.Fail(n.kids[0]->begin,
+                    fmt::format("'to_timestamp' expects a string or epoch milliseconds, got {}",
+                                ArgDesc(c, n, args, 0)));
+  }
+}
+
 const std::vector<FunctionDef>& Functions() {
   static const std::vector<FunctionDef> kFunctions = {
       {"abs", 1, 1, "abs(x)", CheckAbs},
@@ -1660,6 +1815,42 @@ const std::vector<FunctionDef>& Functions() {
       {"to_int", 1, 1, "to_int(x)", CheckToInt},
       {"to_string", 1, 1, "to_string(x)", CheckToString},
       {"upper", 1, 1, "upper(s)", CheckCase},
+      {"asin", 1, 1, "asin(x)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckMath(c, n, a, kAsin); }},
+      {"cos", 1, 1, "cos(x)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckMath(c, n, a, kCos); }},
+      {"day", 1, 1, "day(t)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckTimePart(c, n, a, kDay); }},
+      {"day_of_week", 1, 1, "day_of_week(t)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) {
+         return CheckTimePart(c, n, a, kDayOfWeek);
+       }},
+      {"days_between", 2, 2, "days_between(from, to)", CheckDaysBetween},
+      {"exp", 1, 1, "exp(x)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckMath(c, n, a, kExp); }},
+      {"haversine_km", 4, 4, "haversine_km(lat1, lon1, lat2, lon2)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckMath(c, n, a, 0); }},
+      {"hour", 1, 1, "hour(t)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckTimePart(c, n, a, kHour); }},
+      {"ln", 1, 1, "ln(x)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckMath(c, n, a, kLn); }},
+      {"minute", 1, 1, "minute(t)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) {
+         return CheckTimePart(c, n, a, kMinute);
+       }},
+      {"month", 1, 1, "month(t)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckTimePart(c, n, a, kMonth); }},
+      {"pow", 2, 2, "pow(x, y)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckMath(c, n, a, kPow); }},
+      {"radians", 1, 1, "radians(degrees)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckMath(c, n, a, kRadians); }},
+      {"sin", 1, 1, "sin(x)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckMath(c, n, a, kSin); }},
+      {"sqrt", 1, 1, "sqrt(x)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckMath(c, n, a, kSqrt); }},
+      {"to_timestamp", 1, 1, "to_timestamp(text or epoch ms)", CheckToTimestamp},
+      {"year", 1, 1, "year(t)",
+       [](Checker& c, const Node& n, std::vector<Typed>& a) { return CheckTimePart(c, n, a, kYear); }},
   };
   return kFunctions;
 }

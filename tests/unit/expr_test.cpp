@@ -230,7 +230,7 @@ TEST_CASE("expr: type errors name the problem, the types and the text", "[expr]"
         "0: unknown field 'ride.PULocationId'; did you mean 'ride.PULocationID'? (fields: a, b, "
         "x, s, p, q, t, n, ride.PULocationID, weird name)");
   CHECK(Problem("rond(x)").rfind("0: unknown function 'rond'; did you mean 'round'? (functions: "
-                                 "abs, ceil, coalesce",
+                                 "abs, asin, ceil, coalesce",
                                  0) == 0);
   CHECK(Problem("round(x, 1, 2)") ==
         "0: 'round' takes 1 or 2 arguments (round(x) or round(x, digits)), got 3");
@@ -275,9 +275,10 @@ TEST_CASE("expr: type errors name the problem, the types and the text", "[expr]"
           "18: unknown field 'unknown' (fields: a, b, x, s, p, q, t, n, ride.PULocationID, weird "
           "name)",
           "31: '*' expects numbers, got string (s) and int64 (2)",
-          "38: unknown function 'rund'; did you mean 'round'? (functions: abs, ceil, coalesce, "
-          "concat, floor, format, if, is_null, length, lower, max, min, now, round, to_float, "
-          "to_int, to_string, upper)"});
+          "38: unknown function 'rund'; did you mean 'round'? (functions: abs, asin, ceil, "
+          "coalesce, concat, cos, day, day_of_week, days_between, exp, floor, format, "
+          "haversine_km, hour, if, is_null, length, ln, lower, max, min, minute, month, now, pow, "
+          "radians, round, sin, sqrt, to_float, to_int, to_string, to_timestamp, upper, year)"});
 }
 
 TEST_CASE("expr: result types and static nullability", "[expr]") {
@@ -517,4 +518,49 @@ TEST_CASE("expr: mangled input gives problems inside the text, never a crash", "
     }
   }
   CHECK(compiled > 0u);
+}
+
+TEST_CASE("expr: math functions; domain errors are row errors", "[expr]") {
+  CHECK(Value("sqrt(16)") == "4.0");
+  CHECK(Value("pow(2, 10)") == "1024.0");
+  CHECK(Value("round(sin(radians(90)), 6)") == "1.0");
+  CHECK(Value("round(cos(0.0) + exp(0) + ln(1), 6)") == "2.0");
+  CHECK(Value("round(asin(1) * 2, 9)") == "3.141592654");
+  CHECK(Eval("sqrt(x)") == V{"1.5811388300841898", "error: the float result is not a number (NaN) in "
+                                                   "'sqrt(x)'",
+                             "null"});
+  CHECK_THAT(Value("ln(0)"), Catch::StartsWith("error: the float result is not finite (-inf)"));
+  CHECK_THAT(Value("asin(2)"), Catch::StartsWith("error: the float result is not a number"));
+  CHECK_THAT(Value("pow(10, 400)"), Catch::StartsWith("error: the float result is not finite"));
+  // New York to Los Angeles, ~3936 km by the haversine formula on a 6371 km sphere.
+  CHECK(Value("round(haversine_km(40.7128, -74.0060, 34.0522, -118.2437), 0)") == "3936.0");
+  CHECK(Value("haversine_km(1, 2, 1, 2)") == "0.0");
+  CHECK(Eval("haversine_km(x, 0, 0, 0) > 0") == V{"true", "true", "null"});
+  CHECK(Problem("sqrt(s)") == "5: 'sqrt' expects numbers, got string for argument 1 (s)");
+}
+
+TEST_CASE("expr: timestamp parts, days_between and to_timestamp", "[expr]") {
+  CHECK(Value("hour(to_timestamp('2024-10-31 15:56:25'))") == "15");
+  CHECK(Value("minute(to_timestamp('2024-10-31 15:56:25'))") == "56");
+  CHECK(Value("year(to_timestamp('2024-02-29'))") == "2024");
+  CHECK(Value("month(to_timestamp('2024-02-29'))") == "2");
+  CHECK(Value("day(to_timestamp('2024-02-29'))") == "29");
+  CHECK(Value("day_of_week(to_timestamp('2026-11-23'))") == "0");  // a Monday
+  CHECK(Value("day_of_week(to_timestamp('1970-01-01'))") == "3");  // a Thursday
+  // Before the epoch: parts are still calendar parts.
+  CHECK(Value("year(to_timestamp('1964-11-17'))") == "1964");
+  CHECK(Value("hour(to_timestamp('1969-12-31T23:30:00Z'))") == "23");
+  CHECK(Value("day(to_timestamp('1969-12-31T23:30:00Z'))") == "31");
+  // Age in years from a date of birth, as the fraud features compute it.
+  CHECK(Value("round(days_between(to_timestamp('1964-11-17'), "
+              "to_timestamp('2024-10-31 15:56:25')) / 365.25, 2)") == "59.96");
+  CHECK(Eval("days_between(t, now())") == V{"20454.0", "0.0", "null"});
+  CHECK(Eval("hour(t)") == V{"0", "0", "null"});
+  CHECK(Value("to_timestamp(1730390185811)") == "2024-10-31T15:56:25.811000Z");  // epoch ms
+  CHECK(Value("to_timestamp('yesterday')") ==
+        "error: 'yesterday' is not a timestamp in 'to_timestamp('yesterday')'");
+  CHECK(Problem("hour(s)") ==
+        "5: 'hour' expects a timestamp, got string for argument 1 (s); use to_timestamp()");
+  CHECK(Problem("to_timestamp(x)") ==
+        "13: 'to_timestamp' expects a string or epoch milliseconds, got float64 for argument 1 (x)");
 }
