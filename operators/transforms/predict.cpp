@@ -10,12 +10,14 @@
 // booster is created with nthread=1 so parallelism comes from the graph, not from OpenMP.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <unordered_map>
 
 #include <fmt/format.h>
 #include <xgboost/c_api.h>
 
 #include "engine/model.h"
+#include "engine/model_registry.h"
 #include "operators/builtin.h"
 #include "operators/transforms/field_check.h"
 #include "operators/transforms/predict_http.h"
@@ -154,6 +156,8 @@ constexpr const char* kOutputKinds =
 struct PredictConfig {
   PredictBackend backend = PredictBackend::kXgboost;
   std::string model_dir;               ///< MLflow model directory ("" when `features` is given)
+  std::string registry_name;           ///< model: models:/...: the registered name
+  int64_t registry_version = 0;        ///< and the version it resolved to
   std::vector<std::string> features;   ///< remote backends without a model: the input fields
   std::vector<OutputSpec> outputs;     ///< output field: what it holds
   RemoteConfig remote;                 ///< remote backends: server, protocol and client settings
@@ -175,6 +179,11 @@ class Predict : public TransformNode {
       auto info = LoadModelInfo(cfg_.model_dir);
       if (!info.ok()) return node_.Error("model", info.status().message());
       info_ = std::move(*info);
+      if (!cfg_.registry_name.empty()) {
+        // The registry's name and version are the model's identity, whatever MLmodel says.
+        info_.name = cfg_.registry_name;
+        info_.version = std::to_string(cfg_.registry_version);
+      }
       names.clear();
       for (const auto& in : info_.inputs) names.push_back(in.name);
     } else {
@@ -443,7 +452,27 @@ Result<std::unique_ptr<TransformNode>> MakePredict(const NodeConfig& node) {
                 : backend == "kserve-v2" ? PredictBackend::kKserveV2
                 : backend == "json"      ? PredictBackend::kJson
                                          : PredictBackend::kXgboost;
-  if (node.Has("model")) cfg.model_dir = node.Path("model");
+  if (node.Has("model")) {
+    const std::string model = node.String("model");
+    if (IsModelUri(model)) {
+      auto uri = ParseModelUri(model);
+      if (!uri.ok()) return node.Error("model", uri.status().message());
+      std::string root = node.Has("registry") ? node.Path("registry") : "";
+      if (root.empty()) {
+        const char* env = std::getenv("SLUICE_MODEL_REGISTRY");
+        root = env && *env ? std::string(env) : ResolvePath(node.base_dir, "../models/registry");
+      }
+      auto resolved = ResolveModelUri(*uri, root);
+      if (!resolved.ok()) return node.Error("model", resolved.status().message());
+      cfg.model_dir = resolved->dir;
+      cfg.registry_name = resolved->name;
+      cfg.registry_version = resolved->version;
+    } else {
+      if (node.Has("registry"))
+        return node.Error("registry", "`registry` is for `model: models:/<name>...` names");
+      cfg.model_dir = node.Path("model");
+    }
+  }
   cfg.features = node.StringList("features");
   if (cfg.backend == PredictBackend::kXgboost) {
     if (!node.Has("model")) return node.Error("model", "backend 'xgboost' needs `model`");
@@ -508,7 +537,13 @@ void RegisterPredict(Registry& registry) {
       "read sends its rows to the dead-letter output with the server's message.";
   spec.parallel = true;
   spec.fields = {
-      {"model", ConfigType::kPath, false, "", "MLflow model directory (required for xgboost)",
+      {"model", ConfigType::kPath, false, "",
+       "MLflow model directory, or a registered model: models:/<name>/<version>, "
+       "models:/<name>/latest, models:/<name>@<alias> (required for xgboost)",
+       {}},
+      {"registry", ConfigType::kPath, false, "",
+       "folder of the local model registry for models:/ names (default: $SLUICE_MODEL_REGISTRY, "
+       "else ../models/registry beside the pipeline)",
        {}},
       {"outputs",
        ConfigType::kStringMap,

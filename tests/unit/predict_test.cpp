@@ -351,3 +351,52 @@ TEST_CASE("predict checks categorical inputs when validating",
                                "the model file treats feature 0 as numeric (type 'q')"));
   }
 }
+
+TEST_CASE("predict takes a registered model by models:/ name; its identity is the registry's",
+          "[operators][predict][model-registry]") {
+  TempDir reg;
+  for (const char* v : {"1", "2"}) {
+    std::filesystem::create_directories(reg.File(std::string("iris/") + v));
+    std::filesystem::copy(kIrisModel, reg.File(std::string("iris/") + v),
+                          std::filesystem::copy_options::recursive);
+  }
+  reg.Write("iris/aliases/champion", "2\n");
+  auto pipeline = [&](const std::string& model, const std::string& extra = "") {
+    return "name: p\n" + kIrisSourceYaml +
+           "transforms:\n"
+           "  features: {type: drop-fields, inputs: [iris_data], fields: [id, target]}\n"
+           "  classify: {type: predict, inputs: [features], model: \"" + model + "\", registry: " +
+           reg.path() + extra +
+           ", outputs: {iris_class: label, model: model_name, version: model_version}}\n"
+           "sinks:\n"
+           "  out: {type: stdout, inputs: [classify]}\n";
+  };
+  for (const auto& [uri, version] : std::vector<std::pair<std::string, std::string>>{
+           {"models:/iris@champion", "2"}, {"models:/iris/latest", "2"}, {"models:/iris/1", "1"}}) {
+    INFO(uri);
+    Running r = Start(pipeline(uri));
+    REQUIRE(r.run->InjectLines("iris_data", IrisLines(2)).ok());
+    auto rows = r.Rows("classify");
+    REQUIRE(rows.size() == 2u);
+    CHECK(Get(rows[0], "iris_class") == "0");
+    CHECK(Get(rows[0], "model") == "\"iris\"");
+    CHECK(Get(rows[0], "version") == "\"" + version + "\"");
+  }
+  // Errors are at the `model` key, with what the registry has.
+  const std::string bad = pipeline("models:/iris@staging");
+  Loaded l = Load(bad);
+  auto errs = l.ErrorsWith("has no alias 'staging' (aliases: champion)");
+  REQUIRE(errs.size() == 1u);
+  CHECK(errs[0].mark.ToString() == At(bad, "\"models:/iris@staging\""));
+  Loaded typo = Load(pipeline("models:/iris/one"));
+  CHECK(typo.ErrorsWith("'one' is neither a version number nor 'latest'").size() == 1u);
+  // `registry` with a model directory is a mistake.
+  const std::string dir_model =
+      "name: p\n" + kIrisSourceYaml +
+      "transforms:\n"
+      "  classify: {type: predict, inputs: [iris_data], model: ../models/iris, registry: /tmp}\n"
+      "sinks:\n"
+      "  out: {type: stdout, inputs: [classify]}\n";
+  CHECK(Load(dir_model).ErrorsWith("`registry` is for `model: models:/<name>...` names").size() ==
+        1u);
+}
