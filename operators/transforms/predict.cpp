@@ -9,6 +9,11 @@
 // prediction is thread-safe and returns thread-local buffers, copied before the next call; the
 // booster is created with nthread=1 so parallelism comes from the graph, not from OpenMP.
 #include <algorithm>
+#include <chrono>
+#include <thread>
+#include <optional>
+#include <mutex>
+#include <condition_variable>
 #include <cmath>
 #include <cstdlib>
 #include <unordered_map>
@@ -16,6 +21,7 @@
 #include <fmt/format.h>
 #include <xgboost/c_api.h>
 
+#include "engine/log.h"
 #include "engine/model.h"
 #include "engine/model_registry.h"
 #include "operators/builtin.h"
@@ -74,22 +80,122 @@ class Booster {
 // matrix holds (codes below 2^24 are exact; ModelInfo refuses more categories).
 using CategoryCodes = std::unordered_map<std::string, float>;
 
+// Checks the model file agrees with the signature, and builds the encoding of each string input
+// (null for the others) once, shared by every batch.
+Result<std::vector<std::shared_ptr<const CategoryCodes>>> CategoryEncoders(
+    const ModelInfo& info, const Booster& booster) {
+  const size_t k = info.inputs.size();
+  const size_t trained = booster.NumFeatures();
+  if (trained != k) {
+    return Status::InvalidConfig(fmt::format(
+        "the model file '{}' takes {} features but the signature names {} inputs",
+        info.data_path, trained, k));
+  }
+  const std::vector<std::string> types = booster.FeatureTypes();
+  std::vector<std::shared_ptr<const CategoryCodes>> out(k);
+  for (size_t j = 0; j < k; ++j) {
+    const Field& input = info.inputs[j];
+    if (input.type != TypeId::kString) continue;
+    // Codes fed to numeric splits would be compared as numbers: a silent wrong answer.
+    if (j < types.size() && types[j] != "c") {
+      return Status::InvalidConfig(
+          fmt::format("model input '{}' is a string with a category encoding, but the model "
+                      "file treats feature {} as numeric (type '{}'), not categorical ('c')",
+                      input.name, j, types[j]));
+    }
+    auto cats = info.categories.find(input.name);
+    if (cats == info.categories.end()) {
+      return Status::InvalidConfig(
+          fmt::format("model input '{}' is a string without a category encoding", input.name));
+    }
+    auto codes = std::make_shared<CategoryCodes>();
+    codes->reserve(cats->second.size());
+    for (size_t c = 0; c < cats->second.size(); ++c)
+      codes->emplace(cats->second[c], static_cast<float>(c));
+    out[j] = std::move(codes);
+  }
+  return out;
+}
+
+// One loaded model version: what a batch is scored with. Immutable once built.
+struct LoadedModel {
+  std::shared_ptr<Booster> booster;
+  ModelInfo info;
+  std::vector<size_t> features;  // input column of each signature input
+  std::vector<std::shared_ptr<const CategoryCodes>> codes;  // per input; null when numeric
+};
+
+// Loads the model in `dir` for a pipeline planned against `planned`: the new version must take
+// the same inputs (by name and type, in any order) and, when outputs name classes, have the same
+// classes; otherwise it does not fit the pipeline and is refused.
+Result<std::shared_ptr<const LoadedModel>> LoadForPipeline(const std::string& dir,
+                                                           const ModelInfo& planned,
+                                                           const Schema& input,
+                                                           bool uses_classes) {
+  SLUICE_ASSIGN_OR_RETURN(ModelInfo info, LoadModelInfo(dir));
+  auto model = std::make_shared<LoadedModel>();
+  if (info.inputs.size() != planned.inputs.size()) {
+    return Status::InvalidConfig(fmt::format("it takes {} inputs, the pipeline was planned for {}",
+                                             info.inputs.size(), planned.inputs.size()));
+  }
+  for (const Field& in : info.inputs) {
+    auto same = std::find_if(planned.inputs.begin(), planned.inputs.end(),
+                             [&](const Field& p) { return p.name == in.name; });
+    if (same == planned.inputs.end() || same->type != in.type) {
+      return Status::InvalidConfig(fmt::format(
+          "its input '{}: {}' is not one of the pipeline's ({})", in.name, TypeName(in.type),
+          Schema(planned.inputs).ToString()));
+    }
+    const int col = input.IndexOf(in.name);
+    if (col < 0) return Status::InvalidConfig(fmt::format("no field '{}'", in.name));
+    model->features.push_back(static_cast<size_t>(col));
+  }
+  if (uses_classes && info.classes != planned.classes) {
+    return Status::InvalidConfig(fmt::format("its classes ({}) are not the pipeline's ({})",
+                                             fmt::join(info.classes, ", "),
+                                             fmt::join(planned.classes, ", ")));
+  }
+  SLUICE_ASSIGN_OR_RETURN(model->booster, Booster::Load(info.data_path));
+  SLUICE_ASSIGN_OR_RETURN(model->codes, CategoryEncoders(info, *model->booster));
+  model->info = std::move(info);
+  return std::shared_ptr<const LoadedModel>(std::move(model));
+}
+
+// Where a registered model is followed while the pipeline runs.
+struct ModelFollow {
+  ModelUri uri;
+  std::string root;
+  int64_t interval_ms = 0;  // 0: never
+  std::string node;
+  SchemaPtr input;
+  bool uses_classes = false;
+};
+
 class PredictRuntime : public TransformRuntime {
  public:
-  // `codes[j]` encodes feature j when it is categorical, else is null.
-  PredictRuntime(SchemaPtr out, std::vector<size_t> feature_cols, std::vector<OutputSpec> outputs,
-                 std::shared_ptr<Booster> booster, ModelInfo info,
-                 std::vector<std::shared_ptr<const CategoryCodes>> codes)
-      : out_(std::move(out)),
-        features_(std::move(feature_cols)),
-        outputs_(std::move(outputs)),
-        booster_(std::move(booster)),
-        info_(std::move(info)),
-        codes_(std::move(codes)) {}
+  PredictRuntime(SchemaPtr out, std::vector<OutputSpec> outputs,
+                 std::shared_ptr<const LoadedModel> model, std::optional<ModelFollow> follow)
+      : out_(std::move(out)), outputs_(std::move(outputs)), model_(std::move(model)) {
+    if (follow && follow->interval_ms > 0) {
+      follow_ = std::move(*follow);
+      watcher_ = std::thread([this] { Watch(); });
+    }
+  }
+  ~PredictRuntime() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (watcher_.joinable()) watcher_.join();
+  }
 
   Result<BatchPtr> Process(const BatchPtr& in_ptr, NodeContext& ctx) const override {
-    BatchPtr in = DropUnscorable(in_ptr, features_, ctx);
-    const size_t k = features_.size();
+    // One version scores the whole batch: a swap takes effect between batches.
+    std::shared_ptr<const LoadedModel> model = Current();
+    const std::vector<size_t>& features = model->features;
+    BatchPtr in = DropUnscorable(in_ptr, features, ctx);
+    const size_t k = features.size();
     const size_t n = in->num_rows();
     std::vector<ColumnPtr> cols = in->columns();
     if (n == 0) {
@@ -99,10 +205,10 @@ class PredictRuntime : public TransformRuntime {
     // Row-major float32, as the model was trained on.
     std::vector<float> matrix(n * k);
     for (size_t j = 0; j < k; ++j) {
-      const Column& c = in->column(features_[j]);
-      if (codes_[j]) {
+      const Column& c = in->column(features[j]);
+      if (model->codes[j]) {
         // Unseen category: missing, which the trees send down each split's default branch.
-        const CategoryCodes& codes = *codes_[j];
+        const CategoryCodes& codes = *model->codes[j];
         for (size_t r = 0; r < n; ++r) {
           auto it = codes.find(c.strings[r]);
           matrix[r * k + j] = it == codes.end() ? NAN : it->second;
@@ -122,13 +228,15 @@ class PredictRuntime : public TransformRuntime {
     const bst_ulong* shape = nullptr;
     bst_ulong dim = 0;
     const float* result = nullptr;
-    if (XGBoosterPredictFromDense(booster_->handle(), array.c_str(), kConfig, nullptr, &shape, &dim,
-                                  &result) != 0) {
-      return Status::Internal(fmt::format("model '{}' failed: {}", info_.name, LastXgbError()));
+    if (XGBoosterPredictFromDense(model->booster->handle(), array.c_str(), kConfig, nullptr,
+                                  &shape, &dim, &result) != 0) {
+      return Status::Internal(
+          fmt::format("model '{}' failed: {}", model->info.name, LastXgbError()));
     }
     const size_t width = dim >= 2 ? static_cast<size_t>(shape[1]) : 1;
     if (dim < 1 || shape[0] != n) {
-      return Status::Internal(fmt::format("model '{}' returned an unexpected shape", info_.name));
+      return Status::Internal(
+          fmt::format("model '{}' returned an unexpected shape", model->info.name));
     }
     std::vector<std::shared_ptr<Column>> outs;
     for (const auto& o : outputs_) {
@@ -136,18 +244,74 @@ class PredictRuntime : public TransformRuntime {
       outs.back()->Reserve(n);
     }
     for (size_t r = 0; r < n; ++r)
-      AppendPrediction(outs, outputs_, result + r * width, width, false, info_);
+      AppendPrediction(outs, outputs_, result + r * width, width, false, model->info);
     cols.insert(cols.end(), outs.begin(), outs.end());
     return BatchPtr(in->WithColumns(out_, std::move(cols)));
   }
 
  private:
+  std::shared_ptr<const LoadedModel> Current() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return model_;
+  }
+
+  // Checks the registry every interval; a new version (or an alias moved) that fits the
+  // pipeline is loaded off the hot path and swapped in; one that does not is refused once, with
+  // an error in the log, and the serving version stays.
+  void Watch() {
+    const ModelFollow& f = *follow_;
+    std::string last_problem;
+    int64_t refused = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(f.interval_ms), [&] { return stop_; })) {
+      const std::string serving = model_->info.version;
+      lock.unlock();
+      auto resolved = ResolveModelUri(f.uri, f.root);
+      if (!resolved.ok()) {
+        if (resolved.status().message() != last_problem) {
+          last_problem = resolved.status().message();
+          Log(LogLevel::kWarn, fmt::format("predict '{}': {}; version {} keeps serving", f.node,
+                                           last_problem, serving),
+              {{"node", f.node}, {"model", f.uri.ToString()}});
+        }
+      } else if (std::to_string(resolved->version) != serving && resolved->version != refused) {
+        last_problem.clear();
+        auto loaded = LoadForPipeline(resolved->dir, model_->info, *f.input, f.uses_classes);
+        if (loaded.ok()) {
+          auto next = std::const_pointer_cast<LoadedModel>(*loaded);
+          next->info.name = resolved->name;
+          next->info.version = std::to_string(resolved->version);
+          Log(LogLevel::kInfo,
+              fmt::format("predict '{}': {} is now version {} (was {})", f.node,
+                          f.uri.ToString(), resolved->version, serving),
+              {{"node", f.node},
+               {"model", resolved->name},
+               {"version", static_cast<uint64_t>(resolved->version)}});
+          lock.lock();
+          model_ = std::move(next);
+          continue;
+        }
+        refused = resolved->version;
+        Log(LogLevel::kError,
+            fmt::format("predict '{}': refused version {} of {}: {}; version {} keeps serving",
+                        f.node, resolved->version, f.uri.ToString(),
+                        loaded.status().message(), serving),
+            {{"node", f.node}, {"model", resolved->name}});
+      } else if (std::to_string(resolved->version) == serving) {
+        refused = 0;  // moved back: a later move to the refused version is tried again
+      }
+      lock.lock();
+    }
+  }
+
   SchemaPtr out_;
-  std::vector<size_t> features_;
   std::vector<OutputSpec> outputs_;
-  std::shared_ptr<Booster> booster_;
-  ModelInfo info_;
-  std::vector<std::shared_ptr<const CategoryCodes>> codes_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::shared_ptr<const LoadedModel> model_;
+  std::optional<ModelFollow> follow_;
+  std::thread watcher_;
 };
 
 constexpr const char* kOutputKinds =
@@ -158,6 +322,9 @@ struct PredictConfig {
   std::string model_dir;               ///< MLflow model directory ("" when `features` is given)
   std::string registry_name;           ///< model: models:/...: the registered name
   int64_t registry_version = 0;        ///< and the version it resolved to
+  std::optional<ModelUri> registry_uri;  ///< the models:/ name, followed while running
+  std::string registry_root;           ///< the registry folder
+  int64_t reload_ms = 0;               ///< how often the registry is checked; 0 never
   std::vector<std::string> features;   ///< remote backends without a model: the input fields
   std::vector<OutputSpec> outputs;     ///< output field: what it holds
   RemoteConfig remote;                 ///< remote backends: server, protocol and client settings
@@ -174,6 +341,7 @@ class Predict : public TransformNode {
   Result<SchemaPtr> OutputSchema(const SchemaPtr& input) override {
     const bool remote = cfg_.backend != PredictBackend::kXgboost;
     const bool json = cfg_.backend == PredictBackend::kJson;
+    input_ = input;
     std::vector<std::string> names = cfg_.features;
     if (!cfg_.model_dir.empty()) {
       auto info = LoadModelInfo(cfg_.model_dir);
@@ -301,50 +469,28 @@ class Predict : public TransformNode {
     if (cfg_.backend != PredictBackend::kXgboost) {
       return MakeRemotePredict(cfg_.remote, out_, features_, names_, cfg_.outputs, info_);
     }
-    auto booster = Booster::Load(info_.data_path);
-    if (!booster.ok()) return node_.Error("model", booster.status().message());
-    SLUICE_ASSIGN_OR_RETURN(auto codes, CategoryEncoders(**booster));
+    bool uses_classes = false;
+    for (const auto& o : cfg_.outputs)
+      uses_classes = uses_classes || o.kind == OutputSpec::kLabel || o.kind == OutputSpec::kClass ||
+                     NeedsProbabilities(o);
+    auto model = LoadForPipeline(cfg_.model_dir, info_, *input_, uses_classes);
+    if (!model.ok()) return node_.Error("model", model.status().message());
+    auto loaded = std::const_pointer_cast<LoadedModel>(*model);
+    loaded->info = info_;  // the planned identity (a registry's name and version)
+    std::optional<ModelFollow> follow;
+    if (cfg_.registry_uri) {
+      follow = ModelFollow{*cfg_.registry_uri, cfg_.registry_root, cfg_.reload_ms, node_.name,
+                           input_, uses_classes};
+    }
     return std::unique_ptr<TransformRuntime>(std::make_unique<PredictRuntime>(
-        out_, features_, cfg_.outputs, *booster, info_, std::move(codes)));
+        out_, cfg_.outputs, std::move(loaded), std::move(follow)));
   }
 
  private:
-  // Checks the model file agrees with the signature, and builds the encoding of each string input
-  // (null for the others) once, shared by every batch.
-  Result<std::vector<std::shared_ptr<const CategoryCodes>>> CategoryEncoders(
-      const Booster& booster) const {
-    const size_t k = info_.inputs.size();
-    const size_t trained = booster.NumFeatures();
-    if (trained != k) {
-      return node_.Error("model", fmt::format("the model file '{}' takes {} features but the "
-                                              "signature names {} inputs",
-                                              info_.data_path, trained, k));
-    }
-    const std::vector<std::string> types = booster.FeatureTypes();
-    std::vector<std::shared_ptr<const CategoryCodes>> out(k);
-    for (size_t j = 0; j < k; ++j) {
-      const Field& input = info_.inputs[j];
-      if (input.type != TypeId::kString) continue;
-      // Codes fed to numeric splits would be compared as numbers: a silent wrong answer.
-      if (j < types.size() && types[j] != "c") {
-        return node_.Error(
-            "model", fmt::format("model input '{}' is a string with a category encoding, but the "
-                                 "model file treats feature {} as numeric (type '{}'), not "
-                                 "categorical ('c')",
-                                 input.name, j, types[j]));
-      }
-      const std::vector<std::string>& cats = info_.categories.at(input.name);
-      auto codes = std::make_shared<CategoryCodes>();
-      codes->reserve(cats.size());
-      for (size_t c = 0; c < cats.size(); ++c) codes->emplace(cats[c], static_cast<float>(c));
-      out[j] = std::move(codes);
-    }
-    return out;
-  }
-
   const NodeConfig& node_;
   PredictConfig cfg_;
   ModelInfo info_;
+  SchemaPtr input_;
   SchemaPtr out_;
   std::vector<size_t> features_;
   std::vector<std::string> names_;
@@ -467,6 +613,11 @@ Result<std::unique_ptr<TransformNode>> MakePredict(const NodeConfig& node) {
       cfg.model_dir = resolved->dir;
       cfg.registry_name = resolved->name;
       cfg.registry_version = resolved->version;
+      cfg.registry_uri = *uri;
+      cfg.registry_root = root;
+      cfg.reload_ms = node.Int("reload_interval_ms");
+      if (cfg.reload_ms < 0)
+        return node.Error("reload_interval_ms", "must be 0 (never) or a positive interval");
     } else {
       if (node.Has("registry"))
         return node.Error("registry", "`registry` is for `model: models:/<name>...` names");
@@ -540,6 +691,10 @@ void RegisterPredict(Registry& registry) {
       {"model", ConfigType::kPath, false, "",
        "MLflow model directory, or a registered model: models:/<name>/<version>, "
        "models:/<name>/latest, models:/<name>@<alias> (required for xgboost)",
+       {}},
+      {"reload_interval_ms", ConfigType::kInt, false, "10000",
+       "models:/ names: how often the registry is checked for a new version or a moved alias "
+       "(0: never)",
        {}},
       {"registry", ConfigType::kPath, false, "",
        "folder of the local model registry for models:/ names (default: $SLUICE_MODEL_REGISTRY, "

@@ -2,7 +2,9 @@
 // The spec examples of every operator are checked in registry_test.cpp.
 #include <sqlite3.h>
 
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include <simdjson.h>
 #include <catch2/catch.hpp>
@@ -399,4 +401,70 @@ TEST_CASE("predict takes a registered model by models:/ name; its identity is th
       "  out: {type: stdout, inputs: [classify]}\n";
   CHECK(Load(dir_model).ErrorsWith("`registry` is for `model: models:/<name>...` names").size() ==
         1u);
+}
+
+TEST_CASE("predict follows a models:/ name: new versions and alias moves swap in between batches",
+          "[operators][predict][model-registry]") {
+  TempDir reg;
+  auto publish = [&](const std::string& version) {
+    // As a publisher should: copy under a temporary name, then rename into place.
+    const std::string tmp = reg.File("iris/." + version);
+    std::filesystem::create_directories(tmp);
+    std::filesystem::copy(kIrisModel, tmp, std::filesystem::copy_options::recursive);
+    std::filesystem::rename(tmp, reg.File("iris/" + version));
+  };
+  auto point = [&](const std::string& version) {
+    reg.Write("iris/aliases/.champion", version + "\n");
+    std::filesystem::rename(reg.File("iris/aliases/.champion"), reg.File("iris/aliases/champion"));
+  };
+  publish("1");
+  point("1");
+  Running r = Start(
+      "name: p\n" + kIrisSourceYaml +
+      "transforms:\n"
+      "  features: {type: drop-fields, inputs: [iris_data], fields: [id, target]}\n"
+      "  classify: {type: predict, inputs: [features], model: \"models:/iris@champion\", "
+      "registry: " + reg.path() +
+      ", reload_interval_ms: 20, outputs: {iris_class: label, version: model_version}}\n"
+      "sinks:\n"
+      "  out: {type: stdout, inputs: [classify]}\n");
+  // Feeds a batch at a time until a row carries `version` (bounded: 10 s), and checks every
+  // row of every batch is scored by one version and none is lost.
+  size_t fed = 0;
+  auto until_version = [&](const std::string& version) {
+    for (int i = 0; i < 500; ++i) {
+      REQUIRE(r.run->InjectLines("iris_data", IrisLines(3)).ok());
+      fed += 3;
+      auto rows = r.Rows("classify");
+      REQUIRE(rows.size() == fed);
+      const std::string v = Get(rows.back(), "version");
+      CHECK(Get(rows[rows.size() - 3], "version") == v);
+      if (v == "\"" + version + "\"") return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  CHECK(until_version("1"));
+  publish("2");
+  point("2");
+  CHECK(until_version("2"));
+  // A version that does not fit the pipeline (another input name) is refused; 2 keeps serving.
+  publish("3");
+  {
+    std::string mlmodel = ReadFile(reg.File("iris/3/MLmodel"));
+    const std::string from = "\"name\": \"petal_width\"";
+    mlmodel.replace(mlmodel.find(from), from.size(), "\"name\": \"petal_area\"");
+    reg.Write("iris/3/MLmodel", mlmodel);
+  }
+  point("3");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // many reload intervals
+  REQUIRE(r.run->InjectLines("iris_data", IrisLines(3)).ok());
+  fed += 3;
+  auto rows = r.Rows("classify");
+  CHECK(Get(rows.back(), "version") == "\"2\"");
+  // Rolling back is moving the alias back.
+  point("1");
+  CHECK(until_version("1"));
+  CHECK(r.run->dead_letters().count() == 0u);
+  for (const auto& row : r.Rows("classify")) CHECK(Get(row, "iris_class") == "0");
 }
