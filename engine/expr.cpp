@@ -1068,6 +1068,27 @@ bool ParseFloatStrict(std::string_view s, double* out) {
 }
 
 // Floats go through Round (truncating); here strings, bools and timestamps.
+// Strings "true"/"false" (any case); numbers: zero is false, anything else true.
+void ToBool(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
+  const TypeId from = a[0].col->type;
+  for (size_t i = 0; i < out.n; ++i) {
+    if (out.Skip(i)) continue;
+    if (from == TypeId::kString) {
+      std::string v(a[0].S(i));
+      for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (v == "true" || v == "false") {
+        out.col->ints[i] = v == "true";
+      } else {
+        out.Fail(i, k.Failed(fmt::format("{} is not true or false", Quoted(a[0].S(i)))));
+      }
+    } else if (from == TypeId::kFloat64) {
+      out.col->ints[i] = a[0].D(i) != 0;
+    } else {
+      out.col->ints[i] = a[0].I(i) != 0;
+    }
+  }
+}
+
 void ToInt(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
   if (a[0].col->type == TypeId::kString) {
     for (size_t i = 0; i < out.n; ++i) {
@@ -1702,6 +1723,19 @@ Typed CheckToInt(Checker& c, const Node& n, std::vector<Typed>& args) {
   }
 }
 
+Typed CheckToBool(Checker& c, const Node& n, std::vector<Typed>& args) {
+  switch (args[0].type) {
+    case Ty::kBool: return std::move(args[0]);
+    case Ty::kNull: c.Coerce(args[0], Ty::kBool); return std::move(args[0]);
+    case Ty::kString:
+    case Ty::kInt64:
+    case Ty::kFloat64: return c.Call(Ty::kBool, ToBool, n, args);
+    default:
+      return c.Fail(n.kids[0]->begin, fmt::format("'to_bool' expects a string or a number, got {}",
+                                                  ArgDesc(c, n, args, 0)));
+  }
+}
+
 Typed CheckToFloat(Checker& c, const Node& n, std::vector<Typed>& args) {
   switch (args[0].type) {
     case Ty::kFloat64: return std::move(args[0]);
@@ -1811,6 +1845,7 @@ const std::vector<FunctionDef>& Functions() {
       {"min", 2, 2, "min(a, b)", CheckCoalesce},
       {"now", 0, 0, "now()", CheckNow},
       {"round", 1, 2, "round(x) or round(x, digits)", CheckRound},
+      {"to_bool", 1, 1, "to_bool(x)", CheckToBool},
       {"to_float", 1, 1, "to_float(x)", CheckToFloat},
       {"to_int", 1, 1, "to_int(x)", CheckToInt},
       {"to_string", 1, 1, "to_string(x)", CheckToString},

@@ -278,7 +278,8 @@ TEST_CASE("expr: type errors name the problem, the types and the text", "[expr]"
           "38: unknown function 'rund'; did you mean 'round'? (functions: abs, asin, ceil, "
           "coalesce, concat, cos, day, day_of_week, days_between, exp, floor, format, "
           "haversine_km, hour, if, is_null, length, ln, lower, max, min, minute, month, now, pow, "
-          "radians, round, sin, sqrt, to_float, to_int, to_string, to_timestamp, upper, year)"});
+          "radians, round, sin, sqrt, to_bool, to_float, to_int, to_string, to_timestamp, upper, "
+          "year)"});
 }
 
 TEST_CASE("expr: result types and static nullability", "[expr]") {
@@ -563,4 +564,16 @@ TEST_CASE("expr: timestamp parts, days_between and to_timestamp", "[expr]") {
         "5: 'hour' expects a timestamp, got string for argument 1 (s); use to_timestamp()");
   CHECK(Problem("to_timestamp(x)") ==
         "13: 'to_timestamp' expects a string or epoch milliseconds, got float64 for argument 1 (x)");
+}
+
+TEST_CASE("expr: to_bool, and a typed null for a field to fill later", "[expr]") {
+  CHECK(Value("to_bool('TRUE')") == "true");
+  CHECK(Value("to_bool('false')") == "false");
+  CHECK(Value("to_bool(0)") == "false");
+  CHECK(Value("to_bool(2.5)") == "true");
+  CHECK(Value("to_bool('yes')") == "error: 'yes' is not true or false in 'to_bool('yes')'");
+  CHECK(Eval("to_bool(null)") == V{"null", "null", "null"});  // fraud_confirmed: to_bool(null)
+  CHECK(Eval("to_bool(a)") == V{"true", "true", "null"});
+  CHECK(Problem("to_bool(t)") ==
+        "8: 'to_bool' expects a string or a number, got timestamp for argument 1 (t)");
 }
