@@ -20,9 +20,10 @@ unix_time (epoch milliseconds of trans_date_trans_time, plus 0-999 ms), merch_la
 is_fraud (0 or 1).
 
 The world is fixed (it does not depend on the seed): 1,000 card holders, each living in one of
-50 US places (a 0.03 degree jitter around the place's centre) with a name, gender (52% F), street,
-job, date of birth and a card number (Visa, Mastercard, Amex or Discover, with a Luhn check
-digit), and 800 merchants, each of one of the 14 categories. A transaction:
+50 US places (a 0.03 degree jitter around the place's centre) with a name, gender (F with
+probability 0.52), street, job, date of birth and a card number (Visa, Mastercard, Amex or
+Discover, with a Luhn check digit), and 800 merchants with unique names, each of one of the 14
+categories (drawn by their legitimate shares). A transaction:
   - is_fraud: 1 with probability 0.005;
   - card holder: by a per-holder activity weight (log-normal, sigma 0.5); for a fraud, the weight
     is tripled for holders under 25 or 65 and over on 2024-07-01;
@@ -254,11 +255,16 @@ class World:
         weights = np.array([c[1] for c in CATEGORIES])
         self.merchant_category = rng.choice(len(CATEGORIES), size=NUM_MERCHANTS,
                                             p=weights / weights.sum())
+        # Names are unique: a name is drawn again until it is new.
         self.merchant = []
-        for _ in range(NUM_MERCHANTS):
+        taken = set()
+        while len(self.merchant) < NUM_MERCHANTS:
             form = MERCHANT_FORMS[rng.integers(len(MERCHANT_FORMS))]
             a, b, c = (LAST[i] for i in rng.integers(0, len(LAST), 3))
-            self.merchant.append("fraud_" + form.format(a=a, b=b, c=c))
+            name = "fraud_" + form.format(a=a, b=b, c=c)
+            if name not in taken:
+                taken.add(name)
+                self.merchant.append(name)
         self.merchants_of = [np.flatnonzero(self.merchant_category == k)
                              for k in range(len(CATEGORIES))]
 
