@@ -1139,18 +1139,20 @@ void Math(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
   CheckFinite(k, out);  // sqrt(-1), ln(0), asin(2), exp(1000): the row is dead-lettered
 }
 
-// Great-circle distance in km between (lat1, lon1) and (lat2, lon2), in degrees.
+// Great-circle distance in km between (lat1, lon1) and (lat2, lon2), in degrees. The operations
+// are in the order of the reference feature code (models/fraud_data.py), so the two agree to
+// the last bit.
 void HaversineKm(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
   constexpr double kEarthRadiusKm = 6371.0;
   constexpr double kRad = M_PI / 180.0;
   double* r = out.col->doubles.data();
   for (size_t i = 0; i < out.n; ++i) {
     if (out.Skip(i)) continue;
-    const double lat1 = a[0].D(i) * kRad, lat2 = a[2].D(i) * kRad;
-    const double dlat = lat2 - lat1, dlon = (a[3].D(i) - a[1].D(i)) * kRad;
-    const double h = std::sin(dlat / 2) * std::sin(dlat / 2) +
-                     std::cos(lat1) * std::cos(lat2) * std::sin(dlon / 2) * std::sin(dlon / 2);
-    r[i] = 2 * kEarthRadiusKm * std::asin(std::sqrt(std::min(1.0, h)));
+    const double lat1 = a[0].D(i), lon1 = a[1].D(i), lat2 = a[2].D(i), lon2 = a[3].D(i);
+    const double s_lat = std::sin((lat2 - lat1) * kRad / 2.0);
+    const double s_lon = std::sin((lon2 - lon1) * kRad / 2.0);
+    const double h = s_lat * s_lat + std::cos(lat1 * kRad) * std::cos(lat2 * kRad) * (s_lon * s_lon);
+    r[i] = 2.0 * kEarthRadiusKm * std::asin(std::sqrt(h));
   }
   CheckFinite(k, out);
 }
