@@ -1140,8 +1140,8 @@ void Math(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
 }
 
 // Great-circle distance in km between (lat1, lon1) and (lat2, lon2), in degrees. The operations
-// are in the order of the reference feature code (models/fraud_data.py), so the two agree to
-// the last bit.
+// are in the order of the reference feature code (models/fraud_data.py), so the two agree up
+// to the rounding of sin and cos (numpy's and the C library's may differ in the last bit).
 void HaversineKm(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
   constexpr double kEarthRadiusKm = 6371.0;
   constexpr double kRad = M_PI / 180.0;
