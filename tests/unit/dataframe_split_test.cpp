@@ -311,3 +311,33 @@ TEST_CASE("http source: a body with several bad rows keeps every reason for its 
   CHECK(log.Take(3) == std::optional<std::string>("row 1: a; row 4: b"));
   CHECK_FALSE(log.Take(3).has_value());
 }
+
+TEST_CASE("http source: a dataframe-split body's good rows pass, its bad row is dead-lettered",
+          "[operators][http-source][dataframe-split]") {
+  Loaded l =
+      Load("sources:\n  in: {type: http, format: dataframe-split, schema: " + kSourceDir +
+           "/schemas/fraud_transaction.json}\nsinks:\n  out: {type: stdout, inputs: [in]}\n");
+  INFO(l.Text());
+  REQUIRE_FALSE(l.diags.HasErrors());
+  auto decoder = l.Node("in").source->MakeDecoder();
+  REQUIRE(decoder.ok());
+  std::string body = kSeedMessage;
+  const std::string row = body.substr(body.find("[\"2024"));
+  body.replace(body.rfind("]}"), 2, ", " + row.substr(0, row.size() - 2) + "]}");
+  body.replace(body.rfind("16.18"), 5, "\"x\"");
+  auto raw = std::make_shared<RawRecords>();
+  raw->origin = "http://127.0.0.1:8080/";
+  raw->Add(body, 7);
+  raw->data.reserve(raw->data.size() + 64);
+  MemoryDeadLetter dl;
+  NodeContext ctx("in", &dl);
+  auto batch = (*decoder)->Decode(raw, ctx);
+  REQUIRE(batch.ok());
+  REQUIRE((*batch)->num_rows() == 1u);
+  CHECK((*batch)->Position(0) == 7);
+  auto dead = dl.records();
+  REQUIRE(dead.size() == 1u);
+  CHECK(dead[0].reason == R"(row 2: field 'amt': expected float64, found a string "x")");
+  CHECK(dead[0].input == body);
+  CHECK(dead[0].position == 7);
+}
