@@ -9,11 +9,13 @@ std::optional<Format> ParseFormat(std::string_view name) {
   if (name == "connect-json") return Format::kConnectJson;
   if (name == "csv") return Format::kCsv;
   if (name == "string") return Format::kString;
+  if (name == "dataframe-split") return Format::kDataframeSplit;
   return std::nullopt;
 }
 
 const std::vector<std::string>& FormatNames() {
-  static const std::vector<std::string> kNames = {"json", "connect-json", "csv", "string"};
+  static const std::vector<std::string> kNames = {"json", "connect-json", "csv", "string",
+                                                    "dataframe-split"};
   return kNames;
 }
 
@@ -23,6 +25,7 @@ std::unique_ptr<Decoder> MakeFormatDecoder(Format format, SchemaPtr schema, CsvO
     case Format::kConnectJson: return detail::MakeJsonDecoder(std::move(schema), true);
     case Format::kCsv: return detail::MakeCsvDecoder(std::move(schema), csv);
     case Format::kString: return detail::MakeStringDecoder();
+    case Format::kDataframeSplit: return detail::MakeDataframeSplitDecoder(std::move(schema));
   }
   return nullptr;
 }

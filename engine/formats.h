@@ -1,7 +1,9 @@
 // Record formats shared by sources: a line of JSON, the Kafka Connect JsonConverter envelope
-// ({schema, payload}), CSV, and `string` (the record's bytes as one text field, kept verbatim). Each decodes raw records into columns of a declared schema,
-// rejecting (with a reason) records that are malformed, miss a required field or have a value of
-// the wrong type. Decoders are immutable and safe to use from several threads.
+// ({schema, payload}), CSV, `string` (the record's bytes as one text field, kept verbatim) and
+// `dataframe-split` (pandas' DataFrame.to_json(orient="split"): one record, many rows). Each
+// decodes raw records into columns of a declared schema, rejecting (with a reason) records or
+// rows that are malformed, miss a required field or have a value of the wrong type. Decoders
+// are immutable and safe to use from several threads.
 #pragma once
 
 #include <memory>
@@ -14,7 +16,7 @@
 
 namespace sluice {
 
-enum class Format { kJson, kConnectJson, kCsv, kString };
+enum class Format { kJson, kConnectJson, kCsv, kString, kDataframeSplit };
 std::optional<Format> ParseFormat(std::string_view name);
 const std::vector<std::string>& FormatNames();
 

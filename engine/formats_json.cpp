@@ -6,10 +6,9 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include "engine/row_builder.h"
+#include "engine/json_values.h"
 
 namespace sluice::detail {
-namespace {
 
 std::string JsonTypeName(simdjson::dom::element_type t) {
   switch (t) {
@@ -31,7 +30,6 @@ std::string Shown(simdjson::dom::element v) {
   return s;
 }
 
-// Decodes one JSON value into the slot for field `f`; returns the problem, or empty.
 // The DOM API is used (not On-Demand) because it picks the best SIMD kernel at run time.
 std::string DecodeJsonValue(simdjson::dom::element v, const Field& f, Slot& slot) {
   using simdjson::dom::element_type;
@@ -95,6 +93,20 @@ std::string DecodeJsonValue(simdjson::dom::element v, const Field& f, Slot& slot
   }
   return "";
 }
+
+simdjson::error_code ParseRecordBytes(simdjson::dom::parser& parser, const RawRecords& raw,
+                                      std::string_view bytes, std::string& padded_tail,
+                                      simdjson::dom::element* doc) {
+  const size_t room = raw.data.capacity() - static_cast<size_t>(bytes.data() - raw.data.data());
+  if (room >= bytes.size() + simdjson::SIMDJSON_PADDING) {
+    return parser.parse(bytes.data(), bytes.size(), false).get(*doc);
+  }
+  padded_tail.assign(bytes);
+  padded_tail.resize(bytes.size() + simdjson::SIMDJSON_PADDING);
+  return parser.parse(padded_tail.data(), bytes.size(), false).get(*doc);
+}
+
+namespace {
 
 // Where the fields of a schema are, by dotted path: leaves, and the objects that hold them.
 struct PathIndex {
@@ -210,7 +222,8 @@ class JsonDecoder : public Decoder {
             rec.substr(envelope_prefix.size(), end - 1 - envelope_prefix.size());
         simdjson::dom::element doc;
         simdjson::dom::object obj;
-        if (!Parse(parser, raw, payload, padded_tail, &doc) && !doc.get_object().get(obj)) {
+        if (!ParseRecordBytes(parser, raw, payload, padded_tail, &doc) &&
+            !doc.get_object().get(obj)) {
           std::string path;
           return DecodeObject(obj, *schema_, index_, row, path, 0);
         }
@@ -226,7 +239,7 @@ class JsonDecoder : public Decoder {
       envelope_prefix = rec.substr(0, static_cast<size_t>(doc_bytes.data() - rec.data()));
     }
     simdjson::dom::element doc;
-    simdjson::error_code err = Parse(parser, raw, doc_bytes, padded_tail, &doc);
+    simdjson::error_code err = ParseRecordBytes(parser, raw, doc_bytes, padded_tail, &doc);
     if (err) {
       return fmt::format("malformed JSON: {}{}", simdjson::error_message(err), NanHint(rec));
     }
@@ -241,27 +254,10 @@ class JsonDecoder : public Decoder {
 
   static bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-  // Parses `bytes` (a part of the record bytes of `raw`) in place. Records are stored back to
-  // back, so the bytes after one are readable padding; only bytes near the end of the buffer
-  // need a padded copy.
-  static simdjson::error_code Parse(simdjson::dom::parser& parser, const RawRecords& raw,
-                                    std::string_view bytes, std::string& padded_tail,
-                                    simdjson::dom::element* doc) {
-    const size_t room = raw.data.capacity() - static_cast<size_t>(bytes.data() - raw.data.data());
-    if (room >= bytes.size() + simdjson::SIMDJSON_PADDING) {
-      return parser.parse(bytes.data(), bytes.size(), false).get(*doc);
-    }
-    padded_tail.assign(bytes);
-    padded_tail.resize(bytes.size() + simdjson::SIMDJSON_PADDING);
-    return parser.parse(padded_tail.data(), bytes.size(), false).get(*doc);
-  }
-
   SchemaPtr schema_;
   PathIndex index_;
   bool envelope_;
 };
-
-// Splits one CSV record into fields (RFC 4180 quoting); returns false on an unterminated quote.
 
 }  // namespace
 

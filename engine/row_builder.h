@@ -71,10 +71,16 @@ class RowBuilder {
     }
     ++rows_;
   }
+  // `kept[r]` is the record row r was decoded from: ascending, and repeated when a record holds
+  // several rows (dataframe-split).
   std::shared_ptr<Batch> Build(std::shared_ptr<const RawRecords> raw, std::vector<uint32_t> kept) {
     std::vector<ColumnPtr> cols(columns_.begin(), columns_.end());
     auto b = std::make_shared<Batch>(schema_, std::move(cols), rows_);
-    if (kept.size() == raw->count()) kept.clear();  // identity
+    // The same count is not enough for identity: one record's two rows may stand in for a
+    // rejected record.
+    bool identity = kept.size() == raw->count();
+    for (size_t r = 0; identity && r < kept.size(); ++r) identity = kept[r] == r;
+    if (identity) kept.clear();
     b->SetRaw(std::move(raw), std::move(kept));
     return b;
   }
@@ -102,6 +108,7 @@ inline FieldIndex IndexFields(const Schema& schema) {
 std::unique_ptr<Decoder> MakeJsonDecoder(SchemaPtr schema, bool envelope);
 std::unique_ptr<Decoder> MakeCsvDecoder(SchemaPtr schema, CsvOptions options);
 std::unique_ptr<Decoder> MakeStringDecoder();
+std::unique_ptr<Decoder> MakeDataframeSplitDecoder(SchemaPtr schema);
 
 // {"schema": ..., "payload": ...}: the payload's bytes, or empty with `problem` set.
 std::string_view FindEnvelopePayload(std::string_view record, std::string* problem);

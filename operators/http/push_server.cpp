@@ -57,7 +57,10 @@ struct PushServer::Request {
 
 void RejectionLog::Add(int64_t position, std::string reason) {
   std::lock_guard<std::mutex> lock(mu_);
-  reasons_[position] = std::move(reason);
+  // A record of several rows (dataframe-split) may have several bad ones: keep every reason.
+  std::string& reasons = reasons_[position];
+  if (!reasons.empty()) reasons += "; ";
+  reasons += reason;
 }
 
 std::optional<std::string> RejectionLog::Take(int64_t position) {

@@ -15,7 +15,7 @@ namespace {
 
 struct FileSourceConfig {
   std::string path;               ///< file to read; "-" for standard input
-  Format format = Format::kJson;  ///< json, connect-json or csv
+  Format format = Format::kJson;  ///< json, connect-json, csv, string or dataframe-split
   std::string schema_path;        ///< JSON Schema of the records
   int64_t repeat = 1;             ///< times to replay the file
   char csv_delimiter = ',';
@@ -206,7 +206,9 @@ void RegisterFileSource(Registry& registry) {
       {"path", ConfigType::kPath, true, "", "file to read; \"-\" for standard input", {}},
       {"format", ConfigType::kString, false, "json",
        "record format: json (one object per line), connect-json (Kafka Connect "
-       "JsonConverter envelope {schema, payload}), csv, or string (the line as it is)",
+       "JsonConverter envelope {schema, payload}), csv, string (the line as it is) or "
+       "dataframe-split (a pandas DataFrame as to_json(orient=\"split\") writes it: one line, "
+       "many rows)",
        FormatNames()},
       {"schema",
        ConfigType::kPath,

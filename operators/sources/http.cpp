@@ -220,8 +220,9 @@ void RegisterHttpSource(Registry& registry) {
       {"path", ConfigType::kString, false, "/", "URL path records are POSTed to", {}},
       {"format", ConfigType::kString, false, "json",
        "body format: pubsub (a Pub/Sub push; the base64 message data is a JSON record), json "
-       "(JSON objects, one per line), connect-json (one Kafka Connect envelope) or string (the "
-       "body as one text field)",
+       "(JSON objects, one per line), connect-json (one Kafka Connect envelope), string (the "
+       "body as one text field) or dataframe-split (a pandas DataFrame, to_json(orient=\"split\"): "
+       "one body, many rows)",
        HttpFormats()},
       {"schema",
        ConfigType::kPath,

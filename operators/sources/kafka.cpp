@@ -1,5 +1,5 @@
 // kafka: consumes one or more topics in a consumer group and decodes each message's value (json,
-// connect-json or string) into the declared schema, with the message's key, timestamp, topic,
+// connect-json, string or dataframe-split) into the declared schema, with the message's key, timestamp, topic,
 // partition and offset as extra fields when asked. Offsets are never committed automatically: a
 // chunk's offsets count as done once every sink downstream has acknowledged it, and the source
 // commits, per partition, the end of the contiguous done prefix. When partitions are revoked, the
@@ -57,7 +57,7 @@ struct KafkaSourceConfig {
   std::vector<std::string> topics;  ///< topics to consume
   std::string group;                ///< consumer group id
   std::string start = "earliest";   ///< where a group without committed offsets starts
-  Format format = Format::kJson;    ///< json, connect-json or string
+  Format format = Format::kJson;    ///< json, connect-json, string or dataframe-split
   std::string schema_path;          ///< JSON Schema of the records
   int64_t max_wait_ms = 100;        ///< longest wait to fill a batch
   bool continue_on_lost = false;    ///< lost_offsets: continue (else fail)
@@ -651,7 +651,8 @@ void RegisterKafkaSource(Registry& registry) {
   spec.role = Role::kSource;
   spec.summary = "Consumes topics in a consumer group; commits offsets only after the sinks.";
   spec.description =
-      "Message values are decoded as `json` or `connect-json` into the fields of `schema`, or "
+      "Message values are decoded as `json`, `connect-json` or `dataframe-split` (a pandas "
+      "DataFrame, one or many rows per message) into the fields of `schema`, or "
       "kept as they are in one field, `value` (`format: string`). `metadata` adds the "
       "message's key (string), timestamp, topic, partition and offset as fields. Offsets are "
       "committed per partition only up to the last record that every sink downstream has "
@@ -680,13 +681,14 @@ void RegisterKafkaSource(Registry& registry) {
        ConfigType::kString,
        false,
        "json",
-       "message value format (string: the value as it is, in field `value`)",
-       {"json", "connect-json", "string"}},
+       "message value format (string: the value as it is, in field `value`; dataframe-split: "
+       "pandas' to_json(orient=\"split\"), one or many rows per message)",
+       {"json", "connect-json", "string", "dataframe-split"}},
       {"schema",
        ConfigType::kPath,
        false,
        "",
-       "JSON Schema file describing the records (json and connect-json)",
+       "JSON Schema file describing the records (every format but string)",
        {}},
       {"metadata",
        ConfigType::kStringMap,

@@ -316,7 +316,8 @@ TEST_CASE("format names", "[formats]") {
   CHECK(ParseFormat("connect-json") == Format::kConnectJson);
   CHECK(ParseFormat("csv") == Format::kCsv);
   CHECK_FALSE(ParseFormat("avro").has_value());
-  CHECK(FormatNames() == std::vector<std::string>{"json", "connect-json", "csv", "string"});
+  CHECK(FormatNames() ==
+        std::vector<std::string>{"json", "connect-json", "csv", "string", "dataframe-split"});
 }
 
 TEST_CASE("ParseJsonSchema maps JSON Schema to fields in declaration order", "[formats][schema]") {

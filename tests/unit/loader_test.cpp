@@ -252,8 +252,8 @@ TEST_CASE("a value of the wrong type is reported at the value", "[loader]") {
       {"  src: {type: file, path: [a, b], schema: s.json}\n", "[a, b]",
        "'path' must be a string, found a list"},
       {"  src: {type: file, path: in.jsonl, schema: s.json, format: jsn}\n", "jsn",
-       "'format' must be one of json, connect-json, csv, string, found 'jsn' (did you mean "
-       "'json'?)"},
+       "'format' must be one of json, connect-json, csv, string, dataframe-split, found 'jsn' "
+       "(did you mean 'json'?)"},
       {"  src: {type: file, path: in.jsonl, schema: s.json}\ntransforms:\n"
        "  t: {type: drop-fields, inputs: [src], fields: {a: b}}\n",
        "{a: b}", "drop-fields 't': 'fields' must be a list of strings, found a mapping"},
