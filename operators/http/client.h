@@ -51,6 +51,7 @@ struct HttpResponse {
   };
   Outcome outcome = Outcome::kUnavailable;
   long status = 0;    // HTTP status; 0 when no answer came
+  int64_t retry_after_s = -1;  // the answer's Retry-After (429, 503), in seconds; -1 when none
   std::string body;   // the answer's body
   std::string error;  // kRejected / kUnavailable: what went wrong, for messages
 };
@@ -71,6 +72,11 @@ class HttpClient {
   // POSTs every request (concurrently, up to the client's bound) and returns one response per
   // request, in order. Returns Unavailable without calling when the breaker is open.
   Result<std::vector<HttpResponse>> PostAll(const std::vector<HttpRequest>& requests);
+
+  // One attempt at each request (concurrently, up to the client's bound), no retries and no
+  // breaker: for callers that classify answers themselves (the webhook sink honours Retry-After
+  // and dead-letters what keeps failing). One response per request, in order.
+  std::vector<HttpResponse> PostOnce(const std::vector<HttpRequest>& requests);
 
   const HttpOptions& options() const { return options_; }
 

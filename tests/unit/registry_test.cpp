@@ -58,8 +58,9 @@ TEST_CASE("the built-in operators are registered by role", "[registry]") {
   CHECK(r.Names(Role::kTransform) ==
         std::vector<std::string>{"drop-fields", "filter", "flatten", "map", "predict", "rename", "select"});
   CHECK(r.Names(Role::kSink) ==
-        std::vector<std::string>{"file", "kafka", "postgres", "sqlite", "stdout"});
+        std::vector<std::string>{"file", "http", "kafka", "postgres", "sqlite", "stdout"});
   CHECK(r.RolesOf("file") == std::vector<Role>{Role::kSource, Role::kSink});
+  CHECK(r.RolesOf("http") == std::vector<Role>{Role::kSource, Role::kSink});
   CHECK(r.RolesOf("postgres") == std::vector<Role>{Role::kSource, Role::kSink});
   CHECK(r.Find(Role::kSink, "drop-fields") == nullptr);
   REQUIRE(r.Find(Role::kTransform, "predict") != nullptr);
