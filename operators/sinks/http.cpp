@@ -18,8 +18,10 @@
 //
 // Threading: Prepare (rendering the messages) runs on several batches at once; Write is serial
 // and owns the client, the bucket and the breaker.
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <thread>
 
 #include <fmt/format.h>
@@ -191,16 +193,18 @@ class HttpSink : public SinkNode {
     if (node_.Float("rate_limit_per_s") < 0) {
       return node_.Error("rate_limit_per_s", "must not be negative (0 sends without a limit)");
     }
-    SLUICE_ASSIGN_OR_RETURN(auto encoder, WebhookEncoder::Parse(node_, *input));
-    encoder_ = std::move(encoder);
+    auto encoder = WebhookEncoder::Parse(node_, *input);
+    if (!encoder.ok()) return encoder.status();
+    encoder_ = std::make_shared<const WebhookEncoder>(std::move(*encoder));
     return Status::Ok();
   }
 
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr& input) const override {
-    std::optional<WebhookEncoder> encoder = encoder_;
+    std::shared_ptr<const WebhookEncoder> encoder = encoder_;
     if (!encoder) {
-      SLUICE_ASSIGN_OR_RETURN(auto parsed, WebhookEncoder::Parse(node_, *input));
-      encoder = std::move(parsed);
+      auto parsed = WebhookEncoder::Parse(node_, *input);
+      if (!parsed.ok()) return parsed.status();
+      encoder = std::make_shared<const WebhookEncoder>(std::move(*parsed));
     }
     WebhookConfig cfg;
     cfg.url = node_.String("url");
@@ -213,12 +217,12 @@ class HttpSink : public SinkNode {
     http.concurrency = 1;  // one message at a time keeps alerts in order and under the limit
     http.retries = 0;      // the sink retries itself, honouring Retry-After
     return std::unique_ptr<SinkRuntime>(std::make_unique<HttpSinkRuntime>(
-        std::move(*encoder), std::move(cfg), std::move(http), node_.Float("rate_limit_per_s")));
+        *encoder, std::move(cfg), std::move(http), node_.Float("rate_limit_per_s")));
   }
 
  private:
   NodeConfig node_;
-  std::optional<WebhookEncoder> encoder_;
+  std::shared_ptr<const WebhookEncoder> encoder_;  // parsed by CheckInput
 };
 
 }  // namespace

@@ -102,8 +102,7 @@ Result<TextTemplate> TextTemplate::Parse(const NodeConfig& node, const std::stri
     }
     if (!spec.empty()) {
       // Format a value of the field's type now, so a spec that does not fit fails here.
-      Column probe;
-      probe.type = input.field(static_cast<size_t>(col)).type;
+      Column probe(input.field(static_cast<size_t>(col)).type);
       probe.ints.push_back(0);
       probe.doubles.push_back(0);
       probe.strings.emplace_back();
@@ -151,8 +150,8 @@ Result<WebhookEncoder> WebhookEncoder::Parse(const NodeConfig& node, const Schem
       return node.Error("template", "format json posts the row as a JSON object and takes no "
                                     "template (use format slack or discord for text)");
     }
-    SLUICE_ASSIGN_OR_RETURN(auto t, TextTemplate::Parse(node, "template", input));
-    e.text_ = std::move(t);
+    SLUICE_ASSIGN_OR_RETURN(e.text_, TextTemplate::Parse(node, "template", input));
+    e.templated_ = true;
   }
   e.batch_ = node.Bool("batch");
   const int64_t max = node.Int("max_message_bytes");
@@ -165,8 +164,8 @@ Result<WebhookEncoder> WebhookEncoder::Parse(const NodeConfig& node, const Schem
 }
 
 void WebhookEncoder::AppendLine(const Batch& batch, size_t row, std::string& out) const {
-  if (text_) {
-    text_->Render(batch, row, format_ == WebhookFormat::kSlack, out);
+  if (templated_) {
+    text_.Render(batch, row, format_ == WebhookFormat::kSlack, out);
     return;
   }
   AppendRowJson(out, batch, row);
@@ -211,7 +210,7 @@ std::vector<WebhookMessage> WebhookEncoder::Encode(const Batch& batch) const {
   // Lines (text) or JSON objects (an array, for json) gathered until the next would not fit.
   std::string joined;
   size_t first = 0;
-  auto close = [&](size_t end) {
+  auto end_message = [&](size_t end) {
     if (end == first) return;
     out.push_back({first, end - first, Wrap(json ? "[" + joined + "]" : joined)});
     joined.clear();
@@ -222,11 +221,11 @@ std::vector<WebhookMessage> WebhookEncoder::Encode(const Batch& batch) const {
     AppendLine(batch, r, line);
     if (!json) Shorten(line, max_bytes_);
     const size_t extra = (json ? 2 : 0) + (joined.empty() ? 0 : 1);
-    if (!joined.empty() && joined.size() + extra + line.size() > max_bytes_) close(r);
+    if (!joined.empty() && joined.size() + extra + line.size() > max_bytes_) end_message(r);
     if (!joined.empty()) joined.push_back(json ? ',' : '\n');
     joined.append(line);
   }
-  close(n);
+  end_message(n);
   return out;
 }
 

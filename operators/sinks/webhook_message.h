@@ -6,7 +6,6 @@
 // Threading: parsed once at plan time; Encode is const and safe from several threads.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,7 +56,8 @@ class WebhookEncoder {
   std::string Wrap(const std::string& text) const;                          // the JSON body
 
   WebhookFormat format_ = WebhookFormat::kSlack;
-  std::optional<TextTemplate> text_;  // none: the row as JSON
+  TextTemplate text_;
+  bool templated_ = false;  // false: the text is the row as JSON
   bool batch_ = false;
   size_t max_bytes_ = 0;
 };

@@ -65,7 +65,7 @@ TEST_CASE("the built-in operators are registered by role", "[registry]") {
   CHECK(r.Find(Role::kSink, "drop-fields") == nullptr);
   REQUIRE(r.Find(Role::kTransform, "predict") != nullptr);
   CHECK(r.Find(Role::kTransform, "predict")->name == "predict");
-  CHECK(r.All().size() == 16u);
+  CHECK(r.All().size() == 17u);
 }
 
 TEST_CASE("every operator spec is complete", "[registry][compliance]") {

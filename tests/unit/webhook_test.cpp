@@ -44,7 +44,7 @@ struct Planned {
   Loaded l;
 };
 
-std::unique_ptr<Planned> Plan(const std::string& yaml) {
+std::unique_ptr<Planned> PlanWebhook(const std::string& yaml) {
   auto p = std::make_unique<Planned>();
   p->dir.Write("s.json", kSchema);
   p->l = Load(yaml, p->dir.path());
@@ -53,7 +53,7 @@ std::unique_ptr<Planned> Plan(const std::string& yaml) {
 
 // The bodies the sink `out` of `yaml` posts for kRows, with their row ranges.
 std::vector<WebhookMessage> Encode(const std::string& yaml) {
-  auto p = Plan(yaml);
+  auto p = PlanWebhook(yaml);
   INFO(p->l.Text());
   REQUIRE_FALSE(p->l.diags.HasErrors());
   auto e = WebhookEncoder::Parse(p->l.Config("out"), *p->l.Node("out").input_schema);
@@ -71,7 +71,7 @@ std::vector<std::string> Bodies(const std::vector<WebhookMessage>& messages) {
 // The one error of planning `extra`, REQUIREd to be at `token` of the text.
 std::string ErrorAt(const std::string& extra, const std::string& token) {
   const std::string yaml = Pipeline(extra);
-  auto p = Plan(yaml);
+  auto p = PlanWebhook(yaml);
   INFO(p->l.Text());
   REQUIRE(p->l.Errors().size() == 1u);
   CHECK(p->l.Errors()[0].mark.ToString() == At(yaml, token));
@@ -178,7 +178,7 @@ TEST_CASE("http sink: configuration checks", "[operators][webhook]") {
   const std::string yaml =
       "sources:\n  src: {type: file, path: in.jsonl, schema: s.json}\n"
       "sinks:\n  out: {type: http, inputs: [src], url: \"hooks.example.com/T/B/secret\"}\n";
-  auto p = Plan(yaml);
+  auto p = PlanWebhook(yaml);
   REQUIRE(p->l.Errors().size() == 1u);
   CHECK(p->l.Errors()[0].message ==
         "http 'out': expected an http:// or https:// URL, not 'hooks.example.com/...'");
