@@ -51,9 +51,10 @@ struct HttpResponse {
   };
   Outcome outcome = Outcome::kUnavailable;
   long status = 0;    // HTTP status; 0 when no answer came
-  int64_t retry_after_s = -1;  // the answer's Retry-After (429, 503), in seconds; -1 when none
   std::string body;   // the answer's body
   std::string error;  // kRejected / kUnavailable: what went wrong, for messages
+  // The answer's Retry-After (429, 503), in seconds; -1 when none.
+  int64_t retry_after_s = -1;
 };
 
 // The human part of an error answer: FastAPI's `detail`, KServe's `error`, MLflow's `message`,

@@ -49,7 +49,9 @@ std::string Redacted(const std::string& url) {
 }
 
 // Prepared messages: per message its first row, its row count and its body, each length-framed.
-void PutU64(std::string& out, uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+void PutU64(std::string& out, uint64_t v) {
+  out.append(reinterpret_cast<const char*>(&v), 8);
+}
 uint64_t GetU64(const std::string& s, size_t& pos) {
   uint64_t v;
   std::memcpy(&v, s.data() + pos, 8);
@@ -79,9 +81,9 @@ class Pacer {
 };
 
 struct WebhookConfig {
-  std::string url;                 ///< where to POST
-  int64_t max_retries = 3;         ///< further attempts after a retryable failure
-  int64_t retry_backoff_ms = 1000; ///< first wait; doubles
+  std::string url;                     ///< where to POST
+  int64_t max_retries = 3;             ///< further attempts after a retryable failure
+  int64_t retry_backoff_ms = 1000;     ///< first wait; doubles
   int64_t outage_cooldown_ms = 30000;  ///< breaker: no calls this long after a message failed
 };
 
@@ -116,11 +118,11 @@ class HttpSinkRuntime : public SinkRuntime {
       pos += len;
       std::string reason;
       if (Clock::now() < open_until_) {
-        reason = fmt::format("webhook not called: a message failed for good {} ms ago ({}); "
-                             "calls resume after outage_cooldown_ms",
-                             std::chrono::duration_cast<milliseconds>(Clock::now() - opened_at_)
-                                 .count(),
-                             last_outage_);
+        reason = fmt::format(
+            "webhook not called: a message failed for good {} ms ago ({}); "
+            "calls resume after outage_cooldown_ms",
+            std::chrono::duration_cast<milliseconds>(Clock::now() - opened_at_).count(),
+            last_outage_);
       } else if (Deliver(std::move(body), reason)) {
         continue;
       }
@@ -139,13 +141,13 @@ class HttpSinkRuntime : public SinkRuntime {
       const HttpResponse r = client_.PostOnce(request)[0];
       if (r.outcome == HttpResponse::Outcome::kOk) return true;
       if (r.outcome == HttpResponse::Outcome::kRejected) {
-        reason = fmt::format("webhook refused the message with {}: {}", r.status,
-                             ServerMessage(r.body));
+        reason =
+            fmt::format("webhook refused the message with {}: {}", r.status, ServerMessage(r.body));
         return false;
       }
-      const std::string what =
-          r.status > 0 ? fmt::format("webhook answered {}", r.status)
-                       : fmt::format("webhook {} unreachable", Redacted(cfg_.url));
+      const std::string what = r.status > 0
+                                   ? fmt::format("webhook answered {}", r.status)
+                                   : fmt::format("webhook {} unreachable", Redacted(cfg_.url));
       const std::string detail = r.status > 0 ? ServerMessage(r.body) : r.error;
       if (attempt > cfg_.max_retries) {
         reason = fmt::format("{} after {} attempt{}: {}", what, attempt, attempt == 1 ? "" : "s",
@@ -158,9 +160,9 @@ class HttpSinkRuntime : public SinkRuntime {
       // A Retry-After (429 from a rate limit, 503 from maintenance) says when, not our backoff.
       milliseconds wait = r.retry_after_s >= 0 ? milliseconds(r.retry_after_s * 1000) : backoff;
       wait = std::min(wait, kMaxWait);
-      Log(LogLevel::kWarn, fmt::format("webhook {}: {} ({}); attempt {} of {} in {} ms",
-                                       Redacted(cfg_.url), what, detail, attempt + 1,
-                                       cfg_.max_retries + 1, wait.count()));
+      Log(LogLevel::kWarn,
+          fmt::format("webhook {}: {} ({}); attempt {} of {} in {} ms", Redacted(cfg_.url), what,
+                      detail, attempt + 1, cfg_.max_retries + 1, wait.count()));
       pacer_.NotBefore(Clock::now() + wait);
       backoff = std::min(backoff * 2, kMaxWait);
     }
@@ -183,10 +185,11 @@ class HttpSink : public SinkNode {
   Status CheckInput(const SchemaPtr& input) override {
     const std::string url = node_.String("url");
     if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
-      return node_.Error("url", fmt::format("expected an http:// or https:// URL, not '{}'",
-                                            Redacted(url)));
+      return node_.Error(
+          "url", fmt::format("expected an http:// or https:// URL, not '{}'", Redacted(url)));
     }
-    for (const char* key : {"timeout_ms", "max_retries", "retry_backoff_ms", "outage_cooldown_ms"}) {
+    for (const char* key :
+         {"timeout_ms", "max_retries", "retry_backoff_ms", "outage_cooldown_ms"}) {
       if (node_.Int(key) < 0) return node_.Error(key, "must not be negative");
     }
     if (node_.Int("timeout_ms") == 0) return node_.Error("timeout_ms", "must be positive");
@@ -254,33 +257,68 @@ void RegisterHttpSink(Registry& registry) {
       "(waits are capped at 60 s). Put the URL in the environment: webhook URLs are secrets; "
       "messages and logs show only the host.";
   spec.fields = {
-      {"url", ConfigType::kString, true, "",
-       "webhook URL, from the environment: \"${SLACK_WEBHOOK_URL}\"", {}},
+      {"url",
+       ConfigType::kString,
+       true,
+       "",
+       "webhook URL, from the environment: \"${SLACK_WEBHOOK_URL}\"",
+       {}},
       {"format",
        ConfigType::kString,
        false,
        "slack",
        "slack ({\"text\": ...}), discord ({\"content\": ...}) or json (the row)",
        {"slack", "discord", "json"}},
-      {"template", ConfigType::kString, false, "",
+      {"template",
+       ConfigType::kString,
+       false,
+       "",
        "message text with {field} placeholders, e.g. \"Fraud: {amt} at {merchant}\"; default "
        "the row as JSON",
        {}},
-      {"headers", ConfigType::kStringMap, false, "", "extra request headers, e.g. Authorization",
+      {"headers",
+       ConfigType::kStringMap,
+       false,
+       "",
+       "extra request headers, e.g. Authorization",
        {}},
       {"timeout_ms", ConfigType::kInt, false, "5000", "per attempt, connecting included", {}},
-      {"rate_limit_per_s", ConfigType::kFloat, false, "1",
-       "most POSTs per second, retries included; 0 for no limit", {}},
-      {"max_retries", ConfigType::kInt, false, "3",
-       "further attempts after a 429, 5xx, 408 or network error", {}},
-      {"retry_backoff_ms", ConfigType::kInt, false, "1000",
-       "wait before the first retry; doubles up to 60 s; a Retry-After answer replaces it", {}},
-      {"outage_cooldown_ms", ConfigType::kInt, false, "30000",
-       "after a message failed every retry, rows are dead-lettered without a call this long", {}},
-      {"batch", ConfigType::kBool, false, "false",
-       "join the rows of a batch into messages of one line per row", {}},
-      {"max_message_bytes", ConfigType::kInt, false, "2000",
-       "longest message text (Discord takes 2,000 characters; Slack advises 4,000)", {}},
+      {"rate_limit_per_s",
+       ConfigType::kFloat,
+       false,
+       "1",
+       "most POSTs per second, retries included; 0 for no limit",
+       {}},
+      {"max_retries",
+       ConfigType::kInt,
+       false,
+       "3",
+       "further attempts after a 429, 5xx, 408 or network error",
+       {}},
+      {"retry_backoff_ms",
+       ConfigType::kInt,
+       false,
+       "1000",
+       "wait before the first retry; doubles up to 60 s; a Retry-After answer replaces it",
+       {}},
+      {"outage_cooldown_ms",
+       ConfigType::kInt,
+       false,
+       "30000",
+       "after a message failed every retry, rows are dead-lettered without a call this long",
+       {}},
+      {"batch",
+       ConfigType::kBool,
+       false,
+       "false",
+       "join the rows of a batch into messages of one line per row",
+       {}},
+      {"max_message_bytes",
+       ConfigType::kInt,
+       false,
+       "2000",
+       "longest message text (Discord takes 2,000 characters; Slack advises 4,000)",
+       {}},
   };
   spec.example =
       "{type: http, inputs: [classify], url: \"${SLACK_WEBHOOK_URL:-https://hooks.slack.com/"

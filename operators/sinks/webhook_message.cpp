@@ -19,9 +19,12 @@ void AppendCellText(std::string& out, const Column& c, size_t row, const std::st
     return;
   }
   if (spec.empty()) {
-    if (c.type == TypeId::kString) out.append(c.strings[row]);
-    else if (c.type == TypeId::kTimestamp) out.append(FormatTimestamp(c.ints[row]));
-    else AppendJsonCell(out, c, row);
+    if (c.type == TypeId::kString)
+      out.append(c.strings[row]);
+    else if (c.type == TypeId::kTimestamp)
+      out.append(FormatTimestamp(c.ints[row]));
+    else
+      AppendJsonCell(out, c, row);
     return;
   }
   const std::string f = "{:" + spec + "}";
@@ -38,10 +41,14 @@ void AppendCellText(std::string& out, const Column& c, size_t row, const std::st
 
 void AppendSlackEscaped(std::string& out, std::string_view s) {
   for (char ch : s) {
-    if (ch == '&') out.append("&amp;");
-    else if (ch == '<') out.append("&lt;");
-    else if (ch == '>') out.append("&gt;");
-    else out.push_back(ch);
+    if (ch == '&')
+      out.append("&amp;");
+    else if (ch == '<')
+      out.append("&lt;");
+    else if (ch == '>')
+      out.append("&gt;");
+    else
+      out.push_back(ch);
   }
 }
 
@@ -50,6 +57,9 @@ void Shorten(std::string& s, size_t max) {
   if (s.size() <= max) return;
   size_t cut = max > kEllipsis.size() ? max - kEllipsis.size() : 0;
   while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  // Nor inside a Slack entity (`&amp;`, `&lt;`, `&gt;`), which would show as a stray `&am`.
+  const size_t amp = cut > 0 ? s.rfind('&', cut - 1) : std::string::npos;
+  if (amp != std::string::npos && cut - amp < 5 && s.find(';', amp) >= cut) cut = amp;
   s.resize(cut);
   s.append(kEllipsis);
 }
@@ -70,9 +80,10 @@ Result<TextTemplate> TextTemplate::Parse(const NodeConfig& node, const std::stri
         ++i;
         continue;
       }
-      return error(fmt::format("unmatched '}}' at character {} of the template (write }}}} for a "
-                               "literal brace)",
-                               i + 1));
+      return error(
+          fmt::format("unmatched '}}' at character {} of the template (write }}}} for a "
+                      "literal brace)",
+                      i + 1));
     }
     if (ch != '{') {
       t.parts_.back().text.push_back(ch);
@@ -85,9 +96,10 @@ Result<TextTemplate> TextTemplate::Parse(const NodeConfig& node, const std::stri
     }
     const size_t close = text.find('}', i);
     if (close == std::string::npos) {
-      return error(fmt::format("unterminated '{{' at character {} of the template (write {{{{ "
-                               "for a literal brace)",
-                               i + 1));
+      return error(
+          fmt::format("unterminated '{{' at character {} of the template (write {{{{ "
+                      "for a literal brace)",
+                      i + 1));
     }
     std::string inner = text.substr(i + 1, close - i - 1);
     std::string spec;
@@ -110,9 +122,10 @@ Result<TextTemplate> TextTemplate::Parse(const NodeConfig& node, const std::stri
       try {
         AppendCellText(scratch, probe, 0, spec);
       } catch (const fmt::format_error& e) {
-        return error(fmt::format("template placeholder {{{}:{}}}: '{}' is not a format for {} "
-                                 "field '{}' ({})",
-                                 inner, spec, spec, TypeName(probe.type), inner, e.what()));
+        return error(
+            fmt::format("template placeholder {{{}:{}}}: '{}' is not a format for {} "
+                        "field '{}' ({})",
+                        inner, spec, spec, TypeName(probe.type), inner, e.what()));
       }
     }
     t.parts_.back().column = col;
@@ -147,8 +160,9 @@ Result<WebhookEncoder> WebhookEncoder::Parse(const NodeConfig& node, const Schem
                                   : WebhookFormat::kSlack;
   if (node.Has("template")) {
     if (e.format_ == WebhookFormat::kJson) {
-      return node.Error("template", "format json posts the row as a JSON object and takes no "
-                                    "template (use format slack or discord for text)");
+      return node.Error("template",
+                        "format json posts the row as a JSON object and takes no "
+                        "template (use format slack or discord for text)");
     }
     SLUICE_ASSIGN_OR_RETURN(e.text_, TextTemplate::Parse(node, "template", input));
     e.templated_ = true;
@@ -156,8 +170,7 @@ Result<WebhookEncoder> WebhookEncoder::Parse(const NodeConfig& node, const Schem
   e.batch_ = node.Bool("batch");
   const int64_t max = node.Int("max_message_bytes");
   if (max < 16) {
-    return node.Error("max_message_bytes",
-                      fmt::format("must be at least 16 bytes, not {}", max));
+    return node.Error("max_message_bytes", fmt::format("must be at least 16 bytes, not {}", max));
   }
   e.max_bytes_ = static_cast<size_t>(max);
   return e;
@@ -185,9 +198,7 @@ std::string WebhookEncoder::Wrap(const std::string& text) const {
       AppendJsonString(body, text);
       body.append(",\"allowed_mentions\":{\"parse\":[]}}");
       break;
-    case WebhookFormat::kJson:
-      body = text;
-      break;
+    case WebhookFormat::kJson: body = text; break;
   }
   return body;
 }

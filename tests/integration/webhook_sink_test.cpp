@@ -149,9 +149,9 @@ TEST_CASE("webhook: a 429's Retry-After is waited for, then the post is sent aga
           "[integration][webhook]") {
   TempDir dir;
   // Backoff 10 ms: a retry a second later can only come from the Retry-After.
-  CommandResult r = RunAgainstReceiver(
-      dir, 3, "    rate_limit_per_s: 0\n    retry_backoff_ms: 10\n",
-      "--fail-status 429 --fail-count 1 --retry-after 1");
+  CommandResult r =
+      RunAgainstReceiver(dir, 3, "    rate_limit_per_s: 0\n    retry_backoff_ms: 10\n",
+                         "--fail-status 429 --fail-count 1 --retry-after 1");
   REQUIRE(r.exit_code == 0);
   const auto posts = Posts(dir / "posts.jsonl");
   REQUIRE(posts.size() == 4u);
@@ -184,11 +184,11 @@ TEST_CASE("webhook: a lasting 500 dead-letters every row with the answer; none i
           "[integration][webhook]") {
   TempDir dir;
   SECTION("each row tries max_retries + 1 times when the breaker closes at once") {
-    CommandResult r = RunAgainstReceiver(
-        dir, 4,
-        "    rate_limit_per_s: 0\n    retry_backoff_ms: 10\n    max_retries: 2\n"
-        "    outage_cooldown_ms: 0\n",
-        "--fail-status 500 --fail-count -1");
+    CommandResult r =
+        RunAgainstReceiver(dir, 4,
+                           "    rate_limit_per_s: 0\n    retry_backoff_ms: 10\n    max_retries: 2\n"
+                           "    outage_cooldown_ms: 0\n",
+                           "--fail-status 500 --fail-count -1");
     REQUIRE(r.exit_code == 0);
     CHECK(Posts(dir / "posts.jsonl").size() == 12u);
     const auto reasons = Reasons(dir / "dead.jsonl");
@@ -198,11 +198,11 @@ TEST_CASE("webhook: a lasting 500 dead-letters every row with the answer; none i
     }
   }
   SECTION("after one row failed for good, the others are dead-lettered without a call") {
-    CommandResult r = RunAgainstReceiver(
-        dir, 4,
-        "    rate_limit_per_s: 0\n    retry_backoff_ms: 10\n    max_retries: 2\n"
-        "    outage_cooldown_ms: 60000\n",
-        "--fail-status 500 --fail-count -1");
+    CommandResult r =
+        RunAgainstReceiver(dir, 4,
+                           "    rate_limit_per_s: 0\n    retry_backoff_ms: 10\n    max_retries: 2\n"
+                           "    outage_cooldown_ms: 60000\n",
+                           "--fail-status 500 --fail-count -1");
     REQUIRE(r.exit_code == 0);
     CHECK(Posts(dir / "posts.jsonl").size() == 3u);
     const auto reasons = Reasons(dir / "dead.jsonl");
@@ -235,8 +235,8 @@ TEST_CASE("webhook: a lasting 500 dead-letters every row with the answer; none i
 TEST_CASE("webhook: a 400 dead-letters the row at once with the server's answer",
           "[integration][webhook]") {
   TempDir dir;
-  CommandResult r = RunAgainstReceiver(dir, 3, "    rate_limit_per_s: 0\n",
-                                       "--fail-status 400 --fail-count 1");
+  CommandResult r =
+      RunAgainstReceiver(dir, 3, "    rate_limit_per_s: 0\n", "--fail-status 400 --fail-count 1");
   REQUIRE(r.exit_code == 0);
   const auto posts = Posts(dir / "posts.jsonl");
   REQUIRE(posts.size() == 3u);  // no retry of the refused post

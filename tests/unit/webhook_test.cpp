@@ -89,20 +89,18 @@ TEST_CASE("http sink: a Slack message per row from the template, values escaped 
   CHECK(m[2].first_row == 2);
   CHECK(m[2].rows == 1);
   // Slack markup of the template stays; the values' &, < and > become entities.
-  CHECK(m[0].body ==
-        R"({"text":"Fraud: 12.5 at fraud_Kirlin &amp; Sons &lt;x&gt; (id 1, true, )"
-        R"(2026-01-01T00:00:01Z) <!here> {x}"})");
+  CHECK(m[0].body == R"({"text":"Fraud: 12.5 at fraud_Kirlin &amp; Sons &lt;x&gt; (id 1, true, )"
+                     R"(2026-01-01T00:00:01Z) <!here> {x}"})");
   CHECK(m[1].body == R"({"text":"Fraud: 3 at Ünïcode café (id 2, false, null) <!here> {x}"})");
   CHECK(m[2].body == R"({"text":"Fraud: 0.123456 at \"quoted\" (id 3, true, null) <!here> {x}"})");
 }
 
 TEST_CASE("http sink: {field:spec} formats values", "[operators][webhook]") {
-  auto m = Encode(
-      Pipeline(", template: \"{amt:.2f}|{id:03}|{merchant:.5}|{ts:.10}\", format: discord"));
+  auto m =
+      Encode(Pipeline(", template: \"{amt:.2f}|{id:03}|{merchant:.5}|{ts:.10}\", format: discord"));
   REQUIRE(m.size() == 3u);
   // Discord: the text in `content`, and no mention in it notifies anyone.
-  CHECK(m[0].body ==
-        R"({"content":"12.50|001|fraud|2026-01-01","allowed_mentions":{"parse":[]}})");
+  CHECK(m[0].body == R"({"content":"12.50|001|fraud|2026-01-01","allowed_mentions":{"parse":[]}})");
   CHECK(m[1].body == R"({"content":"3.00|002|Ünïco|null","allowed_mentions":{"parse":[]}})");
 }
 
@@ -112,8 +110,9 @@ TEST_CASE("http sink: format json posts the row; without a template text is the 
   REQUIRE(json.size() == 3u);
   CHECK(json[1] == R"({"id":2,"merchant":"Ünïcode café","amt":3,"fraud":false,"ts":null})");
   auto slack = Bodies(Encode(Pipeline("")));
-  CHECK(slack[1] ==
-        R"({"text":"{\"id\":2,\"merchant\":\"Ünïcode café\",\"amt\":3,\"fraud\":false,\"ts\":null}"})");
+  CHECK(
+      slack[1] ==
+      R"({"text":"{\"id\":2,\"merchant\":\"Ünïcode café\",\"amt\":3,\"fraud\":false,\"ts\":null}"})");
 }
 
 TEST_CASE("http sink: batch joins rows into messages of one line each, up to the size limit",
@@ -144,6 +143,8 @@ TEST_CASE("http sink: a line over max_message_bytes is shortened on a character 
   REQUIRE(m.size() == 3u);
   CHECK(m[1].body == R"({"text":"Ünïcode caf…"})");
   CHECK(m[2].body == R"({"text":"\"quoted\"\"quoted\""})");  // 16 bytes: as it is
+  // Row 1 escaped is "fraud_Kirlin &amp; Sons &lt;x&gt;...": byte 14 is inside "&amp;".
+  CHECK(m[0].body == R"({"text":"fraud_Kirlin …"})");
 }
 
 TEST_CASE("http sink: template placeholders must be fields, with a did-you-mean",
