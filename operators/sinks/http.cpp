@@ -161,8 +161,8 @@ class HttpSinkRuntime : public SinkRuntime {
       milliseconds wait = r.retry_after_s >= 0 ? milliseconds(r.retry_after_s * 1000) : backoff;
       wait = std::min(wait, kMaxWait);
       Log(LogLevel::kWarn,
-          fmt::format("webhook {}: {} ({}); attempt {} of {} in {} ms", Redacted(cfg_.url), what,
-                      detail, attempt + 1, cfg_.max_retries + 1, wait.count()));
+          fmt::format("{} ({}); posting to {} again in {} ms (attempt {} of {})", what, detail,
+                      Redacted(cfg_.url), wait.count(), attempt + 1, cfg_.max_retries + 1));
       pacer_.NotBefore(Clock::now() + wait);
       backoff = std::min(backoff * 2, kMaxWait);
     }

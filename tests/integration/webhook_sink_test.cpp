@@ -177,6 +177,10 @@ TEST_CASE("webhook: 5xx answers are retried until the post succeeds", "[integrat
   for (const auto& p : posts)
     if (p.status == 200) delivered.push_back(SlackText(p.body));
   CHECK(delivered == std::vector<std::string>{Text(1), Text(2), Text(3)});
+  // Each retry is logged, with the host of the URL but not its secret path.
+  CHECK_THAT(r.err, Catch::Contains("webhook answered 503 (no_service: test answer 503); posting "
+                                    "to http://127.0.0.1:"));
+  CHECK(r.err.find("secret") == std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "dead.jsonl"));
 }
 
