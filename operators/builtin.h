@@ -22,6 +22,7 @@ void RegisterStdoutSink(Registry& registry);
 void RegisterSqliteSink(Registry& registry);
 void RegisterKafkaSink(Registry& registry);
 void RegisterPostgresSink(Registry& registry);
+void RegisterHttpSink(Registry& registry);
 void RegisterDevKafka(Registry& registry);
 
 inline void RegisterBuiltinOperators(Registry& registry) {
@@ -41,6 +42,7 @@ inline void RegisterBuiltinOperators(Registry& registry) {
   RegisterSqliteSink(registry);
   RegisterKafkaSink(registry);
   RegisterPostgresSink(registry);
+  RegisterHttpSink(registry);
   RegisterDevKafka(registry);
 }
 

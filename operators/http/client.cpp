@@ -186,6 +186,9 @@ void HttpClient::Attempt(Session& s, const std::vector<HttpRequest>& requests,
       long status = 0;
       curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
       r.status = status;
+      curl_off_t retry_after = -1;
+      if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0)
+        r.retry_after_s = static_cast<int64_t>(retry_after);
       if (msg->data.result != CURLE_OK) {
         r.outcome = HttpResponse::Outcome::kUnavailable;
         r.error = t->error[0] ? t->error : curl_easy_strerror(msg->data.result);
@@ -208,6 +211,16 @@ void HttpClient::Attempt(Session& s, const std::vector<HttpRequest>& requests,
     }
     if (!finished_any && running > 0) curl_multi_poll(s.multi, nullptr, 0, kPollMs, nullptr);
   }
+}
+
+std::vector<HttpResponse> HttpClient::PostOnce(const std::vector<HttpRequest>& requests) {
+  std::vector<HttpResponse> out(requests.size());
+  std::vector<size_t> todo(requests.size());
+  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+  std::unique_ptr<Session> session = TakeSession();
+  Attempt(*session, requests, todo, out);
+  ReturnSession(std::move(session));
+  return out;
 }
 
 Result<std::vector<HttpResponse>> HttpClient::PostAll(const std::vector<HttpRequest>& requests) {

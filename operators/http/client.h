@@ -53,6 +53,8 @@ struct HttpResponse {
   long status = 0;    // HTTP status; 0 when no answer came
   std::string body;   // the answer's body
   std::string error;  // kRejected / kUnavailable: what went wrong, for messages
+  // The answer's Retry-After (429, 503), in seconds; -1 when none.
+  int64_t retry_after_s = -1;
 };
 
 // The human part of an error answer: FastAPI's `detail`, KServe's `error`, MLflow's `message`,
@@ -71,6 +73,11 @@ class HttpClient {
   // POSTs every request (concurrently, up to the client's bound) and returns one response per
   // request, in order. Returns Unavailable without calling when the breaker is open.
   Result<std::vector<HttpResponse>> PostAll(const std::vector<HttpRequest>& requests);
+
+  // One attempt at each request (concurrently, up to the client's bound), no retries and no
+  // breaker: for callers that classify answers themselves (the webhook sink honours Retry-After
+  // and dead-letters what keeps failing). One response per request, in order.
+  std::vector<HttpResponse> PostOnce(const std::vector<HttpRequest>& requests);
 
   const HttpOptions& options() const { return options_; }
 

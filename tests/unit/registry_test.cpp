@@ -58,13 +58,14 @@ TEST_CASE("the built-in operators are registered by role", "[registry]") {
   CHECK(r.Names(Role::kTransform) ==
         std::vector<std::string>{"drop-fields", "filter", "flatten", "map", "predict", "rename", "select"});
   CHECK(r.Names(Role::kSink) ==
-        std::vector<std::string>{"file", "kafka", "postgres", "sqlite", "stdout"});
+        std::vector<std::string>{"file", "http", "kafka", "postgres", "sqlite", "stdout"});
   CHECK(r.RolesOf("file") == std::vector<Role>{Role::kSource, Role::kSink});
+  CHECK(r.RolesOf("http") == std::vector<Role>{Role::kSource, Role::kSink});
   CHECK(r.RolesOf("postgres") == std::vector<Role>{Role::kSource, Role::kSink});
   CHECK(r.Find(Role::kSink, "drop-fields") == nullptr);
   REQUIRE(r.Find(Role::kTransform, "predict") != nullptr);
   CHECK(r.Find(Role::kTransform, "predict")->name == "predict");
-  CHECK(r.All().size() == 16u);
+  CHECK(r.All().size() == 17u);
 }
 
 TEST_CASE("every operator spec is complete", "[registry][compliance]") {
