@@ -10,13 +10,12 @@
 // booster is created with nthread=1 so parallelism comes from the graph, not from OpenMP.
 #include <algorithm>
 #include <chrono>
-#include <thread>
-#include <optional>
-#include <mutex>
-#include <condition_variable>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
-#include <unordered_map>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 #include <xgboost/c_api.h>
@@ -27,139 +26,11 @@
 #include "operators/builtin.h"
 #include "operators/transforms/field_check.h"
 #include "operators/transforms/predict_http.h"
+#include "operators/transforms/predict_model.h"
 #include "operators/transforms/predict_outputs.h"
 
 namespace sluice {
 namespace {
-
-// XGBoost's last error, without the native stack trace that follows its first line.
-std::string LastXgbError() {
-  std::string e = XGBGetLastError();
-  size_t nl = e.find('\n');
-  return nl == std::string::npos ? e : e.substr(0, nl);
-}
-
-class Booster {
- public:
-  ~Booster() {
-    if (handle_) XGBoosterFree(handle_);
-  }
-  static Result<std::shared_ptr<Booster>> Load(const std::string& path) {
-    auto b = std::make_shared<Booster>();
-    if (XGBoosterCreate(nullptr, 0, &b->handle_) != 0 ||
-        XGBoosterLoadModel(b->handle_, path.c_str()) != 0) {
-      return Status::InvalidConfig(
-          fmt::format("cannot load XGBoost model '{}': {}", path, LastXgbError()));
-    }
-    XGBoosterSetParam(b->handle_, "nthread", "1");
-    return b;
-  }
-  BoosterHandle handle() const { return handle_; }
-
-  // The number of features the model was trained on.
-  size_t NumFeatures() const {
-    bst_ulong n = 0;
-    return XGBoosterGetNumFeature(handle_, &n) == 0 ? static_cast<size_t>(n) : 0;
-  }
-  // The feature types saved with the model ("c" categorical, "q" or "float" numeric); empty
-  // when the model has none.
-  std::vector<std::string> FeatureTypes() const {
-    bst_ulong len = 0;
-    const char** types = nullptr;
-    std::vector<std::string> out;
-    if (XGBoosterGetStrFeatureInfo(handle_, "feature_type", &len, &types) != 0) return out;
-    for (bst_ulong i = 0; i < len; ++i) out.emplace_back(types[i]);
-    return out;
-  }
-
- private:
-  BoosterHandle handle_ = nullptr;
-};
-
-// A categorical input's encoding: category → code, as a float because that is what the feature
-// matrix holds (codes below 2^24 are exact; ModelInfo refuses more categories).
-using CategoryCodes = std::unordered_map<std::string, float>;
-
-// Checks the model file agrees with the signature, and builds the encoding of each string input
-// (null for the others) once, shared by every batch.
-Result<std::vector<std::shared_ptr<const CategoryCodes>>> CategoryEncoders(
-    const ModelInfo& info, const Booster& booster) {
-  const size_t k = info.inputs.size();
-  const size_t trained = booster.NumFeatures();
-  if (trained != k) {
-    return Status::InvalidConfig(fmt::format(
-        "the model file '{}' takes {} features but the signature names {} inputs",
-        info.data_path, trained, k));
-  }
-  const std::vector<std::string> types = booster.FeatureTypes();
-  std::vector<std::shared_ptr<const CategoryCodes>> out(k);
-  for (size_t j = 0; j < k; ++j) {
-    const Field& input = info.inputs[j];
-    if (input.type != TypeId::kString) continue;
-    // Codes fed to numeric splits would be compared as numbers: a silent wrong answer.
-    if (j < types.size() && types[j] != "c") {
-      return Status::InvalidConfig(
-          fmt::format("model input '{}' is a string with a category encoding, but the model "
-                      "file treats feature {} as numeric (type '{}'), not categorical ('c')",
-                      input.name, j, types[j]));
-    }
-    auto cats = info.categories.find(input.name);
-    if (cats == info.categories.end()) {
-      return Status::InvalidConfig(
-          fmt::format("model input '{}' is a string without a category encoding", input.name));
-    }
-    auto codes = std::make_shared<CategoryCodes>();
-    codes->reserve(cats->second.size());
-    for (size_t c = 0; c < cats->second.size(); ++c)
-      codes->emplace(cats->second[c], static_cast<float>(c));
-    out[j] = std::move(codes);
-  }
-  return out;
-}
-
-// One loaded model version: what a batch is scored with. Immutable once built.
-struct LoadedModel {
-  std::shared_ptr<Booster> booster;
-  ModelInfo info;
-  std::vector<size_t> features;  // input column of each signature input
-  std::vector<std::shared_ptr<const CategoryCodes>> codes;  // per input; null when numeric
-};
-
-// Loads the model in `dir` for a pipeline planned against `planned`: the new version must take
-// the same inputs (by name and type, in any order) and, when outputs name classes, have the same
-// classes; otherwise it does not fit the pipeline and is refused.
-Result<std::shared_ptr<const LoadedModel>> LoadForPipeline(const std::string& dir,
-                                                           const ModelInfo& planned,
-                                                           const Schema& input,
-                                                           bool uses_classes) {
-  SLUICE_ASSIGN_OR_RETURN(ModelInfo info, LoadModelInfo(dir));
-  auto model = std::make_shared<LoadedModel>();
-  if (info.inputs.size() != planned.inputs.size()) {
-    return Status::InvalidConfig(fmt::format("it takes {} inputs, the pipeline was planned for {}",
-                                             info.inputs.size(), planned.inputs.size()));
-  }
-  for (const Field& in : info.inputs) {
-    auto same = std::find_if(planned.inputs.begin(), planned.inputs.end(),
-                             [&](const Field& p) { return p.name == in.name; });
-    if (same == planned.inputs.end() || same->type != in.type) {
-      return Status::InvalidConfig(fmt::format(
-          "its input '{}: {}' is not one of the pipeline's ({})", in.name, TypeName(in.type),
-          Schema(planned.inputs).ToString()));
-    }
-    const int col = input.IndexOf(in.name);
-    if (col < 0) return Status::InvalidConfig(fmt::format("no field '{}'", in.name));
-    model->features.push_back(static_cast<size_t>(col));
-  }
-  if (uses_classes && info.classes != planned.classes) {
-    return Status::InvalidConfig(fmt::format("its classes ({}) are not the pipeline's ({})",
-                                             fmt::join(info.classes, ", "),
-                                             fmt::join(planned.classes, ", ")));
-  }
-  SLUICE_ASSIGN_OR_RETURN(model->booster, Booster::Load(info.data_path));
-  SLUICE_ASSIGN_OR_RETURN(model->codes, CategoryEncoders(info, *model->booster));
-  model->info = std::move(info);
-  return std::shared_ptr<const LoadedModel>(std::move(model));
-}
 
 // Where a registered model is followed while the pipeline runs.
 struct ModelFollow {

@@ -1,0 +1,119 @@
+#include "operators/transforms/predict_model.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace sluice {
+
+std::string LastXgbError() {
+  std::string e = XGBGetLastError();
+  size_t nl = e.find('\n');
+  return nl == std::string::npos ? e : e.substr(0, nl);
+}
+
+Booster::~Booster() {
+  if (handle_) XGBoosterFree(handle_);
+}
+
+Result<std::shared_ptr<Booster>> Booster::Load(const std::string& path) {
+  auto b = std::make_shared<Booster>();
+  if (XGBoosterCreate(nullptr, 0, &b->handle_) != 0 ||
+      XGBoosterLoadModel(b->handle_, path.c_str()) != 0) {
+    return Status::InvalidConfig(
+        fmt::format("cannot load XGBoost model '{}': {}", path, LastXgbError()));
+  }
+  // Parallelism comes from the graph (batches in parallel), not from OpenMP.
+  XGBoosterSetParam(b->handle_, "nthread", "1");
+  return b;
+}
+
+size_t Booster::NumFeatures() const {
+  bst_ulong n = 0;
+  return XGBoosterGetNumFeature(handle_, &n) == 0 ? static_cast<size_t>(n) : 0;
+}
+
+std::vector<std::string> Booster::FeatureTypes() const {
+  bst_ulong len = 0;
+  const char** types = nullptr;
+  std::vector<std::string> out;
+  if (XGBoosterGetStrFeatureInfo(handle_, "feature_type", &len, &types) != 0) return out;
+  for (bst_ulong i = 0; i < len; ++i) out.emplace_back(types[i]);
+  return out;
+}
+
+namespace {
+
+// Checks the model file agrees with the signature, and builds the encoding of each string input
+// (null for the others) once, shared by every batch.
+Result<std::vector<std::shared_ptr<const CategoryCodes>>> CategoryEncoders(
+    const ModelInfo& info, const Booster& booster) {
+  const size_t k = info.inputs.size();
+  const size_t trained = booster.NumFeatures();
+  if (trained != k) {
+    return Status::InvalidConfig(fmt::format(
+        "the model file '{}' takes {} features but the signature names {} inputs",
+        info.data_path, trained, k));
+  }
+  const std::vector<std::string> types = booster.FeatureTypes();
+  std::vector<std::shared_ptr<const CategoryCodes>> out(k);
+  for (size_t j = 0; j < k; ++j) {
+    const Field& input = info.inputs[j];
+    if (input.type != TypeId::kString) continue;
+    // Codes fed to numeric splits would be compared as numbers: a silent wrong answer.
+    if (j < types.size() && types[j] != "c") {
+      return Status::InvalidConfig(
+          fmt::format("model input '{}' is a string with a category encoding, but the model "
+                      "file treats feature {} as numeric (type '{}'), not categorical ('c')",
+                      input.name, j, types[j]));
+    }
+    auto cats = info.categories.find(input.name);
+    if (cats == info.categories.end()) {
+      return Status::InvalidConfig(
+          fmt::format("model input '{}' is a string without a category encoding", input.name));
+    }
+    auto codes = std::make_shared<CategoryCodes>();
+    codes->reserve(cats->second.size());
+    for (size_t c = 0; c < cats->second.size(); ++c)
+      codes->emplace(cats->second[c], static_cast<float>(c));
+    out[j] = std::move(codes);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const LoadedModel>> LoadForPipeline(const std::string& dir,
+                                                           const ModelInfo& planned,
+                                                           const Schema& input,
+                                                           bool uses_classes) {
+  SLUICE_ASSIGN_OR_RETURN(ModelInfo info, LoadModelInfo(dir));
+  auto model = std::make_shared<LoadedModel>();
+  if (info.inputs.size() != planned.inputs.size()) {
+    return Status::InvalidConfig(fmt::format("it takes {} inputs, the pipeline was planned for {}",
+                                             info.inputs.size(), planned.inputs.size()));
+  }
+  for (const Field& in : info.inputs) {
+    auto same = std::find_if(planned.inputs.begin(), planned.inputs.end(),
+                             [&](const Field& p) { return p.name == in.name; });
+    if (same == planned.inputs.end() || same->type != in.type) {
+      return Status::InvalidConfig(fmt::format(
+          "its input '{}: {}' is not one of the pipeline's ({})", in.name, TypeName(in.type),
+          Schema(planned.inputs).ToString()));
+    }
+    const int col = input.IndexOf(in.name);
+    if (col < 0) return Status::InvalidConfig(fmt::format("no field '{}'", in.name));
+    model->features.push_back(static_cast<size_t>(col));
+  }
+  if (uses_classes && info.classes != planned.classes) {
+    return Status::InvalidConfig(fmt::format("its classes ({}) are not the pipeline's ({})",
+                                             fmt::join(info.classes, ", "),
+                                             fmt::join(planned.classes, ", ")));
+  }
+  SLUICE_ASSIGN_OR_RETURN(model->booster, Booster::Load(info.data_path));
+  SLUICE_ASSIGN_OR_RETURN(model->codes, CategoryEncoders(info, *model->booster));
+  model->info = std::move(info);
+  return std::shared_ptr<const LoadedModel>(std::move(model));
+}
+
+}  // namespace sluice

@@ -1,0 +1,61 @@
+// Loading one version of an in-process XGBoost model for a planned pipeline: the booster, the
+// encoding of its categorical inputs, and the checks that the version fits the pipeline (the
+// same inputs by name and type, the same classes). predict loads its first version with this,
+// and every later one it picks up from the registry while running.
+//
+// Threading: a LoadedModel is immutable once built and shared by concurrent batches; XGBoost's
+// in-place prediction on one booster is thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <xgboost/c_api.h>
+
+#include "engine/model.h"
+#include "engine/status.h"
+#include "engine/types.h"
+
+namespace sluice {
+
+// XGBoost's last error, without the native stack trace that follows its first line.
+std::string LastXgbError();
+
+class Booster {
+ public:
+  ~Booster();
+  static Result<std::shared_ptr<Booster>> Load(const std::string& path);
+  BoosterHandle handle() const { return handle_; }
+  // The number of features the model was trained on.
+  size_t NumFeatures() const;
+  // The feature types saved with the model ("c" categorical, "q" or "float" numeric); empty
+  // when the model has none.
+  std::vector<std::string> FeatureTypes() const;
+
+ private:
+  BoosterHandle handle_ = nullptr;
+};
+
+// A categorical input's encoding: category → code, as a float because that is what the feature
+// matrix holds (codes below 2^24 are exact; ModelInfo refuses more categories).
+using CategoryCodes = std::unordered_map<std::string, float>;
+
+// One loaded model version: what a batch is scored with. Immutable once built.
+struct LoadedModel {
+  std::shared_ptr<Booster> booster;
+  ModelInfo info;
+  std::vector<size_t> features;  // input column of each signature input
+  std::vector<std::shared_ptr<const CategoryCodes>> codes;  // per input; null when numeric
+};
+
+// Loads the model in `dir` for a pipeline planned against `planned` and its `input` schema: the
+// version must take the same inputs (by name and type, in any order) and, when outputs name
+// classes, have the same classes; otherwise it does not fit the pipeline and is refused.
+Result<std::shared_ptr<const LoadedModel>> LoadForPipeline(const std::string& dir,
+                                                           const ModelInfo& planned,
+                                                           const Schema& input,
+                                                           bool uses_classes);
+
+}  // namespace sluice
