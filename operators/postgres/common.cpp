@@ -78,8 +78,13 @@ bool IsPgTransient(const std::string& sqlstate) {
   return false;
 }
 
+void PgLockForCreate(pqxx::transaction_base& tx, const PgTable& table) {
+  tx.exec_params("SELECT pg_advisory_xact_lock(hashtext($1))", "sluice create " + table.Quoted());
+}
+
 void PgPositionTable::Ensure(pqxx::connection& conn) const {
   pqxx::work tx(conn);
+  PgLockForCreate(tx, table_);
   tx.exec0(fmt::format(
       "CREATE TABLE IF NOT EXISTS {} (pipeline text NOT NULL, node text NOT NULL, topic text NOT "
       "NULL, \"partition\" integer NOT NULL, next_offset bigint NOT NULL, updated_at timestamptz "

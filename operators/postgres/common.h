@@ -36,6 +36,12 @@ struct PgTable {
   std::string Shown() const { return schema + "." + table; }
 };
 
+// Serialises Sluice's `CREATE TABLE IF NOT EXISTS` of `table` across processes, until `tx` ends.
+// PostgreSQL's IF NOT EXISTS is not safe against a concurrent creator: of two sessions creating
+// the same table at once, one fails on pg_type's unique index. Two pipelines started together on
+// one database (a source and a sink sharing the positions table) did exactly that.
+void PgLockForCreate(pqxx::transaction_base& tx, const PgTable& table);
+
 // The first line of a libpqxx error (which repeats the query after it), without "ERROR:".
 std::string PgFirstLine(const std::string& what);
 

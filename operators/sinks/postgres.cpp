@@ -379,6 +379,7 @@ class PgSink : public SinkNode {
   // type that takes the field's values, and that an upsert key is unique.
   Status PrepareTable(pqxx::connection& conn) const {
     pqxx::work tx(conn);
+    if (cfg_.create) PgLockForCreate(tx, cfg_.target);
     pqxx::result cols = tx.exec_params(
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
         "WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
