@@ -152,6 +152,10 @@ class PredictRuntime : public TransformRuntime {
           auto next = std::const_pointer_cast<LoadedModel>(*loaded);
           next->info.name = resolved->name;
           next->info.version = std::to_string(resolved->version);
+          lock.lock();
+          model_ = std::move(next);
+          lock.unlock();
+          // Logged once swapped: a batch that starts after this line is scored by the new one.
           Log(LogLevel::kInfo,
               fmt::format("predict '{}': {} is now version {} (was {})", f.node,
                           f.uri.ToString(), resolved->version, serving),
@@ -159,7 +163,6 @@ class PredictRuntime : public TransformRuntime {
                {"model", resolved->name},
                {"version", static_cast<uint64_t>(resolved->version)}});
           lock.lock();
-          model_ = std::move(next);
           continue;
         }
         refused = resolved->version;
