@@ -138,8 +138,8 @@ wait_rows )SH" + std::to_string(4 * kPerPhase) + R"SH(
 # A stop drains: the alerts still in flight are posted before fraud.yaml exits.
 kill -TERM $fraud; wait $fraud; echo "fraud exit $?"
 kill -TERM $logger; wait $logger; echo "logger exit $?"
-timeout 30 kcat -C -b "$KAFKA_BROKERS" -t topic_2 -e -o beginning -q -f '%k\n' > )SH" + d +
-                       R"SH(/topic_2.keys
+timeout 30 kcat -C -b "$KAFKA_BROKERS" -t topic_2 -e -o beginning -q -f '%k|%s\n' > )SH" + d +
+                       R"SH(/topic_2.jsonl
 )SH";
   auto r = Run(script);
   const std::string fraud_err = Slurp(dir / "fraud.err");
@@ -185,10 +185,28 @@ timeout 30 kcat -C -b "$KAFKA_BROKERS" -t topic_2 -e -o beginning -q -f '%k\n' >
   CHECK(frauds.size() >= 10u);
   CHECK(frauds.size() < static_cast<size_t>(kPhases * kPerPhase / 20));
 
-  // topic_2 holds each scored transaction once, keyed by trans_num.
-  std::vector<std::string> keys = LinesOf(Slurp(dir / "topic_2.keys"));
-  CHECK(keys.size() == static_cast<size_t>(kPhases * kPerPhase));
-  CHECK(std::set<std::string>(keys.begin(), keys.end()).size() == keys.size());
+  // topic_2 holds each scored transaction once, keyed by trans_num: the transaction, the
+  // verdict, its probability, the model, and fraud_confirmed left null for an analyst.
+  std::set<std::string> keys;
+  size_t messages = 0, unkeyed = 0, misshapen = 0;
+  for (const auto& line : LinesOf(Slurp(dir / "topic_2.jsonl"))) {
+    ++messages;
+    const std::string key = line.substr(0, line.find('|'));
+    const std::string value = line.substr(line.find('|') + 1);
+    keys.insert(key);
+    if (value.find("\"trans_num\":\"" + key + "\"") == std::string::npos) ++unkeyed;
+    for (const char* part : {"\"is_fraud\":", "\"fraud_probability\":", "\"model_name\":\"fraud\"",
+                             "\"model_version\":\"", "\"fraud_confirmed\":null}"}) {
+      if (value.find(part) == std::string::npos && misshapen++ == 0) {
+        INFO("message: " << line);
+        CHECK(value.find(part) != std::string::npos);
+      }
+    }
+  }
+  CHECK(messages == static_cast<size_t>(kPhases * kPerPhase));
+  CHECK(keys.size() == messages);
+  CHECK(unkeyed == 0u);
+  CHECK(misshapen == 0u);
 
   // Each predicted fraud alerted once, naming the version that scored it; no other alerts.
   std::map<std::string, int> alerted;
