@@ -14,7 +14,10 @@ registry would hand it. The mlflow package is not needed: MLmodel is plain
 YAML and is written directly here. The ride and fraud models have a
 categorical input (PU_DO, category); its training categories, in code order,
 are written beside the model as categories.json and named by the MLmodel's
-metadata (see docs/models.md).
+metadata (see docs/models.md). Each directory also gets profile.json, named by
+metadata.profile: the binned distribution of every input and of the model's
+predictions on the training set, the reference Sluice measures live traffic's
+drift against (population stability index; see docs/models.md).
 
 Everything written is deterministic (fixed seed, fixed creation time, uuid
 derived from the model bytes), so re-running produces identical files and the
@@ -44,8 +47,112 @@ def signature_json(specs):
     return json.dumps(specs)
 
 
-def write_mlmodel(out, model_class, metadata, uuid, inputs, outputs):
-    """Writes the MLmodel file; `metadata` is the YAML of the metadata keys, indented."""
+PROFILE_FORMAT = "sluice-profile/1"
+PROFILE_FILE = "profile.json"
+# Deciles: at most 9 interior cut points, so at most 10 bins.
+PROFILE_QUANTILES = 10
+# A categorical feature keeps its most frequent values as bins; the rest share one "other" bin.
+PROFILE_MAX_CATEGORIES = 20
+# Fractions are written as whole multiples of this, so they read as 6 decimals and sum to 1
+# exactly (largest remainders); PSI floors fractions at 1e-4, far above the rounding.
+PROFILE_FRACTION_UNITS = 10**6
+
+
+def quantized_fractions(counts):
+    """counts / sum(counts) as multiples of 1e-6 that sum to exactly 1 (largest remainder)."""
+    counts = [int(c) for c in counts]
+    total = sum(counts)
+    if total == 0:
+        # No values at all: every live value is new, so the reference puts them in the last bin.
+        return [0.0] * (len(counts) - 1) + [1.0]
+    units = [c * PROFILE_FRACTION_UNITS // total for c in counts]
+    # Integer arithmetic throughout, ties to the earlier bin: the same bytes on every run.
+    by_remainder = sorted(range(len(counts)),
+                          key=lambda i: (-(counts[i] * PROFILE_FRACTION_UNITS % total), i))
+    for i in by_remainder[:PROFILE_FRACTION_UNITS - sum(units)]:
+        units[i] += 1
+    return [u / PROFILE_FRACTION_UNITS for u in units]
+
+
+def missing_fraction(missing, rows):
+    return round(missing * PROFILE_FRACTION_UNITS / rows) / PROFILE_FRACTION_UNITS if rows else 0.0
+
+
+def numeric_profile(name, values):
+    """Decile bins of a numeric column: edges e_0 < ... < e_k-1, bin i is e_i-1 < x <= e_i."""
+    values = np.asarray(values)
+    integral = values.dtype.kind in "iub"
+    x = values.astype(np.float64)
+    present = np.sort(x[~np.isnan(x)])
+    edges = []
+    if len(present):
+        n = len(present)
+        # The smallest value with at least q of the data at or below it (an actual data value, so
+        # an integer feature gets integer edges), found in integers rather than floats.
+        cuts = [present[(n * q + PROFILE_QUANTILES - 1) // PROFILE_QUANTILES - 1]
+                for q in range(1, PROFILE_QUANTILES)]
+        if not integral:
+            cuts = [float(f"{c:.6g}") for c in cuts]
+        # An edge at the maximum would leave the top bin empty (rounding can also push an edge
+        # past an end); the fractions below are counted with the rounded edges as written.
+        edges = sorted({float(c) for c in cuts if present[0] <= c < present[-1]})
+    counts = np.bincount(np.searchsorted(np.asarray(edges), present, side="left"),
+                         minlength=len(edges) + 1)
+    return {"name": name, "kind": "numeric", "edges": edges,
+            "fractions": quantized_fractions(counts),
+            "missing": missing_fraction(len(x) - len(present), len(x))}
+
+
+def categorical_profile(name, values, categories=None):
+    """The most frequent values (or the given `categories`, in their order), then "other"."""
+    present = [v for v in values if isinstance(v, str)]
+    counts = Counter(present)
+    if categories is None:
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        categories = [v for v, _ in ranked[:PROFILE_MAX_CATEGORIES]]
+    kept = [counts.get(c, 0) for c in categories]
+    return {"name": name, "kind": "categorical", "categories": list(categories),
+            "fractions": quantized_fractions(kept + [len(present) - sum(kept)]),
+            "missing": missing_fraction(len(values) - len(present), len(values))}
+
+
+def class_profile(classes, predicted):
+    """The predicted classes (indexes into `classes`, the MLmodel's metadata.classes)."""
+    return categorical_profile("class", [classes[i] for i in np.asarray(predicted).tolist()],
+                               categories=classes)
+
+
+def reference_profile(input_specs, columns, prediction, source="training set"):
+    """profile.json's content: each signature input's bins, in signature order, and the
+    prediction's. String inputs are categorical, all others numeric."""
+    features = [
+        categorical_profile(s["name"], list(columns[s["name"]])) if s["type"] == "string"
+        else numeric_profile(s["name"], columns[s["name"]])
+        for s in input_specs]
+    rows = {len(columns[s["name"]]) for s in input_specs}
+    assert len(rows) == 1, "profiled columns differ in length"
+    return {"format": PROFILE_FORMAT, "source": source, "rows": rows.pop(),
+            "features": features, "prediction": prediction}
+
+
+def profile_text(profile):
+    # One line per feature: the file is read by people as well as by Sluice.
+    entry = json.dumps
+    features = ",\n".join(f"    {entry(f)}" for f in profile["features"])
+    return (f'{{\n  "format": {entry(profile["format"])},\n'
+            f'  "source": {entry(profile["source"])},\n'
+            f'  "rows": {profile["rows"]},\n'
+            f'  "features": [\n{features}\n  ],\n'
+            f'  "prediction": {entry(profile["prediction"])}\n}}\n')
+
+
+def write_mlmodel(out, model_class, metadata, uuid, inputs, outputs, profile=None):
+    """Writes the MLmodel file; `metadata` is the YAML of the metadata keys, indented. With a
+    `profile` (see reference_profile), also writes profile.json and names it in the metadata.
+    The profile is not part of the uuid: it follows from the model and its training data."""
+    if profile is not None:
+        (out / PROFILE_FILE).write_text(profile_text(profile))
+        metadata += f"  profile: {PROFILE_FILE}\n"
     # Keys are in the sorted order MLflow's yaml.safe_dump produces. The JSON
     # signature strings contain no single quotes, so single-quoting is safe.
     mlmodel = f"""\
@@ -90,16 +197,20 @@ def train_iris(out):
     booster.save_model(str(model_path))
     uuid = hashlib.md5(model_path.read_bytes()).hexdigest()
 
-    inputs = signature_json(
-        [{"type": "double", "name": f, "required": True} for f in FEATURES]
-    )
+    input_specs = [{"type": "double", "name": f, "required": True} for f in FEATURES]
+    inputs = signature_json(input_specs)
     outputs = signature_json([{"type": "long", "required": True}])
     classes = ", ".join(iris.target_names)
 
+    predicted = clf.predict(x)
+    # The features as the pipeline sends them (doubles), not the float32 copy trained on.
+    profile = reference_profile(input_specs, dict(zip(FEATURES, iris.data.T)),
+                                class_profile(list(iris.target_names), predicted))
     write_mlmodel(out, "xgboost.sklearn.XGBClassifier",
-                  f"  name: iris\n  version: '1'\n  classes: [{classes}]\n", uuid, inputs, outputs)
+                  f"  name: iris\n  version: '1'\n  classes: [{classes}]\n", uuid, inputs, outputs,
+                  profile)
 
-    accuracy = float((clf.predict(x) == iris.target).mean())
+    accuracy = float((predicted == iris.target).mean())
     print(f"wrote {out} (training accuracy {accuracy:.4f})")
 
 
@@ -144,7 +255,8 @@ def train_ride(out):
         random_state=0,
         n_jobs=2,
     )
-    reg.fit(ride_frame(keys, train["distance"], categories), train["duration"])
+    frame = ride_frame(keys, train["distance"], categories)
+    reg.fit(frame, train["duration"])
     booster = reg.get_booster()
     booster.feature_names = RIDE_INPUTS
     booster.feature_types = ["c", "q"]
@@ -155,14 +267,18 @@ def train_ride(out):
     categories_path.write_text(json.dumps({"PU_DO": categories}, indent=0) + "\n")
     uuid = hashlib.md5(model_path.read_bytes() + categories_path.read_bytes()).hexdigest()
 
-    inputs = signature_json([
+    input_specs = [
         {"type": "string", "name": "PU_DO", "required": True},
         {"type": "double", "name": "trip_distance", "required": True},
-    ])
+    ]
+    inputs = signature_json(input_specs)
     outputs = signature_json([{"type": "double", "required": True}])
+    # PU_DO as the pipeline sends it: every zone pair, not only those among the categories.
+    profile = reference_profile(input_specs, {"PU_DO": keys, "trip_distance": train["distance"]},
+                                numeric_profile("value", reg.predict(frame)))
     write_mlmodel(out, "xgboost.sklearn.XGBRegressor",
                   "  name: ride_duration_prediction_model\n  version: '1'\n"
-                  "  categories: categories.json\n", uuid, inputs, outputs)
+                  "  categories: categories.json\n", uuid, inputs, outputs, profile)
 
     held = ride_data.generate(RIDE_HELD_OUT_ROWS, RIDE_HELD_OUT_SEED)
     held_keys = ride_data.pu_do(held["pu"], held["do"])
@@ -194,6 +310,8 @@ FRAUD_HELD_OUT_SEED = 2
 FRAUD_SIGNATURE = {"amt": "double", "category": "string", "hour": "long", "age": "double",
                    "distance_km": "double", "city_pop": "long", "gender_f": "long"}
 FRAUD_THRESHOLD = 0.5
+# metadata.classes: class 1 is a fraud.
+FRAUD_CLASSES = ["legit", "fraud"]
 
 
 def fraud_frame(feats, categories):
@@ -238,7 +356,8 @@ def train_fraud(out):
         random_state=0,
         n_jobs=2,
     )
-    clf.fit(fraud_frame(feats, categories), y)
+    frame = fraud_frame(feats, categories)
+    clf.fit(frame, y)
     booster = clf.get_booster()
     booster.feature_names = list(FRAUD_SIGNATURE)
     booster.feature_types = ["c" if t == "string" else "q" for t in FRAUD_SIGNATURE.values()]
@@ -249,12 +368,16 @@ def train_fraud(out):
     categories_path.write_text(json.dumps({"category": categories}, indent=0) + "\n")
     uuid = hashlib.md5(model_path.read_bytes() + categories_path.read_bytes()).hexdigest()
 
-    inputs = signature_json([{"type": t, "name": name, "required": True}
-                             for name, t in FRAUD_SIGNATURE.items()])
+    input_specs = [{"type": t, "name": name, "required": True}
+                   for name, t in FRAUD_SIGNATURE.items()]
+    inputs = signature_json(input_specs)
     outputs = signature_json([{"type": "double", "required": True}])
+    # predict() labels at 0.5 (FRAUD_THRESHOLD), as Sluice's `label` output does.
+    profile = reference_profile(input_specs, feats,
+                                class_profile(FRAUD_CLASSES, clf.predict(frame)))
     write_mlmodel(out, "xgboost.sklearn.XGBClassifier",
-                  "  name: fraud\n  version: '1'\n  classes: [legit, fraud]\n"
-                  "  categories: categories.json\n", uuid, inputs, outputs)
+                  f"  name: fraud\n  version: '1'\n  classes: [{', '.join(FRAUD_CLASSES)}]\n"
+                  "  categories: categories.json\n", uuid, inputs, outputs, profile)
 
     held, held_y = fraud_features(FRAUD_HELD_OUT_ROWS, FRAUD_HELD_OUT_SEED)
     p = clf.predict_proba(fraud_frame(held, categories))[:, 1]
