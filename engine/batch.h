@@ -60,6 +60,10 @@ struct RawRecords {
   std::vector<uint8_t> key_present;  // 0 for a message without a key
   std::vector<int64_t> timestamps;   // microseconds since the epoch; kNoTimestamp when unknown
 
+  // When the source handed these records on (microseconds since the epoch): the start of their
+  // end-to-end latency where the records carry no timestamp of their own.
+  int64_t read_at_us = 0;
+
   // Kafka: the consuming group's identity, serialized, for a sink that commits the offsets
   // in its own transaction.
   std::string consumer_group_metadata;

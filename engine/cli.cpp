@@ -18,6 +18,8 @@
 #include "engine/docs.h"
 #include "engine/json.h"
 #include "engine/log.h"
+#include "engine/metrics.h"
+#include "engine/metrics_server.h"
 #include "engine/pipeline.h"
 #include "engine/runner.h"
 #include "engine/testing.h"
@@ -261,6 +263,7 @@ struct RunFlags {
   bool quiet = false;
   bool progress = true;
   int threads = 0;
+  std::string metrics_addr;  // empty: no metrics endpoint
 };
 
 int Run(const std::string& file, const RunFlags& flags, const Registry& registry) {
@@ -279,8 +282,22 @@ int Run(const std::string& file, const RunFlags& flags, const Registry& registry
   }
   if (!plan || diags.HasErrors()) return kExitInvalid;
 
+  SetLogPipeline(plan->decl.name);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+  Readiness readiness;
+  readiness.stop = &g_stop;
+  std::unique_ptr<MetricsServer> metrics;
+  if (!flags.metrics_addr.empty()) {
+    // Up before the pipeline is built, so a supervisor sees /healthz (and /readyz answering
+    // "starting") while connections are made and models loaded.
+    auto started = MetricsServer::Start(flags.metrics_addr, Metrics(), readiness);
+    if (!started.ok()) {
+      Log(LogLevel::kError, started.status().message());
+      return kExitInvalid;
+    }
+    metrics = std::move(*started);
+  }
   const bool text = GetLogFormat() == LogFormat::kText;
   const bool show_progress = flags.progress && !flags.quiet && text && isatty(2);
   LiveCounters live;
@@ -288,6 +305,7 @@ int Run(const std::string& file, const RunFlags& flags, const Registry& registry
   options.stop = &g_stop;
   options.live = &live;
   options.threads = flags.threads;
+  options.readiness = &readiness;
   if (!flags.quiet) {
     Log(LogLevel::kInfo, fmt::format("running pipeline '{}'", plan->decl.name), {{"file", file}});
   }
@@ -364,6 +382,9 @@ int RunCli(int argc, char** argv, const Registry& registry) {
       ->check(CLI::Range(0, 1024));
   run->add_option("--log-format", log_format, "log format on stderr")
       ->check(CLI::IsMember({"text", "json"}));
+  run->add_option("--metrics-addr", run_flags.metrics_addr,
+                  "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT "
+                  "(e.g. 127.0.0.1:9464)");
 
   auto* validate = app.add_subcommand(
       "validate", "check pipeline files without running them; exit 0 valid, 1 invalid");

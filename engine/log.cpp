@@ -14,6 +14,7 @@ namespace {
 std::mutex g_mu;
 LogFormat g_format = LogFormat::kText;
 LogLevel g_level = LogLevel::kInfo;
+std::string g_pipeline;  // set before the pipeline's threads start
 
 const char* LevelName(LogLevel l) {
   switch (l) {
@@ -28,6 +29,10 @@ const char* LevelName(LogLevel l) {
 
 void SetLogFormat(LogFormat format) {
   g_format = format;
+}
+void SetLogPipeline(std::string name) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_pipeline = std::move(name);
 }
 void SetLogLevel(LogLevel level) {
   g_level = level;
@@ -50,6 +55,12 @@ void Log(LogLevel level, std::string_view message, const std::vector<LogField>& 
     line = "{\"time\":\"" + FormatTimestamp(now) + "\",\"level\":\"" + LevelName(level) +
            "\",\"message\":";
     AppendJsonString(line, message);
+    bool named = false;
+    for (const auto& f : fields) named = named || f.key == "pipeline";
+    if (!named && !g_pipeline.empty()) {
+      line += ",\"pipeline\":";
+      AppendJsonString(line, g_pipeline);
+    }
     for (const auto& f : fields) {
       line.push_back(',');
       AppendJsonString(line, f.key);

@@ -13,6 +13,9 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kText, kJson };
 
 void SetLogFormat(LogFormat format);
+// The running pipeline's name: every JSON line carries it as "pipeline" (unless the line names
+// one itself), so lines of several processes can be told apart once collected.
+void SetLogPipeline(std::string name);
 void SetLogLevel(LogLevel level);
 LogFormat GetLogFormat();
 

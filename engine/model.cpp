@@ -186,6 +186,9 @@ Result<ModelInfo> LoadModelInfo(const std::string& dir) {
         return Status::InvalidConfig(fmt::format(
             "{}: metadata.categories must name a JSON file in the model directory", mlmodel));
       }
+      if (meta["profile"].IsScalar()) {
+        info.profile_path = (fs::path(dir) / meta["profile"].Scalar()).string();
+      }
     }
   } catch (const YAML::Exception& e) {
     return Status::InvalidConfig(fmt::format("{}:{}:{}: invalid YAML: {}", mlmodel, e.mark.line + 1,

@@ -27,6 +27,9 @@ struct ModelInfo {
   // file metadata.categories names: {"PU_DO": ["100_1", ...], ...}. Empty when none is named.
   std::string categories_path;
   std::map<std::string, std::vector<std::string>> categories;
+  // The reference profile of the training data (metadata.profile: binned inputs and
+  // predictions), for drift monitoring; empty when the model has none.
+  std::string profile_path;
 };
 
 // MLflow signature type names: double, float, long, integer, boolean, string, datetime.

@@ -4,11 +4,13 @@
 #include <cassert>
 
 #include "engine/dead_letter.h"
+#include "engine/metrics.h"
 
 namespace sluice {
 
 void NodeContext::Reject(const Batch& batch, size_t row, std::string_view reason) {
   rejected_.fetch_add(1, std::memory_order_relaxed);
+  if (rejected_metric_) rejected_metric_->Inc();
   if (!dead_letter_) return;
   DeadLetterRecord r;
   r.node = node_;
@@ -22,6 +24,7 @@ void NodeContext::Reject(const Batch& batch, size_t row, std::string_view reason
 
 void NodeContext::RejectRaw(const RawRecords& raw, size_t index, std::string_view reason) {
   rejected_.fetch_add(1, std::memory_order_relaxed);
+  if (rejected_metric_) rejected_metric_->Inc();
   if (!dead_letter_) return;
   DeadLetterRecord r;
   r.node = node_;

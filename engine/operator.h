@@ -29,6 +29,7 @@
 namespace sluice {
 
 class DeadLetter;
+class Counter;
 
 // What a node sees of the run: its name, the dead-letter output and its counters.
 class NodeContext {
@@ -36,6 +37,8 @@ class NodeContext {
   NodeContext(std::string node, DeadLetter* dead_letter)
       : node_(std::move(node)), dead_letter_(dead_letter) {}
   const std::string& node() const { return node_; }
+  // Also counts rejections here (sluice_node_dead_letters_total).
+  void SetRejectedCounter(Counter* counter) { rejected_metric_ = counter; }
   // Sends a row that this node cannot process to the dead-letter output, with the reason.
   void Reject(const Batch& batch, size_t row, std::string_view reason);
   void RejectRaw(const RawRecords& raw, size_t index, std::string_view reason);
@@ -45,6 +48,7 @@ class NodeContext {
   std::string node_;
   DeadLetter* dead_letter_;
   std::atomic<uint64_t> rejected_{0};
+  Counter* rejected_metric_ = nullptr;
 };
 
 // ---- positions ----

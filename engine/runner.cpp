@@ -10,6 +10,7 @@
 #include <oneapi/tbb/global_control.h>
 
 #include "engine/log.h"
+#include "engine/metrics.h"
 
 namespace sluice {
 namespace {
@@ -28,8 +29,19 @@ struct SinkItem {
   std::shared_ptr<const std::string> prepared;
 };
 
+// A node's series in the process's metrics registry (engine/metrics.h), looked up once.
+struct NodeMetrics {
+  Counter* in = nullptr;
+  Counter* out = nullptr;
+  Histogram* duration = nullptr;
+  Counter* retries = nullptr;
+  Gauge* in_flight = nullptr;    // sources
+  Histogram* latency = nullptr;  // sinks
+};
+
 struct NodeRt {
   std::unique_ptr<NodeContext> ctx;
+  NodeMetrics m;
   std::atomic<uint64_t> rows_in{0};
   std::atomic<uint64_t> rows_out{0};
   std::unique_ptr<SourceReader> reader;
@@ -58,6 +70,75 @@ int CountPaths(const Plan& plan, int from, int to) {
 
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::seconds(5);
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+NodeMetrics MakeNodeMetrics(const std::string& pipeline, const NodeConfig& cfg,
+                            size_t in_flight_limit) {
+  MetricsRegistry& reg = Metrics();
+  const MetricLabels labels = {{"pipeline", pipeline}, {"node", cfg.name}};
+  MetricLabels with_role = labels;
+  with_role.emplace_back("role", RoleName(cfg.role));
+  NodeMetrics m;
+  m.in = reg.GetCounter("sluice_node_records_in_total",
+                        "records into the node (for a source: raw records read)", with_role);
+  m.out = reg.GetCounter("sluice_node_records_out_total",
+                         "rows out of the node (for a sink: rows durably written)", with_role);
+  m.duration = reg.GetHistogram(
+      "sluice_node_batch_duration_seconds",
+      "time the node took for one batch: decoding, transforming, or writing (retries included)",
+      labels, DurationBuckets());
+  if (cfg.role != Role::kSource) {
+    m.retries = reg.GetCounter(
+        "sluice_node_retries_total",
+        "retries of a batch whose dependency failed (a sink's database or broker, a model "
+        "server); the pipeline is paused meanwhile",
+        labels);
+  }
+  if (cfg.role == Role::kSource) {
+    m.in_flight = reg.GetGauge("sluice_source_in_flight_batches",
+                               "batches read and not yet acknowledged by every sink", labels);
+    reg.GetGauge("sluice_source_in_flight_limit",
+                 "the most batches a source may have in flight (settings.max_in_flight)", labels)
+        ->Set(static_cast<double>(in_flight_limit));
+  }
+  if (cfg.role == Role::kSink) {
+    m.latency = reg.GetHistogram(
+        "sluice_end_to_end_latency_seconds",
+        "per row: from the source's timestamp (a Kafka message's), or the time the source read "
+        "it, to written by this sink",
+        labels, DurationBuckets());
+  }
+  return m;
+}
+
+// Each row's time from its source timestamp (or its read time) to now, in seconds.
+void ObserveLatency(Histogram* h, const Batch& b) {
+  const auto& raw = b.raw();
+  if (!h || !raw || b.num_rows() == 0) return;
+  const int64_t now = NowMicros();
+  if (raw->timestamps.empty()) {
+    h->Observe(static_cast<double>(std::max<int64_t>(0, now - raw->read_at_us)) / 1e6,
+               b.num_rows());
+    return;
+  }
+  Histogram::Local local(*h);
+  for (size_t r = 0; r < b.num_rows(); ++r) {
+    const uint32_t idx = b.RawIndex(r);
+    int64_t ts = idx < raw->timestamps.size() ? raw->timestamps[idx] : RawRecords::kNoTimestamp;
+    if (ts == RawRecords::kNoTimestamp) ts = raw->read_at_us;
+    local.Observe(static_cast<double>(std::max<int64_t>(0, now - ts)) / 1e6);
+  }
+  h->Add(local);
+}
 
 }  // namespace
 
@@ -95,6 +176,10 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     if (!pn.ok) return Status::Internal(fmt::format("node '{}' did not plan", cfg.name));
     auto r = std::make_unique<NodeRt>();
     r->ctx = std::make_unique<NodeContext>(cfg.name, dlq);
+    r->m = MakeNodeMetrics(decl.name, cfg, static_cast<size_t>(decl.settings.max_in_flight));
+    r->ctx->SetRejectedCounter(Metrics().GetCounter(
+        "sluice_node_dead_letters_total", "rows the node sent to the dead-letter output",
+        {{"pipeline", decl.name}, {"node", cfg.name}}));
     switch (cfg.role) {
       case Role::kSource: {
         SLUICE_ASSIGN_OR_RETURN(r->decoder, pn.source->MakeDecoder());
@@ -158,12 +243,16 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                 return {};
               }
               Chunk c;
+              (*got)->read_at_us = NowMicros();
               c.raw = std::move(*got);
               c.seq = (*seq)++;
               rp->rows_in += c.raw->count();
+              rp->m.in->Inc(static_cast<double>(c.raw->count()));
               live.records_read += c.raw->count();
+              rp->m.in_flight->Inc();
               auto release = [limiter, rp, raw = c.raw] {
                 rp->reader->Acknowledge(*raw);
+                rp->m.in_flight->Dec();
                 limiter->decrementer().try_put(flow::continue_msg());
               };
               if (paths == 0) {
@@ -175,6 +264,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
             });
         r.decode = std::make_unique<flow::function_node<Chunk, BatchPtr>>(
             g, concurrency, [&, rp = &r, schema = pn.output_schema](const Chunk& c) -> BatchPtr {
+              const auto started = std::chrono::steady_clock::now();
               std::shared_ptr<Batch> b;
               Result<std::shared_ptr<Batch>> got = Status::Internal("not decoded");
               try {
@@ -203,6 +293,8 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               b->seq = c.seq;
               b->ticket = c.ticket;
               rp->rows_out += b->num_rows();
+              rp->m.out->Inc(static_cast<double>(b->num_rows()));
+              if (c.raw->count() > 0) rp->m.duration->Observe(SecondsSince(started));
               return b;
             });
         flow::make_edge(*r.input, *r.limiter);
@@ -214,7 +306,9 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
         r.fn = std::make_unique<flow::function_node<BatchPtr, BatchPtr>>(
             g, concurrency,
             [&, rp = &r, schema = pn.output_schema](const BatchPtr& in) -> BatchPtr {
+              const auto started = std::chrono::steady_clock::now();
               rp->rows_in += in->num_rows();
+              rp->m.in->Inc(static_cast<double>(in->num_rows()));
               Result<BatchPtr> got = Status::Internal("not processed");
               // A dependency that is down (a model server) pauses the batch, retried with
               // backoff, rather than failing its rows; a stop ends the run without them, so
@@ -233,9 +327,11 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                                                                got.status().message())));
                   return in->Empty(schema);
                 }
-                Log(LogLevel::kWarn, fmt::format("transform '{}': {}; retrying in {} ms",
-                                                 rp->ctx->node(), got.status().message(),
-                                                 backoff.count()));
+                Log(LogLevel::kWarn,
+                    fmt::format("transform '{}': {}; retrying in {} ms", rp->ctx->node(),
+                                got.status().message(), backoff.count()),
+                    {{"node", rp->ctx->node()}});
+                rp->m.retries->Inc();
                 std::this_thread::sleep_for(backoff);
                 backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
               }
@@ -250,6 +346,8 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                 out = in->Empty(schema);
               }
               rp->rows_out += out->num_rows();
+              rp->m.out->Inc(static_cast<double>(out->num_rows()));
+              if (in->num_rows() > 0) rp->m.duration->Observe(SecondsSince(started));
               return out;
             });
         r.in_port = r.fn.get();
@@ -279,7 +377,9 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
         r.sink_fn = std::make_unique<flow::function_node<SinkItem, flow::continue_msg>>(
             g, flow::serial, [&, rp = &r](const SinkItem& item) -> flow::continue_msg {
               const Batch& in = *item.batch;
+              const auto started = std::chrono::steady_clock::now();
               rp->rows_in += in.num_rows();
+              rp->m.in->Inc(static_cast<double>(in.num_rows()));
               auto backoff = kFirstBackoff;
               while (!failed.load()) {
                 Status st;
@@ -293,6 +393,11 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                   // Rows the sink refused one by one went to the dead-letter output instead.
                   const uint64_t written = in.num_rows() - (rp->ctx->rejected() - refused_before);
                   rp->rows_out += written;
+                  rp->m.out->Inc(static_cast<double>(written));
+                  if (in.num_rows() > 0) {
+                    rp->m.duration->Observe(SecondsSince(started));
+                    ObserveLatency(rp->m.latency, in);
+                  }
                   live.rows_written += written;
                   live.rejected.store(dlq->count(), std::memory_order_relaxed);
                   if (in.ticket) in.ticket->Done();
@@ -304,8 +409,11 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                               fmt::format("sink '{}': {}", rp->ctx->node(), st.message())));
                   break;
                 }
-                Log(LogLevel::kWarn, fmt::format("sink '{}': {}; retrying in {} ms",
-                                                 rp->ctx->node(), st.message(), backoff.count()));
+                Log(LogLevel::kWarn,
+                    fmt::format("sink '{}': {}; retrying in {} ms", rp->ctx->node(),
+                                st.message(), backoff.count()),
+                    {{"node", rp->ctx->node()}});
+                rp->m.retries->Inc();
                 std::this_thread::sleep_for(backoff);
                 backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
               }
@@ -335,9 +443,21 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
   for (size_t i = 0; i < plan.nodes.size(); ++i) {
     for (int o : plan.nodes[i].outputs) flow::make_edge(*rt[i]->out_port, *rt[o]->in_port);
   }
+  Readiness local_readiness;
+  Readiness& readiness = options.readiness ? *options.readiness : local_readiness;
+  readiness.stop = options.stop;
+  Gauge* ready = Metrics().GetGauge("sluice_pipeline_ready",
+                                    "1 while the pipeline runs: built, not draining",
+                                    {{"pipeline", decl.name}});
+  auto ready_collector = Metrics().AddCollector(
+      [ready, &readiness, &failed] { ready->Set(readiness.Ready() && !failed.load() ? 1 : 0); });
+  readiness.state = Readiness::kRunning;
   for (auto& r : rt)
     if (r && r->input) r->input->activate();
   g.wait_for_all();
+  readiness.state = Readiness::kStopped;
+  ready_collector = {};
+  ready->Set(0);
 
   // Drained: make everything durable, even after a failure, so what was written stays written.
   for (int i : plan.topo) {

@@ -47,6 +47,20 @@ struct LiveCounters {
   std::atomic<uint64_t> rejected{0};
 };
 
+// Where a run is, for /readyz and sluice_pipeline_ready: set by RunPipeline.
+struct Readiness {
+  enum State { kStarting, kRunning, kStopped };
+  std::atomic<int> state{kStarting};
+  // The run's stop request: a running pipeline whose stop was asked for is draining.
+  const std::atomic<bool>* stop = nullptr;
+  bool Ready() const { return state.load() == kRunning && !(stop && stop->load()); }
+  const char* Describe() const {
+    if (state.load() == kStarting) return "starting";
+    if (state.load() == kStopped) return "stopped";
+    return Ready() ? "running" : "draining";
+  }
+};
+
 struct RunOptions {
   // Set from a signal handler or another thread to drain and stop.
   const std::atomic<bool>* stop = nullptr;
@@ -55,6 +69,8 @@ struct RunOptions {
   LiveCounters* live = nullptr;
   // 0: oneTBB's default (all cores).
   int threads = 0;
+  // Updated as the run starts and ends, when given.
+  Readiness* readiness = nullptr;
 };
 
 // Builds every runtime, runs to the end of input (or a stop request) and closes the sinks.

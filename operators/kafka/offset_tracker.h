@@ -54,6 +54,15 @@ class OffsetTracker {
     }
     return out;
   }
+  // The first offset of the partition not yet acknowledged: the start of the oldest chunk in
+  // flight, else the end of the done prefix; -1 when nothing was read since the assignment.
+  int64_t FirstUnacknowledged(const Key& k) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto p = parts_.find(k);
+    if (p == parts_.end()) return -1;
+    if (!p->second.ranges.empty()) return p->second.ranges.begin()->first;
+    return p->second.commit;
+  }
   // Waits until the partitions have nothing in flight, up to `limit`; true when drained.
   bool WaitDrained(const std::vector<Key>& keys, std::chrono::steady_clock::duration limit) {
     std::unique_lock<std::mutex> lock(mu_);

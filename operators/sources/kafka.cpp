@@ -25,6 +25,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -32,6 +33,7 @@
 
 #include "engine/formats.h"
 #include "engine/log.h"
+#include "engine/metrics.h"
 #include "operators/builtin.h"
 #include "operators/kafka/client.h"
 #include "operators/kafka/offset_tracker.h"
@@ -78,10 +80,15 @@ class KafkaReader : public SourceReader {
  public:
   // `commit`: false when a sink downstream commits the positions (exactly-once); `store`: where
   // that sink keeps them, when not in the group (a database table).
-  KafkaReader(KafkaSourceConfig cfg, std::string node, bool commit,
+  KafkaReader(KafkaSourceConfig cfg, std::string pipeline, std::string node, bool commit,
               std::shared_ptr<PositionStore> store)
-      : cfg_(std::move(cfg)), node_(std::move(node)), commit_(commit), store_(std::move(store)) {}
+      : cfg_(std::move(cfg)),
+        pipeline_(std::move(pipeline)),
+        node_(std::move(node)),
+        commit_(commit),
+        store_(std::move(store)) {}
   ~KafkaReader() override {
+    lag_collector_ = {};  // before the client goes: a scrape reads its watermarks
     if (!rk_) return;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
@@ -128,6 +135,7 @@ class KafkaReader : public SourceReader {
     rd_kafka_topic_partition_list_destroy(subs);
     if (e) return Status::Unavailable(fmt::format("cannot subscribe: {}", rd_kafka_err2str(e)));
     poller_ = std::thread([this] { PollLoop(); });
+    lag_collector_ = Metrics().AddCollector([this] { ExportLag(); });
     return Status::Ok();
   }
 
@@ -260,11 +268,10 @@ class KafkaReader : public SourceReader {
       out.key_present.push_back(m->key != nullptr);
       out.keys.emplace_back(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
     }
-    if (cfg_.Wants(kTimestamp)) {
-      rd_kafka_timestamp_type_t type;
-      int64_t ms = rd_kafka_message_timestamp(m, &type);
-      out.timestamps.push_back(ms < 0 ? RawRecords::kNoTimestamp : ms * 1000);
-    }
+    // Kept always: the sinks measure end-to-end latency from it (sluice_end_to_end_latency).
+    rd_kafka_timestamp_type_t type;
+    const int64_t ms = rd_kafka_message_timestamp(m, &type);
+    out.timestamps.push_back(ms < 0 ? RawRecords::kNoTimestamp : ms * 1000);
   }
 
   void OnConsumeError(const rd_kafka_message_t* m) {
@@ -446,6 +453,47 @@ class KafkaReader : public SourceReader {
     rd_kafka_consumer_group_metadata_destroy(md);
   }
 
+  // sluice_kafka_consumer_lag per assigned partition, at each scrape: the partition's high
+  // watermark (librdkafka's cached value from the last fetch: no broker round trip) minus the
+  // first offset not yet written by every sink; before anything was read since the assignment,
+  // minus the consumer's position, when it has one.
+  void ExportLag() {
+    rd_kafka_topic_partition_list_t* parts = nullptr;
+    if (rd_kafka_assignment(rk_, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
+    rd_kafka_position(rk_, parts);
+    std::set<OffsetTracker::Key> now;
+    for (int i = 0; i < parts->cnt; ++i) {
+      const auto& p = parts->elems[i];
+      int64_t low = -1, high = -1;
+      if (rd_kafka_get_watermark_offsets(rk_, p.topic, p.partition, &low, &high) ||
+          high < 0) {
+        continue;
+      }
+      OffsetTracker::Key key{p.topic, p.partition};
+      int64_t at = tracker_.FirstUnacknowledged(key);
+      if (at < 0) at = p.offset;
+      if (at < 0) continue;  // nothing read yet and no position: unknown, not zero
+      now.insert(key);
+      Metrics()
+          .GetGauge("sluice_kafka_consumer_lag",
+                    "messages between the first one not yet written by every sink and the "
+                    "partition's high watermark",
+                    LagLabels(key))
+          ->Set(static_cast<double>(std::max<int64_t>(0, high - std::max(at, low))));
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    for (const auto& key : lag_exported_) {
+      if (!now.count(key)) Metrics().Remove("sluice_kafka_consumer_lag", LagLabels(key));
+    }
+    lag_exported_ = std::move(now);
+  }
+  MetricLabels LagLabels(const OffsetTracker::Key& key) const {
+    return {{"pipeline", pipeline_},
+            {"node", node_},
+            {"topic", key.first},
+            {"partition", std::to_string(key.second)}};
+  }
+
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<KafkaReader*>(opaque);
@@ -476,6 +524,7 @@ class KafkaReader : public SourceReader {
   }
 
   KafkaSourceConfig cfg_;
+  std::string pipeline_;
   std::string node_;
   rd_kafka_t* rk_ = nullptr;
   bool commit_ = true;  // false when a sink downstream commits the offsets
@@ -493,6 +542,8 @@ class KafkaReader : public SourceReader {
   OffsetTracker tracker_;
   std::mutex chunks_mu_;
   std::map<const RawRecords*, std::map<OffsetTracker::Key, std::pair<int64_t, int64_t>>> chunks_;
+  std::set<OffsetTracker::Key> lag_exported_;  // partitions with a lag series; scrapes only
+  MetricsRegistry::Collector lag_collector_;
 };
 
 // Decodes the value with the format's decoder, then adds the metadata fields that were asked for.
@@ -590,7 +641,8 @@ class KafkaSource : public SourceNode {
         std::make_unique<MetadataDecoder>(std::move(inner), cfg_, schema_));
   }
   Result<std::unique_ptr<SourceReader>> OpenReader() const override {
-    auto reader = std::make_unique<KafkaReader>(cfg_, node_.name, !positions_downstream_, store_);
+    auto reader = std::make_unique<KafkaReader>(cfg_, node_.pipeline, node_.name,
+                                                !positions_downstream_, store_);
     Status st = reader->Open();
     if (!st.ok()) return Status(st.code(), fmt::format("{}: {}", node_.Prefix(), st.message()));
     return std::unique_ptr<SourceReader>(std::move(reader));

@@ -42,11 +42,46 @@ struct ModelFollow {
   bool uses_classes = false;
 };
 
+// What a predict node reports about its model and its predictions (engine/metrics.h).
+struct PredictTelemetry {
+  MetricLabels labels;  // pipeline, node
+  DriftConfig drift;
+};
+
+// Bounds of sluice_prediction_value for a regressor without a reference profile.
+const std::vector<double> kValueBuckets = {0.1, 0.25, 0.5, 1,   2.5,  5,    10,   25,
+                                           50,  100,  250, 500, 1000, 2500, 5000, 10000};
+
 class PredictRuntime : public TransformRuntime {
  public:
   PredictRuntime(SchemaPtr out, std::vector<OutputSpec> outputs,
-                 std::shared_ptr<const LoadedModel> model, std::optional<ModelFollow> follow)
-      : out_(std::move(out)), outputs_(std::move(outputs)), model_(std::move(model)) {
+                 std::shared_ptr<const LoadedModel> model, std::optional<ModelFollow> follow,
+                 PredictTelemetry telemetry)
+      : out_(std::move(out)), outputs_(std::move(outputs)), telemetry_(std::move(telemetry)) {
+    MetricsRegistry& reg = Metrics();
+    const MetricLabels& labels = telemetry_.labels;
+    load_time_ = reg.GetGauge("sluice_model_load_timestamp_seconds",
+                              "when the serving model version was loaded, since the Unix epoch",
+                              labels);
+    swaps_ = reg.GetCounter("sluice_model_swaps_total",
+                            "model versions swapped in while running", labels);
+    refused_ = reg.GetCounter("sluice_model_refused_total",
+                              "new model versions refused: they do not fit the pipeline", labels);
+    if (!model->info.classes.empty()) {
+      for (const auto& c : model->info.classes) {
+        MetricLabels l = labels;
+        l.emplace_back("class", c);
+        per_class_.push_back(reg.GetCounter("sluice_predictions_total",
+                                            "predictions of a classifier, by predicted class", l));
+      }
+    } else {
+      values_ = reg.GetHistogram(
+          "sluice_prediction_value", "predictions of a regressor, by value", labels,
+          model->profile && !model->profile->prediction.categorical
+              ? model->profile->prediction.edges
+              : kValueBuckets);
+    }
+    Serve(std::move(model));
     if (follow && follow->interval_ms > 0) {
       follow_ = std::move(*follow);
       watcher_ = std::thread([this] { Watch(); });
@@ -63,7 +98,13 @@ class PredictRuntime : public TransformRuntime {
 
   Result<BatchPtr> Process(const BatchPtr& in_ptr, NodeContext& ctx) const override {
     // One version scores the whole batch: a swap takes effect between batches.
-    std::shared_ptr<const LoadedModel> model = Current();
+    std::shared_ptr<const LoadedModel> model;
+    std::shared_ptr<DriftMonitor> monitor;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      model = model_;
+      monitor = monitor_;
+    }
     const std::vector<size_t>& features = model->features;
     BatchPtr in = DropUnscorable(in_ptr, features, ctx);
     const size_t k = features.size();
@@ -116,14 +157,76 @@ class PredictRuntime : public TransformRuntime {
     }
     for (size_t r = 0; r < n; ++r)
       AppendPrediction(outs, outputs_, result + r * width, width, false, model->info);
+    Observe(*model, monitor.get(), *in, result, n, width);
     cols.insert(cols.end(), outs.begin(), outs.end());
     return BatchPtr(in->WithColumns(out_, std::move(cols)));
   }
 
  private:
-  std::shared_ptr<const LoadedModel> Current() const {
+  // Makes `model` the serving version: its sluice_model_info series, its load time, a fresh
+  // drift window against its own reference profile.
+  void Serve(std::shared_ptr<const LoadedModel> model) {
+    MetricsRegistry& reg = Metrics();
+    if (!info_labels_.empty()) reg.Remove("sluice_model_info", info_labels_);
+    info_labels_ = telemetry_.labels;
+    info_labels_.emplace_back("model", model->info.name);
+    info_labels_.emplace_back("version", model->info.version);
+    reg.GetGauge("sluice_model_info", "the model version serving in a predict node; always 1",
+                 info_labels_)
+        ->Set(1);
+    load_time_->Set(std::chrono::duration<double>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
+    std::shared_ptr<DriftMonitor> monitor;
+    if (model->profile) {
+      monitor = std::make_shared<DriftMonitor>(
+          model->profile, telemetry_.drift, telemetry_.labels,
+          fmt::format("{} v{}", model->info.name, model->info.version));
+    }
     std::lock_guard<std::mutex> lock(mu_);
-    return model_;
+    model_ = std::move(model);
+    monitor_ = std::move(monitor);
+  }
+
+  // Counts the batch's predictions (by class, or by value) and bins its inputs and predictions
+  // for the drift monitor. `in` holds only scorable rows: no feature is null.
+  void Observe(const LoadedModel& model, DriftMonitor* monitor, const Batch& in,
+               const float* result, size_t n, size_t width) const {
+    std::vector<uint64_t> counts;
+    if (monitor) counts = monitor->NewCounts();
+    const ProfileBins* pred = monitor ? &monitor->profile().prediction : nullptr;
+    if (!per_class_.empty()) {
+      std::vector<uint64_t> by_class(per_class_.size(), 0);
+      for (size_t r = 0; r < n; ++r) {
+        const size_t label = PredictedLabel(result + r * width, width, false);
+        if (label < by_class.size()) ++by_class[label];
+        if (pred && label + 1 < pred->size()) ++counts[monitor->PredictionOffset() + label];
+      }
+      for (size_t c = 0; c < by_class.size(); ++c)
+        if (by_class[c]) per_class_[c]->Inc(static_cast<double>(by_class[c]));
+    } else if (values_) {
+      Histogram::Local values(*values_);
+      for (size_t r = 0; r < n; ++r) {
+        const double v = result[r * width];
+        values.Observe(v);
+        if (pred) ++counts[monitor->PredictionOffset() + pred->BinOf(v)];
+      }
+      values_->Add(values);
+    }
+    if (!monitor) return;
+    const auto& bins = monitor->profile().features;
+    for (size_t j = 0; j < bins.size() && j < model.features.size(); ++j) {
+      const Column& c = in.column(model.features[j]);
+      uint64_t* at = counts.data() + monitor->Offset(j);
+      if (bins[j].categorical) {
+        for (size_t r = 0; r < n; ++r) ++at[bins[j].BinOf(std::string_view(c.strings[r]))];
+      } else if (c.type == TypeId::kFloat64) {
+        for (size_t r = 0; r < n; ++r) ++at[bins[j].BinOf(c.doubles[r])];
+      } else {
+        for (size_t r = 0; r < n; ++r) ++at[bins[j].BinOf(static_cast<double>(c.ints[r]))];
+      }
+    }
+    monitor->Add(std::move(counts), n);
   }
 
   // Checks the registry every interval; a new version (or an alias moved) that fits the
@@ -152,9 +255,8 @@ class PredictRuntime : public TransformRuntime {
           auto next = std::const_pointer_cast<LoadedModel>(*loaded);
           next->info.name = resolved->name;
           next->info.version = std::to_string(resolved->version);
-          lock.lock();
-          model_ = std::move(next);
-          lock.unlock();
+          Serve(std::move(next));
+          swaps_->Inc();
           // Logged once swapped: a batch that starts after this line is scored by the new one.
           Log(LogLevel::kInfo,
               fmt::format("predict '{}': {} is now version {} (was {})", f.node,
@@ -166,6 +268,7 @@ class PredictRuntime : public TransformRuntime {
           continue;
         }
         refused = resolved->version;
+        refused_->Inc();
         Log(LogLevel::kError,
             fmt::format("predict '{}': refused version {} of {}: {}; version {} keeps serving",
                         f.node, resolved->version, f.uri.ToString(),
@@ -180,10 +283,18 @@ class PredictRuntime : public TransformRuntime {
 
   SchemaPtr out_;
   std::vector<OutputSpec> outputs_;
+  PredictTelemetry telemetry_;
+  Gauge* load_time_ = nullptr;
+  Counter* swaps_ = nullptr;
+  Counter* refused_ = nullptr;
+  std::vector<Counter*> per_class_;  // classifiers: by class index
+  Histogram* values_ = nullptr;      // regressors
+  MetricLabels info_labels_;         // the serving version's sluice_model_info series
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  std::shared_ptr<const LoadedModel> model_;
+  std::shared_ptr<const LoadedModel> model_;  // guarded by mu_, with monitor_
+  std::shared_ptr<DriftMonitor> monitor_;
   std::optional<ModelFollow> follow_;
   std::thread watcher_;
 };
@@ -200,6 +311,7 @@ struct PredictConfig {
   std::string registry_root;           ///< the registry folder
   int64_t reload_ms = 0;               ///< how often the registry is checked; 0 never
   std::vector<std::string> features;   ///< remote backends without a model: the input fields
+  DriftConfig drift;                   ///< drift monitoring against the model's profile
   std::vector<OutputSpec> outputs;     ///< output field: what it holds
   RemoteConfig remote;                 ///< remote backends: server, protocol and client settings
 };
@@ -356,8 +468,9 @@ class Predict : public TransformNode {
       follow = ModelFollow{*cfg_.registry_uri, cfg_.registry_root, cfg_.reload_ms, node_.name,
                            input_, uses_classes};
     }
+    PredictTelemetry telemetry{{{"pipeline", node_.pipeline}, {"node", node_.name}}, cfg_.drift};
     return std::unique_ptr<TransformRuntime>(std::make_unique<PredictRuntime>(
-        out_, cfg_.outputs, std::move(loaded), std::move(follow)));
+        out_, cfg_.outputs, std::move(loaded), std::move(follow), std::move(telemetry)));
   }
 
  private:
@@ -499,6 +612,13 @@ Result<std::unique_ptr<TransformNode>> MakePredict(const NodeConfig& node) {
     }
   }
   cfg.features = node.StringList("features");
+  cfg.drift.window_rows = node.Int("drift_window");
+  cfg.drift.min_rows = node.Int("drift_min_rows");
+  cfg.drift.threshold = node.Float("drift_threshold");
+  if (cfg.drift.window_rows < 1)
+    return node.Error("drift_window", "must be at least 1 row");
+  if (cfg.drift.min_rows < 1) return node.Error("drift_min_rows", "must be at least 1 row");
+  if (!(cfg.drift.threshold > 0)) return node.Error("drift_threshold", "must be above 0");
   if (cfg.backend == PredictBackend::kXgboost) {
     if (!node.Has("model")) return node.Error("model", "backend 'xgboost' needs `model`");
     for (const auto& key : kRemoteKeys) {
@@ -570,6 +690,14 @@ void RegisterPredict(Registry& registry) {
        "models:/ names: how often the registry is checked for a new version or a moved alias "
        "(0: never)",
        {}},
+      {"drift_window", ConfigType::kInt, false, "10000",
+       "drift monitoring (models with a reference profile): the PSI covers the most recent "
+       "rows, this many at least, counted in whole batches",
+       {}},
+      {"drift_min_rows", ConfigType::kInt, false, "1000",
+       "rows the window must hold before PSI is exported", {}},
+      {"drift_threshold", ConfigType::kFloat, false, "0.2",
+       "PSI above which sluice_drift_threshold_exceeded is 1 and a warning is logged", {}},
       {"registry", ConfigType::kPath, false, "",
        "folder of the local model registry for models:/ names (default: $SLUICE_MODEL_REGISTRY, "
        "else ../models/registry beside the pipeline)",

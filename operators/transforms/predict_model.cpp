@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/log.h"
+
 namespace sluice {
 
 std::string LastXgbError() {
@@ -112,6 +114,15 @@ Result<std::shared_ptr<const LoadedModel>> LoadForPipeline(const std::string& di
   }
   SLUICE_ASSIGN_OR_RETURN(model->booster, Booster::Load(info.data_path));
   SLUICE_ASSIGN_OR_RETURN(model->codes, CategoryEncoders(info, *model->booster));
+  if (!info.profile_path.empty()) {
+    auto profile = LoadReferenceProfile(info);
+    if (profile.ok()) {
+      model->profile = std::move(*profile);
+    } else {
+      Log(LogLevel::kWarn, fmt::format("{}; drift is not monitored for this model",
+                                       profile.status().message()));
+    }
+  }
   model->info = std::move(info);
   return std::shared_ptr<const LoadedModel>(std::move(model));
 }

@@ -17,6 +17,7 @@
 #include "engine/model.h"
 #include "engine/status.h"
 #include "engine/types.h"
+#include "operators/transforms/predict_monitor.h"
 
 namespace sluice {
 
@@ -48,6 +49,9 @@ struct LoadedModel {
   ModelInfo info;
   std::vector<size_t> features;  // input column of each signature input
   std::vector<std::shared_ptr<const CategoryCodes>> codes;  // per input; null when numeric
+  // The model's reference profile, for drift monitoring; null when it has none (or it could not
+  // be read: a warning is logged, the model still serves).
+  std::shared_ptr<const ReferenceProfile> profile;
 };
 
 // Loads the model in `dir` for a pipeline planned against `planned` and its `input` schema: the

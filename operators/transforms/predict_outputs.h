@@ -86,9 +86,7 @@ inline BatchPtr DropUnscorable(const BatchPtr& in, const std::vector<size_t>& fe
 // regressor's value) when width == 1; or, when `direct`, row[0] is the prediction itself, a class
 // index or a value, as model servers answer (then no output needs probabilities).
 template <typename T>
-void AppendPrediction(const std::vector<std::shared_ptr<Column>>& cols,
-                      const std::vector<OutputSpec>& outputs, const T* row, size_t width,
-                      bool direct, const ModelInfo& info) {
+size_t PredictedLabel(const T* row, size_t width, bool direct) {
   size_t label = 0;
   if (direct) {
     label = row[0] < 0 ? 0 : static_cast<size_t>(std::llround(row[0]));
@@ -98,6 +96,14 @@ void AppendPrediction(const std::vector<std::shared_ptr<Column>>& cols,
     for (size_t c = 1; c < width; ++c)
       if (row[c] > row[label]) label = c;
   }
+  return label;
+}
+
+template <typename T>
+void AppendPrediction(const std::vector<std::shared_ptr<Column>>& cols,
+                      const std::vector<OutputSpec>& outputs, const T* row, size_t width,
+                      bool direct, const ModelInfo& info) {
+  const size_t label = PredictedLabel(row, width, direct);
   for (size_t i = 0; i < outputs.size(); ++i) {
     const OutputSpec& o = outputs[i];
     Column& col = *cols[i];

@@ -1,0 +1,276 @@
+// Metrics: the registry's Prometheus text format (counters, gauges, histograms, label escaping,
+// removal, collectors), the metrics endpoint's address parsing, the population stability index,
+// reference profiles, and the drift monitor's window and threshold.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "engine/metrics.h"
+#include "engine/metrics_server.h"
+#include "operators/transforms/predict_monitor.h"
+#include "unit_helpers.h"
+
+using namespace sluice;
+using namespace sluice::test;
+
+TEST_CASE("metrics render in the Prometheus text format", "[metrics]") {
+  MetricsRegistry reg;
+  reg.GetCounter("t_rows_total", "rows seen", {{"node", "a"}})->Inc(3);
+  reg.GetCounter("t_rows_total", "rows seen", {{"node", "a"}})->Inc(2);  // the same series
+  reg.GetCounter("t_rows_total", "rows seen", {{"node", "b\"q\\\n"}})->Inc(0.5);
+  reg.GetGauge("t_level", "a level", {})->Set(-1.25);
+  Histogram* h = reg.GetHistogram("t_seconds", "durations", {{"node", "a"}}, {0.1, 1});
+  h->Observe(0.05);
+  h->Observe(0.1);  // bounds are inclusive
+  h->Observe(0.5, 3);
+  h->Observe(7);
+  const std::string text = reg.Render();
+  CHECK(text ==
+        "# HELP t_level a level\n"
+        "# TYPE t_level gauge\n"
+        "t_level -1.25\n"
+        "# HELP t_rows_total rows seen\n"
+        "# TYPE t_rows_total counter\n"
+        "t_rows_total{node=\"a\"} 5\n"
+        "t_rows_total{node=\"b\\\"q\\\\\\n\"} 0.5\n"
+        "# HELP t_seconds durations\n"
+        "# TYPE t_seconds histogram\n"
+        "t_seconds_bucket{node=\"a\",le=\"0.1\"} 2\n"
+        "t_seconds_bucket{node=\"a\",le=\"1\"} 5\n"
+        "t_seconds_bucket{node=\"a\",le=\"+Inf\"} 6\n"
+        "t_seconds_sum{node=\"a\"} 8.65\n"
+        "t_seconds_count{node=\"a\"} 6\n");
+}
+
+TEST_CASE("a histogram's local observations add up as if observed one by one", "[metrics]") {
+  MetricsRegistry reg;
+  Histogram* a = reg.GetHistogram("a", "", {}, DurationBuckets());
+  Histogram* b = reg.GetHistogram("b", "", {}, DurationBuckets());
+  Histogram::Local local(*b);
+  for (double v : {0.0, 0.0002, 0.003, 0.003, 4.0, 1000.0}) {
+    a->Observe(v);
+    local.Observe(v);
+  }
+  CHECK(local.empty() == false);
+  b->Add(local);
+  CHECK(a->Cumulative() == b->Cumulative());
+  CHECK(a->Count() == 6u);
+  CHECK(b->Sum() == Approx(a->Sum()));
+}
+
+TEST_CASE("a removed series stops rendering, and its pointer stays usable", "[metrics]") {
+  MetricsRegistry reg;
+  Gauge* v1 = reg.GetGauge("t_info", "info", {{"version", "1"}});
+  v1->Set(1);
+  reg.GetGauge("t_info", "info", {{"version", "2"}})->Set(1);
+  reg.Remove("t_info", {{"version", "1"}});
+  v1->Set(5);  // still valid memory, no longer exposed
+  const std::string text = reg.Render();
+  CHECK(text.find("version=\"1\"") == std::string::npos);
+  CHECK(text.find("t_info{version=\"2\"} 1\n") != std::string::npos);
+  reg.Remove("t_info", {{"version", "2"}});
+  CHECK(reg.Render().find("t_info") == std::string::npos);  // no family without series
+}
+
+TEST_CASE("collectors run at each rendering until their handle goes", "[metrics]") {
+  MetricsRegistry reg;
+  int runs = 0;
+  {
+    auto handle = reg.AddCollector([&] {
+      ++runs;
+      reg.GetGauge("t_runs", "", {})->Set(runs);
+    });
+    CHECK(reg.Render().find("t_runs 1\n") != std::string::npos);
+    CHECK(reg.Render().find("t_runs 2\n") != std::string::npos);
+    MetricsRegistry::Collector moved = std::move(handle);
+    CHECK(reg.Render().find("t_runs 3\n") != std::string::npos);
+  }
+  reg.Render();
+  CHECK(runs == 3);
+}
+
+TEST_CASE("the process metrics read /proc", "[metrics]") {
+  MetricsRegistry reg;
+  auto handle = RegisterProcessMetrics(reg);
+  const std::string text = reg.Render();
+  for (const char* name : {"process_cpu_seconds_total ", "process_resident_memory_bytes ",
+                           "process_start_time_seconds ", "process_open_fds ",
+                           "sluice_build_info{version=\""}) {
+    INFO(name);
+    CHECK(text.find(std::string("\n") + name) != std::string::npos);
+  }
+  const size_t at = text.find("\nprocess_resident_memory_bytes ");
+  CHECK(std::stod(text.substr(at + 31)) > 1e6);
+}
+
+TEST_CASE("--metrics-addr takes host:port", "[metrics]") {
+  std::string host;
+  int port = 0;
+  CHECK(SplitHostPort("127.0.0.1:9464", &host, &port));
+  CHECK((host == "127.0.0.1" && port == 9464));
+  CHECK(SplitHostPort(":9464", &host, &port));
+  CHECK(host == "0.0.0.0");
+  CHECK(SplitHostPort("[::1]:0", &host, &port));
+  CHECK((host == "::1" && port == 0));
+  CHECK_FALSE(SplitHostPort("9464", &host, &port));
+  CHECK_FALSE(SplitHostPort("localhost:", &host, &port));
+  CHECK_FALSE(SplitHostPort("localhost:99999", &host, &port));
+  CHECK_FALSE(SplitHostPort("localhost:94x", &host, &port));
+  CHECK_FALSE(SplitHostPort("::1:9464", &host, &port));
+}
+
+TEST_CASE("the metrics endpoint refuses an address it cannot use", "[metrics]") {
+  MetricsRegistry reg;
+  Readiness ready;
+  auto bad = MetricsServer::Start("9464", reg, ready);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("expected HOST:PORT") != std::string::npos);
+  auto first = MetricsServer::Start("127.0.0.1:0", reg, ready);
+  REQUIRE(first.ok());
+  auto busy = MetricsServer::Start((*first)->address(), reg, ready);
+  REQUIRE_FALSE(busy.ok());
+  CHECK(busy.status().message().find("cannot listen") != std::string::npos);
+}
+
+TEST_CASE("PSI is zero for the expected distribution and grows with the shift", "[metrics][drift]") {
+  const std::vector<double> expected = {0.25, 0.25, 0.25, 0.25};
+  CHECK(PopulationStabilityIndex(expected, {100, 100, 100, 100}) == Approx(0).margin(1e-12));
+  // Σ (a − e) ln(a / e) by hand: a = (0.4, 0.3, 0.2, 0.1).
+  const double by_hand = 0.15 * std::log(0.4 / 0.25) + 0.05 * std::log(0.3 / 0.25) +
+                         -0.05 * std::log(0.2 / 0.25) + -0.15 * std::log(0.1 / 0.25);
+  CHECK(PopulationStabilityIndex(expected, {40, 30, 20, 10}) == Approx(by_hand));
+  // An empty bin is floored, not infinite.
+  const double empty = PopulationStabilityIndex(expected, {0, 0, 0, 10});
+  CHECK(std::isfinite(empty));
+  CHECK(empty > 3);
+  CHECK(PopulationStabilityIndex(expected, {0, 0, 0, 0}) == 0);
+}
+
+namespace {
+
+ModelInfo TwoInputs() {
+  ModelInfo info;
+  info.inputs = {{"x", TypeId::kFloat64, false}, {"c", TypeId::kString, false}};
+  info.classes = {"no", "yes"};
+  return info;
+}
+
+const char* kProfile = R"({
+  "format": "sluice-profile/1", "source": "training set", "rows": 100,
+  "features": [
+    {"name": "c", "kind": "categorical", "categories": ["a", "b"], "fractions": [0.5, 0.4, 0.1], "missing": 0.0},
+    {"name": "x", "kind": "numeric", "edges": [1.0, 2.0], "fractions": [0.3, 0.4, 0.3], "missing": 0.0}
+  ],
+  "prediction": {"name": "class", "kind": "categorical", "categories": ["no", "yes"], "fractions": [0.9, 0.1, 0.0], "missing": 0.0}
+})";
+
+}  // namespace
+
+TEST_CASE("a reference profile is read in the signature's order and binned", "[metrics][drift]") {
+  TempDir dir;
+  ModelInfo info = TwoInputs();
+  info.profile_path = dir.Write("profile.json", kProfile);
+  auto p = LoadReferenceProfile(info);
+  REQUIRE(p.ok());
+  const ReferenceProfile& profile = **p;
+  REQUIRE(profile.features.size() == 2u);
+  const ProfileBins& x = profile.features[0];
+  CHECK(x.name == "x");
+  CHECK(x.BinOf(0.5) == 0u);
+  CHECK(x.BinOf(1.0) == 0u);  // (−inf, 1]
+  CHECK(x.BinOf(1.5) == 1u);
+  CHECK(x.BinOf(2.0) == 1u);
+  CHECK(x.BinOf(2.0001) == 2u);
+  const ProfileBins& c = profile.features[1];
+  CHECK(c.BinOf(std::string_view("b")) == 1u);
+  CHECK(c.BinOf(std::string_view("never seen")) == 2u);  // the rest
+  CHECK(profile.prediction.size() == 3u);
+}
+
+TEST_CASE("a reference profile that does not fit the model is refused with the reason",
+          "[metrics][drift]") {
+  TempDir dir;
+  ModelInfo info = TwoInputs();
+  auto refused = [&](const std::string& text) {
+    info.profile_path = dir.Write("profile.json", text);
+    auto p = LoadReferenceProfile(info);
+    REQUIRE_FALSE(p.ok());
+    return p.status().message();
+  };
+  std::string base = kProfile;
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = base;
+    s.replace(s.find(from), from.size(), to);
+    return s;
+  };
+  CHECK(refused("{}").find("expected a reference profile") != std::string::npos);
+  CHECK(refused(with("\"name\": \"x\"", "\"name\": \"y\"")).find("no bins for the model input 'x'") !=
+        std::string::npos);
+  CHECK(refused(with("[0.3, 0.4, 0.3]", "[0.3, 0.7]")).find("2 fractions for 3 bins") !=
+        std::string::npos);
+  CHECK(refused(with("[1.0, 2.0]", "[2.0, 1.0]")).find("edges must be increasing") !=
+        std::string::npos);
+  CHECK(refused(with("[\"no\", \"yes\"]", "[\"yes\", \"no\"]")).find("the model's classes") !=
+        std::string::npos);
+  CHECK(refused(with("\"kind\": \"numeric\", \"edges\": [1.0, 2.0]",
+                       "\"kind\": \"categorical\", \"categories\": [\"p\", \"q\"]"))
+            .find("is categorical in the profile but float64 in the signature") !=
+        std::string::npos);
+  info.profile_path = dir.File("missing.json");
+  auto missing = LoadReferenceProfile(info);
+  CHECK(missing.status().message().find("cannot be read") != std::string::npos);
+}
+
+TEST_CASE("the drift monitor exports PSI over its window and flags a shift", "[metrics][drift]") {
+  TempDir dir;
+  ModelInfo info = TwoInputs();
+  info.profile_path = dir.Write("profile.json", kProfile);
+  auto profile = LoadReferenceProfile(info);
+  REQUIRE(profile.ok());
+  DriftConfig config;
+  config.window_rows = 1000;
+  config.min_rows = 500;
+  config.threshold = 0.2;
+  const MetricLabels labels = {{"pipeline", "unit-drift"}, {"node", "score"}};
+  DriftMonitor monitor(*profile, config, labels, "m v1");
+  MetricsRegistry& reg = Metrics();
+  auto gauge = [&](const char* name, const std::string& feature) {
+    MetricLabels l = labels;
+    if (!feature.empty()) l.emplace_back("feature", feature);
+    return reg.GetGauge(name, "", l)->Value();
+  };
+  // A batch of 100 rows: x spread like the profile (30/40/30); c as the profile (50/40/10),
+  // or all 'b' when shifted; predictions 90 no, 10 yes.
+  auto batch = [&](bool shifted) {
+    std::vector<uint64_t> counts = monitor.NewCounts();
+    uint64_t* x = counts.data() + monitor.Offset(0);
+    x[0] = 30, x[1] = 40, x[2] = 30;
+    uint64_t* c = counts.data() + monitor.Offset(1);
+    if (shifted) {
+      c[1] = 100;
+    } else {
+      c[0] = 50, c[1] = 40, c[2] = 10;
+    }
+    uint64_t* p = counts.data() + monitor.PredictionOffset();
+    p[0] = 90, p[1] = 10;
+    monitor.Add(std::move(counts), 100);
+  };
+  for (int i = 0; i < 4; ++i) batch(false);
+  CHECK(std::isnan(gauge("sluice_feature_psi", "x")));  // 400 rows: below min_rows
+  for (int i = 0; i < 6; ++i) batch(false);
+  CHECK(gauge("sluice_feature_psi", "x") == Approx(0).margin(1e-9));
+  CHECK(gauge("sluice_feature_psi", "c") == Approx(0).margin(1e-9));
+  CHECK(gauge("sluice_prediction_psi", "") == Approx(0).margin(1e-9));
+  CHECK(gauge("sluice_drift_threshold_exceeded", "c") == 0);
+  // Ten shifted batches fill the window of 1,000 rows: the old rows leave it.
+  for (int i = 0; i < 10; ++i) batch(true);
+  const double shifted = PopulationStabilityIndex({0.5, 0.4, 0.1}, {0, 1000, 0});
+  CHECK(gauge("sluice_feature_psi", "c") == Approx(shifted));
+  CHECK(gauge("sluice_drift_threshold_exceeded", "c") == 1);
+  CHECK(gauge("sluice_drift_threshold_exceeded", "x") == 0);
+  CHECK(gauge("sluice_drift_threshold_exceeded", "prediction") == 0);
+  // Back to normal: the flag drops once the window has moved on.
+  for (int i = 0; i < 10; ++i) batch(false);
+  CHECK(gauge("sluice_feature_psi", "c") == Approx(0).margin(1e-9));
+  CHECK(gauge("sluice_drift_threshold_exceeded", "c") == 0);
+}
