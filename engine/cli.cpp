@@ -33,6 +33,18 @@ constexpr int kExitUsage = 2;
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_json_logs{false};
+// The JSON lines the signal handler writes, made before it is installed (PrepareSignalLines):
+// it may not allocate.
+std::string g_json_draining = "{\"level\":\"info\",\"message\":\"draining\"}\n";
+std::string g_json_stopping = "{\"level\":\"warn\",\"message\":\"stopping now\"}\n";
+
+void PrepareSignalLines(const std::string& pipeline) {
+  std::string name;
+  AppendJsonString(name, pipeline);
+  g_json_draining = "{\"level\":\"info\",\"message\":\"draining\",\"pipeline\":" + name + "}\n";
+  g_json_stopping =
+      "{\"level\":\"warn\",\"message\":\"stopping now\",\"pipeline\":" + name + "}\n";
+}
 
 // Only async-signal-safe calls here: the messages are fixed strings in both log formats.
 void OnSignal(int) {
@@ -40,18 +52,16 @@ void OnSignal(int) {
   if (g_stop.exchange(true)) {
     // Second signal: the user insists. Nothing acknowledged is lost by leaving now.
     const char text[] = "sluice: stopping now\n";
-    const char js[] = "{\"level\":\"warn\",\"message\":\"stopping now\"}\n";
     if (json) {
-      (void)!write(2, js, sizeof(js) - 1);
+      (void)!write(2, g_json_stopping.data(), g_json_stopping.size());
     } else {
       (void)!write(2, text, sizeof(text) - 1);
     }
     _exit(130);
   }
   const char text[] = "sluice: draining (Ctrl-C again to stop at once)\n";
-  const char js[] = "{\"level\":\"info\",\"message\":\"draining\"}\n";
   if (json) {
-    (void)!write(2, js, sizeof(js) - 1);
+    (void)!write(2, g_json_draining.data(), g_json_draining.size());
   } else {
     (void)!write(2, text, sizeof(text) - 1);
   }
@@ -283,6 +293,7 @@ int Run(const std::string& file, const RunFlags& flags, const Registry& registry
   if (!plan || diags.HasErrors()) return kExitInvalid;
 
   SetLogPipeline(plan->decl.name);
+  PrepareSignalLines(plan->decl.name);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   Readiness readiness;

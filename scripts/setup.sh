@@ -13,6 +13,8 @@ PACKAGES=(
   # demo and tests
   sqlite3 postgresql kcat python3 python3-xgboost python3-sklearn python3-numpy python3-pandas python3-yaml python3-jsonschema
   python3-fastapi python3-uvicorn curl
+  # metrics tests: a real Prometheus server and promtool
+  prometheus
 )
 
 missing=()

@@ -456,11 +456,15 @@ class KafkaReader : public SourceReader {
   // sluice_kafka_consumer_lag per assigned partition, at each scrape: the partition's high
   // watermark (librdkafka's cached value from the last fetch: no broker round trip) minus the
   // first offset not yet written by every sink; before anything was read since the assignment,
-  // minus the consumer's position, when it has one.
+  // minus where the partition was assigned to start.
   void ExportLag() {
     rd_kafka_topic_partition_list_t* parts = nullptr;
     if (rd_kafka_assignment(rk_, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
-    rd_kafka_position(rk_, parts);
+    std::map<OffsetTracker::Key, int64_t> starts;
+    {
+      std::lock_guard<std::mutex> lock(lag_mu_);
+      starts = lag_start_;
+    }
     std::set<OffsetTracker::Key> now;
     for (int i = 0; i < parts->cnt; ++i) {
       const auto& p = parts->elems[i];
@@ -471,8 +475,14 @@ class KafkaReader : public SourceReader {
       }
       OffsetTracker::Key key{p.topic, p.partition};
       int64_t at = tracker_.FirstUnacknowledged(key);
-      if (at < 0) at = p.offset;
-      if (at < 0) continue;  // nothing read yet and no position: unknown, not zero
+      if (at < 0) {
+        auto s = starts.find(key);
+        at = s == starts.end()                       ? -1
+             : s->second == RD_KAFKA_OFFSET_BEGINNING ? low
+             : s->second == RD_KAFKA_OFFSET_END       ? high
+                                                      : s->second;
+      }
+      if (at < 0) continue;  // nowhere known to start from: unknown, not zero
       now.insert(key);
       Metrics()
           .GetGauge("sluice_kafka_consumer_lag",
@@ -504,6 +514,10 @@ class KafkaReader : public SourceReader {
         self->assigned_[{parts->elems[i].topic, parts->elems[i].partition}] =
             parts->elems[i].offset;
       }
+      {
+        std::lock_guard<std::mutex> lock(self->lag_mu_);
+        self->lag_start_ = self->assigned_;
+      }
       rd_kafka_assign(rk, parts);
       self->RefreshGroupMetadata();
       return;
@@ -520,6 +534,10 @@ class KafkaReader : public SourceReader {
     }
     self->Commit(/*sync=*/true);
     for (const auto& k : keys) self->tracker_.Forget(k);
+    {
+      std::lock_guard<std::mutex> lock(self->lag_mu_);
+      for (const auto& k : keys) self->lag_start_.erase(k);
+    }
     rd_kafka_assign(rk, nullptr);
   }
 
@@ -542,6 +560,8 @@ class KafkaReader : public SourceReader {
   OffsetTracker tracker_;
   std::mutex chunks_mu_;
   std::map<const RawRecords*, std::map<OffsetTracker::Key, std::pair<int64_t, int64_t>>> chunks_;
+  std::mutex lag_mu_;
+  std::map<OffsetTracker::Key, int64_t> lag_start_;  // assigned start offsets, for the lag
   std::set<OffsetTracker::Key> lag_exported_;  // partitions with a lag series; scrapes only
   MetricsRegistry::Collector lag_collector_;
 };
