@@ -157,7 +157,7 @@ class PredictRuntime : public TransformRuntime {
     }
     for (size_t r = 0; r < n; ++r)
       AppendPrediction(outs, outputs_, result + r * width, width, false, model->info);
-    Observe(*model, monitor.get(), *in, result, n, width);
+    Observe(*model, monitor.get(), *in, matrix.data(), result, n, width);
     cols.insert(cols.end(), outs.begin(), outs.end());
     return BatchPtr(in->WithColumns(out_, std::move(cols)));
   }
@@ -191,7 +191,7 @@ class PredictRuntime : public TransformRuntime {
   // Counts the batch's predictions (by class, or by value) and bins its inputs and predictions
   // for the drift monitor. `in` holds only scorable rows: no feature is null.
   void Observe(const LoadedModel& model, DriftMonitor* monitor, const Batch& in,
-               const float* result, size_t n, size_t width) const {
+               const float* matrix, const float* result, size_t n, size_t width) const {
     std::vector<uint64_t> counts;
     if (monitor) counts = monitor->NewCounts();
     const ProfileBins* pred = monitor ? &monitor->profile().prediction : nullptr;
@@ -218,7 +218,16 @@ class PredictRuntime : public TransformRuntime {
     for (size_t j = 0; j < bins.size() && j < model.features.size(); ++j) {
       const Column& c = in.column(model.features[j]);
       uint64_t* at = counts.data() + monitor->Offset(j);
-      if (bins[j].categorical) {
+      if (j < model.profile_bin_of_code.size() && !model.profile_bin_of_code[j].empty()) {
+        // The category codes of the feature matrix: NaN (unseen) is the profile's last bin.
+        const std::vector<uint32_t>& bin_of = model.profile_bin_of_code[j];
+        const size_t k = model.features.size();
+        const size_t other = bins[j].size() - 1;
+        for (size_t r = 0; r < n; ++r) {
+          const float code = matrix[r * k + j];
+          ++at[std::isnan(code) ? other : bin_of[static_cast<size_t>(code)]];
+        }
+      } else if (bins[j].categorical) {
         for (size_t r = 0; r < n; ++r) ++at[bins[j].BinOf(std::string_view(c.strings[r]))];
       } else if (c.type == TypeId::kFloat64) {
         for (size_t r = 0; r < n; ++r) ++at[bins[j].BinOf(c.doubles[r])];

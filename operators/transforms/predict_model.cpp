@@ -118,6 +118,15 @@ Result<std::shared_ptr<const LoadedModel>> LoadForPipeline(const std::string& di
     auto profile = LoadReferenceProfile(info);
     if (profile.ok()) {
       model->profile = std::move(*profile);
+      model->profile_bin_of_code.resize(info.inputs.size());
+      for (size_t j = 0; j < info.inputs.size(); ++j) {
+        auto cats = info.categories.find(info.inputs[j].name);
+        if (!model->codes[j] || cats == info.categories.end()) continue;
+        for (const auto& c : cats->second) {
+          model->profile_bin_of_code[j].push_back(
+              static_cast<uint32_t>(model->profile->features[j].BinOf(std::string_view(c))));
+        }
+      }
     } else {
       Log(LogLevel::kWarn, fmt::format("{}; drift is not monitored for this model",
                                        profile.status().message()));

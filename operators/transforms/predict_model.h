@@ -52,6 +52,9 @@ struct LoadedModel {
   // The model's reference profile, for drift monitoring; null when it has none (or it could not
   // be read: a warning is logged, the model still serves).
   std::shared_ptr<const ReferenceProfile> profile;
+  // Per input, for a categorical one with a profile: the profile's bin of each category code,
+  // so the drift monitor bins the codes already computed instead of hashing the strings again.
+  std::vector<std::vector<uint32_t>> profile_bin_of_code;
 };
 
 // Loads the model in `dir` for a pipeline planned against `planned` and its `input` schema: the

@@ -335,6 +335,8 @@ TEST_CASE("metrics: Kafka lag per partition, scraped by Prometheus; dashboards u
   // PU_DO's profile is of the training zones; the generator draws from the same world.
   CHECK(Sample(metrics, "sluice_feature_psi", {p, "node=\"duration\"", "feature=\"trip_distance\""}) <
         0.1);
+  CHECK(Sample(metrics, "sluice_feature_psi", {p, "node=\"duration\"", "feature=\"PU_DO\""}) < 0.1);
+  CHECK(Sample(metrics, "sluice_prediction_psi", {p, "node=\"duration\""}) < 0.1);
 
   // Read back through Prometheus's HTTP API.
   simdjson::dom::parser parser;

@@ -7,8 +7,9 @@
 
 #include "engine/metrics.h"
 #include "engine/metrics_server.h"
+#include "engine/model.h"
 #include "operators/transforms/predict_monitor.h"
-#include "unit_helpers.h"
+#include "operator_helpers.h"
 
 using namespace sluice;
 using namespace sluice::test;
@@ -273,4 +274,68 @@ TEST_CASE("the drift monitor exports PSI over its window and flags a shift", "[m
   for (int i = 0; i < 10; ++i) batch(false);
   CHECK(gauge("sluice_feature_psi", "c") == Approx(0).margin(1e-9));
   CHECK(gauge("sluice_drift_threshold_exceeded", "c") == 0);
+}
+
+TEST_CASE("predict bins a categorical input by its codes as the profile bins its strings",
+          "[metrics][drift][predict]") {
+  const std::string model_dir = kSourceDir + "/models/ride";
+  auto info = LoadModelInfo(model_dir);
+  REQUIRE(info.ok());
+  auto profile = LoadReferenceProfile(*info);
+  REQUIRE(profile.ok());
+  const ProfileBins& pu_do = (*profile)->features[0];
+  REQUIRE(pu_do.name == "PU_DO");
+  // A category the model knows but the profile keeps in its last bin, with the unseen ones.
+  std::string known_rare;
+  for (const auto& c : info->categories.at("PU_DO")) {
+    if (!pu_do.category_bin.count(c)) {
+      known_rare = c;
+      break;
+    }
+  }
+  REQUIRE_FALSE(known_rare.empty());
+  const std::string top = "106_106";
+  REQUIRE(pu_do.BinOf(std::string_view(top)) == 0u);
+
+  TempDir dir;
+  dir.Write("s.json", R"({"type": "object", "properties": {"PU_DO": {"type": "string"},
+    "trip_distance": {"type": "number"}}, "required": ["PU_DO", "trip_distance"]})");
+  Running r = Start("name: drift-unit\n"
+                    "sources:\n"
+                    "  src: {type: file, path: in.jsonl, schema: s.json}\n"
+                    "transforms:\n"
+                    "  score: {type: predict, inputs: [src], model: " +
+                        model_dir +
+                        ", outputs: {m: value}, drift_min_rows: 1, drift_window: 100}\n"
+                        "sinks:\n"
+                        "  out: {type: stdout, inputs: [score]}\n",
+                    dir.path());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 10; ++i) {
+    lines.push_back(R"({"PU_DO": ")" + top + R"(", "trip_distance": 1.0})");
+    lines.push_back(R"({"PU_DO": ")" + known_rare + R"(", "trip_distance": 1.0})");
+    lines.push_back(R"({"PU_DO": "999_999", "trip_distance": 10.0})");
+  }
+  REQUIRE(r.run->InjectLines("src", lines).ok());
+  REQUIRE(r.Rows("score").size() == 30u);
+  std::vector<uint64_t> pu_do_counts(pu_do.size(), 0);
+  pu_do_counts[0] = 10;
+  pu_do_counts.back() = 20;
+  const ProfileBins& distance = (*profile)->features[1];
+  std::vector<uint64_t> distance_counts(distance.size(), 0);
+  distance_counts[distance.BinOf(1.0)] = 20;
+  distance_counts[distance.BinOf(10.0)] = 10;
+  auto psi = [](const std::string& feature) {
+    return Metrics()
+        .GetGauge("sluice_feature_psi", "",
+                  {{"pipeline", "drift-unit"}, {"node", "score"}, {"feature", feature}})
+        ->Value();
+  };
+  CHECK(psi("PU_DO") == Approx(PopulationStabilityIndex(pu_do.expected, pu_do_counts)));
+  CHECK(psi("trip_distance") ==
+        Approx(PopulationStabilityIndex(distance.expected, distance_counts)));
+  CHECK(Metrics()
+            .GetHistogram("sluice_prediction_value", "", {{"pipeline", "drift-unit"}, {"node", "score"}},
+                          {})
+            ->Count() == 30u);
 }
