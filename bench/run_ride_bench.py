@@ -14,6 +14,8 @@ two cores), with each variant in bench/ride/:
          (a rename: no computation) -> the same predict -> the same select -> file
   full   ride-full.yaml: pipelines/ride.yaml's whole work: the PU_DO map, predict, and the map
          that shapes the seed's message (round half to even, the model's version as an int)
+  nodrift ride-nodrift.yaml: nomap with a copy of the model without its reference profile, so
+         predict keeps no drift window: nomap / nodrift is what drift monitoring costs
 All three read the same input file (map and full ignore the precomputed PU_DO, as the decoder
 skips fields a schema does not declare). map and nomap must write identical files: the script
 checks that, so the comparison is between equal work.
@@ -34,6 +36,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -48,7 +51,7 @@ OUT = DATA / "out"
 RESULTS = BENCH / "results"
 PYTHON = "/usr/bin/python3"
 GENERATOR = ROOT / "models" / "ride_data.py"
-VARIANTS = ["nomap", "map", "full"]
+VARIANTS = ["nomap", "map", "full", "nodrift"]
 TARGET_RATIO = 0.80
 
 
@@ -77,6 +80,18 @@ def generate(events):
     tmp.rename(path)
     log(f"input: {events:,} events generated in {time.perf_counter() - t:.1f} s -> {path}")
     return path
+
+
+def model_without_profile():
+    """bench/data/ride-noprofile: models/ride without metadata.profile."""
+    dst = DATA / "ride-noprofile"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(ROOT / "models" / "ride", dst)
+    mlmodel = dst / "MLmodel"
+    lines = [l for l in mlmodel.read_text().splitlines(True) if not l.strip().startswith("profile:")]
+    mlmodel.write_text("".join(lines))
+    (dst / "profile.json").unlink()
 
 
 def run_once(sluice, variant, input_path):
@@ -109,6 +124,7 @@ def main():
     args = ap.parse_args()
 
     input_path = generate(args.events)
+    model_without_profile()
     OUT.mkdir(parents=True, exist_ok=True)
     for v in VARIANTS:
         r = subprocess.run([args.sluice, "validate", str(BENCH / "ride" / f"ride-{v}.yaml")],
@@ -134,8 +150,10 @@ def main():
             cpus[v].append(cpu)
             log(f"run {k + 1}/{args.runs} {v:6s} {wall:6.2f} s wall {cpu:6.2f} s cpu "
                 f"{args.events / wall:>12,.0f} records/s")
-        if not filecmp.cmp(OUT / "ride-map.jsonl", OUT / "ride-nomap.jsonl", shallow=False):
-            sys.exit("map and nomap outputs differ: the variants do not do the same work")
+        for other in ("map", "nodrift"):
+            if not filecmp.cmp(OUT / f"ride-{other}.jsonl", OUT / "ride-nomap.jsonl",
+                               shallow=False):
+                sys.exit(f"{other} and nomap outputs differ: the variants do not do the same work")
 
     rows = {}
     for v in VARIANTS:
@@ -162,6 +180,9 @@ def main():
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
     print(f"\nthe map step costs {100 * (1 - ratio):.1f}% of the throughput "
           f"(target: under {100 * (1 - TARGET_RATIO):.0f}%): {verdict}")
+    drift = rows["nomap"]["records_per_s"] / rows["nodrift"]["records_per_s"]
+    print(f"drift monitoring (PSI window of predict) costs {100 * (1 - drift):.1f}% of the "
+          f"throughput (nomap / nodrift = {drift:.3f})")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
@@ -172,6 +193,7 @@ def main():
         "runs": args.runs,
         "variants": rows,
         "map_vs_nomap": ratio,
+        "nomap_vs_nodrift": round(drift, 3),
         "target_ratio": TARGET_RATIO,
     }
     Path(args.results).write_text(json.dumps(result, indent=2) + "\n")
