@@ -85,7 +85,10 @@ std::string DecodeCsvValue(const std::string& text, const Field& f, Slot& slot) 
       int64_t ms;
       auto r = std::from_chars(b, e, ms);
       if (r.ec == std::errc() && r.ptr == e) {
-        slot.i = ms * 1000;
+        if (__builtin_mul_overflow(ms, int64_t{1000}, &slot.i)) {
+          return fmt::format("field '{}': {} epoch milliseconds is out of the timestamp range",
+                             f.name, ms);
+        }
         return "";
       }
       auto ts = ParseTimestamp(text);

@@ -80,7 +80,11 @@ std::string DecodeJsonValue(simdjson::dom::element v, const Field& f, Slot& slot
     case TypeId::kTimestamp: {
       if (t == element_type::INT64) {
         // Integers are epoch milliseconds: Kafka's and Kafka Connect's Timestamp convention.
-        slot.i = int64_t(v.get_int64()) * 1000;
+        const int64_t ms = int64_t(v.get_int64());
+        if (__builtin_mul_overflow(ms, int64_t{1000}, &slot.i)) {
+          return fmt::format("field '{}': {} epoch milliseconds is out of the timestamp range",
+                             f.name, ms);
+        }
         return "";
       }
       std::string_view s;

@@ -158,7 +158,10 @@ class HttpSinkRuntime : public SinkRuntime {
         return false;
       }
       // A Retry-After (429 from a rate limit, 503 from maintenance) says when, not our backoff.
-      milliseconds wait = r.retry_after_s >= 0 ? milliseconds(r.retry_after_s * 1000) : backoff;
+      // Capped before converting: a peer's Retry-After of any size must not overflow.
+      const int64_t retry_after_s =
+          std::min<int64_t>(r.retry_after_s, std::chrono::duration_cast<std::chrono::seconds>(kMaxWait).count());
+      milliseconds wait = r.retry_after_s >= 0 ? milliseconds(retry_after_s * 1000) : backoff;
       wait = std::min(wait, kMaxWait);
       Log(LogLevel::kWarn,
           fmt::format("{} ({}); posting to {} again in {} ms (attempt {} of {})", what, detail,

@@ -118,6 +118,11 @@ TEST_CASE("json: each kind of bad value has its own reason", "[formats][json]") 
              Catch::StartsWith("field 'ts': "));
   CHECK(ReasonFor(Format::kJson, R"({"id": 1, "ts": true})") ==
         "field 'ts': expected timestamp, found a boolean true");
+  // Found by fuzzing: epoch milliseconds whose microseconds overflow int64.
+  CHECK(ReasonFor(Format::kJson, R"({"id": 1, "ts": -9223372036854775808})") ==
+        "field 'ts': -9223372036854775808 epoch milliseconds is out of the timestamp range");
+  CHECK(ReasonFor(Format::kJson, R"({"id": 1, "ts": 9223372036854776})") ==
+        "field 'ts': 9223372036854776 epoch milliseconds is out of the timestamp range");
   // Long values are shortened in the reason.
   const std::string long_value(100, 'x');
   CHECK(ReasonFor(Format::kJson, R"({"id": ")" + long_value + R"("})") ==
@@ -267,6 +272,16 @@ TEST_CASE("csv: an empty cell is null for numbers and empty for strings", "[form
   CHECK(d.batch->column(2).IsNull(0));
   CHECK(d.batch->column(3).IsNull(0));
   CHECK(d.batch->column(4).IsNull(0));
+}
+
+TEST_CASE("csv: epoch milliseconds out of the timestamp range are a bad row", "[formats][csv]") {
+  Decoded d = DecodeLines(Format::kCsv, {"1,a,,,1767225600000", "2,b,,,-9223372036854775808"},
+                          "id,name,score,ok,ts");
+  REQUIRE(d.batch->num_rows() == 1u);
+  CHECK(d.batch->column(4).ints[0] == 1767225600000000);
+  REQUIRE(d.rejected.size() == 1u);
+  CHECK(d.rejected[0].reason ==
+        "field 'ts': -9223372036854775808 epoch milliseconds is out of the timestamp range");
 }
 
 TEST_CASE("csv: without a header, columns are in schema order", "[formats][csv]") {
