@@ -148,7 +148,8 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
   std::unique_ptr<FileDeadLetter> file_dlq;
   DeadLetter* dlq = options.dead_letter;
   if (!dlq) {
-    file_dlq = std::make_unique<FileDeadLetter>(decl.name, decl.settings.dead_letter_path);
+    file_dlq = std::make_unique<FileDeadLetter>(decl.name, decl.settings.dead_letter_path,
+                                                options.stop);
     dlq = file_dlq.get();
   }
 
@@ -167,6 +168,13 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     failed = true;
   };
   auto stopping = [&]() { return failed.load() || (options.stop && options.stop->load()); };
+  // A row the dead-letter output gave up on (stopped while it could not be written) fails the
+  // run before the batch it came from is acknowledged.
+  auto dead_letters_lost = [&]() {
+    if (!dlq->failed()) return false;
+    fail(dlq->Flush());
+    return true;
+  };
 
   // Build phase: readers, decoders, transform runtimes, sinks.
   std::vector<std::unique_ptr<NodeRt>> rt(plan.nodes.size());
@@ -290,6 +298,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                   cols.push_back(std::make_shared<Column>(f.type));
                 b = std::make_shared<Batch>(schema, std::move(cols), 0);
               }
+              dead_letters_lost();
               b->seq = c.seq;
               b->ticket = c.ticket;
               rp->rows_out += b->num_rows();
@@ -345,6 +354,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                 for (size_t k = 0; k < in->num_rows(); ++k) rp->ctx->Reject(*in, k, reason);
                 out = in->Empty(schema);
               }
+              dead_letters_lost();
               rp->rows_out += out->num_rows();
               rp->m.out->Inc(static_cast<double>(out->num_rows()));
               if (in->num_rows() > 0) rp->m.duration->Observe(SecondsSince(started));
@@ -389,6 +399,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                 } catch (const std::exception& e) {
                   st = Status::Internal(e.what());
                 }
+                if (st.ok() && dead_letters_lost()) break;
                 if (st.ok()) {
                   // Rows the sink refused one by one went to the dead-letter output instead.
                   const uint64_t written = in.num_rows() - (rp->ctx->rejected() - refused_before);

@@ -1,6 +1,12 @@
 // The dead-letter outputs: what a rejected row carries (node, reason, bytes, position), the file
 // format (one valid JSON object per line, whatever the bytes), and no file for a clean run.
 #include <simdjson.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "engine/dead_letter.h"
@@ -76,14 +82,52 @@ TEST_CASE("FileDeadLetter writes one JSON object per line", "[dead-letter]") {
   }
 }
 
-TEST_CASE("FileDeadLetter reports a path it cannot write", "[dead-letter]") {
+TEST_CASE("FileDeadLetter pauses on a path it cannot write, and resumes once it can",
+          "[dead-letter]") {
   TempDir dir;
   dir.Write("plain-file", "x");
-  FileDeadLetter dl("p", dir.File("plain-file/dl.jsonl"));
+  std::atomic<bool> stop{false};
+  FileDeadLetter dl("p", dir.File("plain-file/dl.jsonl"), &stop);
+  // The folder cannot be made while a file has its name: the write waits, then goes through.
+  std::thread fix([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    std::filesystem::remove(dir.File("plain-file"));
+  });
+  const auto started = std::chrono::steady_clock::now();
   dl.Write({"n", "r", "i", "o", 1});
+  fix.join();
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(400));
   CHECK(dl.count() == 1u);
+  CHECK_FALSE(dl.failed());
+  CHECK(dl.Flush().ok());
+  CHECK(Lines(ReadFile(dir.File("plain-file/dl.jsonl"))).size() == 1u);
+}
+
+TEST_CASE("FileDeadLetter gives a record up only when a stop is asked for, and says so",
+          "[dead-letter]") {
+  TempDir dir;
+  dir.Write("plain-file", "x");
+  std::atomic<bool> stop{false};
+  FileDeadLetter dl("p", dir.File("plain-file/dl.jsonl"), &stop);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+  });
+  dl.Write({"n", "r", "i", "o", 1});
+  stopper.join();
+  CHECK(dl.count() == 0u);
+  CHECK(dl.failed());
+  dl.Write({"n", "r", "i", "o", 2});  // once failed, at once
   Status st = dl.Flush();
   REQUIRE_FALSE(st.ok());
   CHECK(st.code() == StatusCode::kIoError);
   CHECK_THAT(st.message(), Catch::Contains(dir.File("plain-file")));
+  CHECK_THAT(st.message(), Catch::Contains("will be read again"));
+}
+
+TEST_CASE("FileDeadLetter on a device: written, and flushing does not fail", "[dead-letter]") {
+  FileDeadLetter dl("p", "/dev/null");
+  dl.Write({"n", "r", "i", "o", 1});
+  CHECK(dl.count() == 1u);
+  CHECK(dl.Flush().ok());
 }
