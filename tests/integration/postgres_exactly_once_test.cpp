@@ -72,7 +72,7 @@ TEST_CASE("postgres exactly-once: kill -9 at random points, every input once",
   ThrowawayPostgres pg;
   WritePipeline(dir, pg);
   constexpr int kRows = 200000;
-  constexpr int kKills = 5;
+  constexpr int kKills = 10;
   // Kill points: a little after the table has grown past what the previous run left, so that
   // each kill lands while batches are being written.
   std::mt19937 rng(Catch::rngSeed());
