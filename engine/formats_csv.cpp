@@ -4,13 +4,15 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <simdjson.h>
 
 #include "engine/row_builder.h"
 
 namespace sluice::detail {
 namespace {
 
-bool SplitCsv(std::string_view line, char delim, std::vector<std::string>& out) {
+// Splits a line into cells; the problem, or "" when the line is well formed.
+std::string SplitCsv(std::string_view line, char delim, std::vector<std::string>& out) {
   out.clear();
   std::string cur;
   bool quoted = false;
@@ -25,6 +27,11 @@ bool SplitCsv(std::string_view line, char delim, std::vector<std::string>& out) 
           ++i;
         } else {
           quoted = false;
+          // RFC 4180: a closing quote ends the cell. `"a"b` is malformed, not "ab".
+          if (i + 1 < line.size() && line[i + 1] != delim) {
+            return fmt::format("csv: '{}' after the closing quote of cell {}", line[i + 1],
+                               out.size() + 1);
+          }
         }
       } else {
         cur.push_back(c);
@@ -39,9 +46,9 @@ bool SplitCsv(std::string_view line, char delim, std::vector<std::string>& out) 
     }
     ++i;
   }
-  if (quoted) return false;
+  if (quoted) return "csv: unterminated quoted field";
   out.push_back(std::move(cur));
-  return true;
+  return "";
 }
 
 std::string DecodeCsvValue(const std::string& text, const Field& f, Slot& slot) {
@@ -60,7 +67,8 @@ std::string DecodeCsvValue(const std::string& text, const Field& f, Slot& slot) 
     case TypeId::kFloat64: {
       double d;
       auto r = std::from_chars(b, e, d);
-      if (r.ec != std::errc() || r.ptr != e || std::isnan(d)) return bad();
+      // Not NaN nor an infinity (which from_chars reads from "inf"): JSON cannot carry them.
+      if (r.ec != std::errc() || r.ptr != e || !std::isfinite(d)) return bad();
       slot.d = d;
       return "";
     }
@@ -80,7 +88,13 @@ std::string DecodeCsvValue(const std::string& text, const Field& f, Slot& slot) 
         return bad();
       }
       return "";
-    case TypeId::kString: slot.s = text; return "";
+    case TypeId::kString:
+      // Strings are UTF-8 everywhere in Sluice; other bytes would be garbled on the way out.
+      if (!simdjson::validate_utf8(text.data(), text.size())) {
+        return fmt::format("field '{}': not valid UTF-8", f.name);
+      }
+      slot.s = text;
+      return "";
     case TypeId::kTimestamp: {
       int64_t ms;
       auto r = std::from_chars(b, e, ms);
@@ -111,8 +125,8 @@ class CsvDecoder : public Decoder {
     std::vector<int> map;
     std::vector<std::string> cells;
     if (!raw->header.empty()) {
-      if (!SplitCsv(raw->header, opts_.delimiter, cells))
-        return Status::InvalidConfig("csv: the header line has an unterminated quote");
+      if (std::string problem = SplitCsv(raw->header, opts_.delimiter, cells); !problem.empty())
+        return Status::InvalidConfig(fmt::format("{} in the header line", problem));
       for (const auto& name : cells) map.push_back(schema_->IndexOf(name));
       for (const auto& f : schema_->fields()) {
         if (!f.nullable && std::find(cells.begin(), cells.end(), f.name) == cells.end()) {
@@ -129,8 +143,9 @@ class CsvDecoder : public Decoder {
     for (size_t i = 0; i < raw->count(); ++i) {
       row.Reset();
       std::string problem;
-      if (!SplitCsv(raw->Get(i), opts_.delimiter, cells)) {
-        problem = "csv: unterminated quoted field";
+      problem = SplitCsv(raw->Get(i), opts_.delimiter, cells);
+      if (!problem.empty()) {
+        // malformed line: rejected below
       } else if (cells.size() != map.size()) {
         problem = fmt::format("csv: expected {} columns, found {}", map.size(), cells.size());
       } else {

@@ -274,6 +274,23 @@ TEST_CASE("csv: an empty cell is null for numbers and empty for strings", "[form
   CHECK(d.batch->column(4).IsNull(0));
 }
 
+TEST_CASE("csv: infinities, invalid UTF-8 and text after a closing quote are bad rows",
+          "[formats][csv]") {
+  // Found by the bad-input suite: these were taken (inf written as null, the bytes as Latin-1,
+  // `"a"b` as "ab").
+  Decoded d = DecodeLines(Format::kCsv,
+                          {"1,a,inf,,", "2,a,-Infinity,,", "3,\xff\xfe,,,", "4,\"a\"b,,,",
+                           "5,\"a\",,,", "6,\"h\xc3\xa9\",,,"},
+                          "id,name,score,ok,ts");
+  REQUIRE(d.batch->num_rows() == 2u);
+  CHECK(d.batch->column(1).strings == std::vector<std::string>{"a", "h\xc3\xa9"});
+  REQUIRE(d.rejected.size() == 4u);
+  CHECK(d.rejected[0].reason == "field 'score': expected float64, found 'inf'");
+  CHECK(d.rejected[1].reason == "field 'score': expected float64, found '-Infinity'");
+  CHECK(d.rejected[2].reason == "field 'name': not valid UTF-8");
+  CHECK(d.rejected[3].reason == "csv: 'b' after the closing quote of cell 2");
+}
+
 TEST_CASE("csv: epoch milliseconds out of the timestamp range are a bad row", "[formats][csv]") {
   Decoded d = DecodeLines(Format::kCsv, {"1,a,,,1767225600000", "2,b,,,-9223372036854775808"},
                           "id,name,score,ok,ts");
