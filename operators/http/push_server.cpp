@@ -91,7 +91,7 @@ Status ParseListenAddress(std::string_view address, std::string* host, int* port
   for (char c : p) {
     if (c < '0' || c > '9')
       digits = false;
-    else
+    else if (digits)  // at most 5 digits: no overflow
       value = value * 10 + (c - '0');
   }
   if (!digits || value < 1 || value > 65535) {

@@ -126,6 +126,9 @@ TEST_CASE("the listen address is host:port", "[operators][http-source]") {
              Catch::Contains("port 'http' is not a number from 1 to 65535"));
   CHECK_FALSE(ParseListenAddress("localhost:0", &host, &port).ok());
   CHECK_FALSE(ParseListenAddress("localhost:65536", &host, &port).ok());
+  // Found by fuzzing: a long run of digits overflowed the port while it was read.
+  CHECK_THAT(ParseListenAddress("127.0.0.1:8080999999999999999999", &host, &port).message(),
+             Catch::Contains("is not a number from 1 to 65535"));
 }
 
 TEST_CASE("the http source's config errors point at the key", "[operators][http-source]") {
