@@ -15,6 +15,8 @@ PACKAGES=(
   python3-fastapi python3-uvicorn curl
   # metrics tests: a real Prometheus server and promtool
   prometheus
+  # benchmarks: the seed's way in Python (bench/run_seed_bench.py)
+  python3-kafka python3-confluent-kafka python3-psycopg2 python3-requests
 )
 
 missing=()
