@@ -290,7 +290,13 @@ int Run(const std::string& file, const RunFlags& flags, const Registry& registry
            {"node", d.node}});
     }
   }
-  if (!plan || diags.HasErrors()) return kExitInvalid;
+  if (!plan || diags.HasErrors()) {
+    if (GetLogFormat() == LogFormat::kText) {
+      std::fprintf(stderr, "%s: invalid (%zu error%s); not started\n", file.c_str(),
+                   diags.ErrorCount(), diags.ErrorCount() == 1 ? "" : "s");
+    }
+    return kExitInvalid;
+  }
 
   SetLogPipeline(plan->decl.name);
   PrepareSignalLines(plan->decl.name);

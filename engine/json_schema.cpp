@@ -1,5 +1,8 @@
 // Record schemas from JSON Schema files.
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -130,8 +133,15 @@ Result<SchemaPtr> ParseJsonSchema(std::string_view json, const std::string& orig
 }
 
 Result<SchemaPtr> LoadJsonSchemaFile(const std::string& path) {
+  if (std::filesystem::is_directory(path)) {
+    return Status::InvalidConfig(
+        fmt::format("'{}' is a folder; name a JSON Schema file in it", path));
+  }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound(fmt::format("cannot read schema file '{}'", path));
+  if (!in) {
+    return Status::NotFound(
+        fmt::format("cannot read schema file '{}': {}", path, std::strerror(errno)));
+  }
   std::stringstream ss;
   ss << in.rdbuf();
   return ParseJsonSchema(ss.str(), path);

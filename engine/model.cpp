@@ -126,6 +126,12 @@ Result<ModelInfo> LoadModelInfo(const std::string& dir) {
   namespace fs = std::filesystem;
   const std::string mlmodel = (fs::path(dir) / "MLmodel").string();
   if (!fs::is_directory(dir)) {
+    if (fs::exists(dir)) {
+      return Status::InvalidConfig(fmt::format(
+          "'{}' is a file; a model is a directory in MLflow's layout (an MLmodel file beside the "
+          "model file)",
+          dir));
+    }
     return Status::NotFound(fmt::format("model directory '{}' does not exist", dir));
   }
   if (!fs::exists(mlmodel)) {

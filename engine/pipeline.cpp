@@ -6,14 +6,19 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <tuple>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 
 namespace sluice {
 
@@ -164,6 +169,187 @@ void ExpandTree(YAML::Node node, const std::string& file, Diagnostics& diags) {
   }
 }
 
+// Pipeline files are UTF-8 text. The offset of the first byte that is not valid UTF-8 or is a
+// control character YAML does not allow (below 0x20 other than tab, LF and CR; DEL), or npos.
+// yaml-cpp takes such bytes into scalars, and node names and messages would carry them on.
+size_t FirstNonTextByte(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return i;
+      ++i;
+      continue;
+    }
+    // Lead byte: the sequence's length and the smallest code point it may encode (no overlong
+    // forms), then continuation bytes; surrogates and code points past U+10FFFF are invalid.
+    size_t len = 0;
+    uint32_t cp = 0, min = 0;
+    if ((c & 0xe0) == 0xc0)
+      len = 2, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0)
+      len = 3, cp = c & 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0)
+      len = 4, cp = c & 0x07, min = 0x10000;
+    else
+      return i;
+    if (i + len > s.size()) return i;
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+// The 1-based line and column (in characters) of byte `offset` of valid UTF-8 `text`.
+Mark MarkAtOffset(const std::string& file, std::string_view text, size_t offset) {
+  Mark m{file, 1, 1};
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++m.line;
+      m.column = 1;
+    } else if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80) {
+      ++m.column;
+    }
+  }
+  return m;
+}
+
+// A hint for a YAML syntax error at 1-based `line`: the last line up to it indented with a tab,
+// the usual cause of "illegal map value" and friends.
+std::string TabHint(std::string_view text, int line) {
+  int at = 1, tab_line = 0;
+  size_t start = 0;
+  while (start <= text.size() && at <= line) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view l = text.substr(start, end - start);
+    const size_t indent_end = l.find_first_not_of(" \t");
+    if (l.substr(0, indent_end).find('\t') != std::string_view::npos) tab_line = at;
+    start = end + 1;
+    ++at;
+  }
+  if (tab_line == 0) return "";
+  return fmt::format(" (line {} is indented with a tab; YAML indents with spaces only)", tab_line);
+}
+
+const char* KindName(const YAML::Node& n);
+
+// Where each of the first documents of `text` starts, from parsing events alone (no tree). The
+// loop stops at a document that starts where the one before did: yaml-cpp's parser then makes
+// empty documents without end (a ',' outside a flow collection does it), which is how
+// YAML::LoadAll never returns on such input.
+std::vector<YAML::Mark> DocumentStarts(const std::string& text) {
+  class Starts : public YAML::EventHandler {
+   public:
+    std::vector<YAML::Mark> marks;
+    void OnDocumentStart(const YAML::Mark& m) override { marks.push_back(m); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  };
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  Starts starts;
+  while (parser.HandleNextDocument(starts)) {
+    const auto& m = starts.marks;
+    if (m.size() > 2 || (m.size() == 2 && m[0].pos == m[1].pos)) break;
+  }
+  return starts.marks;
+}
+
+// yaml-cpp shares an aliased node rather than copying it, so a few lines can describe a tree far
+// larger than the file (aliases of aliases) or, with an alias inside its own anchor, one without
+// end. This walk runs before anything else recurses into the tree, and stops both. It also
+// reports what yaml-cpp accepts silently: a key given twice in one mapping (lookups see only the
+// first) and merge keys (`<<: *base`), which YAML 1.2 dropped and yaml-cpp keeps as a plain key.
+class TreeCheck {
+ public:
+  TreeCheck(const std::string& file, Diagnostics& diags) : file_(file), diags_(diags) {}
+
+  // False when the tree is too large or too deep to be walked further.
+  bool Run(const YAML::Node& root) {
+    Walk(root, 0);
+    return !stopped_;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 1000;        // yaml-cpp parses 500 levels; aliases add more
+  static constexpr size_t kMaxNodes = 1000000;  // far more than any pipeline holds
+
+  void Walk(const YAML::Node& node, int depth) {
+    if (stopped_) return;
+    if (depth > kMaxDepth) {
+      stopped_ = true;
+      diags_.Error(Mark::Of(file_, node), "",
+                   fmt::format("aliases nest mappings and lists more than {} levels deep (an "
+                               "alias inside the anchor it names never ends)",
+                               kMaxDepth));
+      return;
+    }
+    if (++nodes_ > kMaxNodes) {
+      stopped_ = true;
+      diags_.Error(Mark::Of(file_, node), "",
+                   fmt::format("aliases expand this file to more than {} values; a pipeline "
+                               "needs far fewer (are aliases repeating aliases?)",
+                               kMaxNodes));
+      return;
+    }
+    if (node.IsSequence()) {
+      for (const auto& item : node) Walk(item, depth + 1);
+      return;
+    }
+    if (!node.IsMap()) return;
+    std::map<std::string, Mark> keys;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node key = it->first;  // a copy: `it->` yields a temporary
+      Walk(key, depth + 1);
+      if (!key.IsScalar()) {
+        // `? [a, b] : c`: every key of a pipeline is a name; the loops below skip these.
+        const Mark m = Mark::Of(file_, key);
+        if (reported_.insert({m.line, m.column}).second) {
+          diags_.Error(m, "", fmt::format("a key must be a name, found {}", KindName(key)));
+        }
+      } else {
+        const Mark m = Mark::Of(file_, key);
+        // Aliased mappings are walked once per alias: report each place once.
+        const bool fresh = reported_.insert({m.line, m.column}).second;
+        if (key.Scalar() == "<<" && key.Tag() == "?") {
+          if (fresh) {
+            diags_.Error(m, "",
+                         "merge keys ('<<: *name') are not supported: write the keys out, or "
+                         "let an alias stand for a whole value (node: *name)");
+          }
+        } else if (auto [first, inserted] = keys.emplace(key.Scalar(), m); !inserted && fresh) {
+          diags_.Error(m, "",
+                       fmt::format("key '{}' is given twice in this mapping (first at {}:{}); "
+                                   "remove one",
+                                   key.Scalar(), first->second.line, first->second.column));
+        }
+      }
+      Walk(it->second, depth + 1);
+    }
+  }
+
+  const std::string& file_;
+  Diagnostics& diags_;
+  size_t nodes_ = 0;
+  bool stopped_ = false;
+  std::set<std::pair<int, int>> reported_;
+};
+
 const char* KindName(const YAML::Node& n) {
   if (n.IsMap()) return "a mapping";
   if (n.IsSequence()) return "a list";
@@ -197,8 +383,9 @@ bool IsBool(const std::string& s) {
   return kBools.count(s) > 0;
 }
 
-// Checks one key's value against its declared type; returns the problem, or empty.
-std::string CheckValue(const ConfigField& f, const YAML::Node& v) {
+// Checks one key's value against its declared type; returns the problem, or empty. `where` is set
+// to the offending item of a list or mapping, when that is what is wrong.
+std::string CheckValue(const ConfigField& f, const YAML::Node& v, YAML::Node* where) {
   auto expected = [&](const char* what) {
     return fmt::format("'{}' must be {}, found {}", f.name, what, KindName(v));
   };
@@ -238,13 +425,21 @@ std::string CheckValue(const ConfigField& f, const YAML::Node& v) {
     case ConfigType::kStringList:
       if (v.IsScalar()) return "";  // a single string is a list of one
       if (!v.IsSequence()) return expected("a list of strings");
-      for (const auto& item : v)
-        if (!item.IsScalar()) return expected("a list of strings");
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (v[i].IsScalar()) continue;
+        where->reset(v[i]);
+        return fmt::format("'{}' must be a list of strings, but item {} is {}", f.name, i + 1,
+                           KindName(v[i]));
+      }
       return "";
     case ConfigType::kStringMap:
       if (!v.IsMap()) return expected("a mapping of strings");
-      for (auto it = v.begin(); it != v.end(); ++it)
-        if (!it->second.IsScalar()) return expected("a mapping of strings");
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it->second.IsScalar()) continue;
+        where->reset(it->second);
+        return fmt::format("'{}' must be a mapping of strings, but the value of '{}' is {}", f.name,
+                           it->first.Scalar(), KindName(it->second));
+      }
       return "";
     case ConfigType::kAny: return "";
   }
@@ -275,7 +470,16 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
     decl.nodes.push_back(std::move(cfg));
     return;
   }
-  if (body["type"].IsDefined() && body["type"].IsScalar()) cfg.type = body["type"].Scalar();
+  if (body["<<"].IsDefined()) {
+    // A merge key, reported by TreeCheck: the keys it was meant to bring in are missing, and
+    // reporting each of them would only repeat that.
+    decl.nodes.push_back(std::move(cfg));
+    return;
+  }
+  if (body["type"].IsDefined() && body["type"].IsScalar()) {
+    cfg.type = body["type"].Scalar();
+    cfg.spec = registry.Find(role, cfg.type);  // for messages; checked again below
+  }
   if (role != Role::kSource && cfg.Has("inputs") &&
       (cfg.node["inputs"].IsSequence() || cfg.node["inputs"].IsScalar())) {
     const YAML::Node& in = cfg.node["inputs"];
@@ -289,7 +493,7 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
         cfg.input_marks.push_back(Mark::Of(decl.file, item));
       }
     }
-    if (cfg.inputs.empty()) {
+    if (cfg.inputs.empty() && in.size() == 0) {
       diags.Error(cfg.MarkOf("inputs"), name,
                   fmt::format("{}: 'inputs' is empty; name the nodes it reads from", cfg.Prefix()));
     }
@@ -307,9 +511,11 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
     auto names = registry.Names(role);
     auto near = ClosestMatch(cfg.type, names);
     auto roles = registry.RolesOf(cfg.type);
+    std::vector<std::string> role_names;
+    for (Role r : roles) role_names.push_back(RoleName(r));
     std::string why = roles.empty() ? fmt::format("unknown {} type '{}'", RoleName(role), cfg.type)
                                     : fmt::format("'{}' is a {}, not a {}", cfg.type,
-                                                  RoleName(roles[0]), RoleName(role));
+                                                  fmt::join(role_names, " or a "), RoleName(role));
     diags.Error(Mark::Of(decl.file, body["type"]), name,
                 fmt::format("node '{}': {}{} (known {}s: {})", name, why,
                             near ? fmt::format(", did you mean '{}'?", *near) : "", RoleName(role),
@@ -326,6 +532,7 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
   for (const auto* f : fields) names.push_back(f->name);
   bool ok = true;
   for (auto it = body.begin(); it != body.end(); ++it) {
+    if (!it->first.IsScalar()) continue;  // reported by TreeCheck
     std::string key = it->first.Scalar();
     const ConfigField* f = nullptr;
     for (const auto* cand : fields)
@@ -339,10 +546,10 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
       ok = false;
       continue;
     }
-    std::string problem = CheckValue(*f, it->second);
+    YAML::Node where = it->second;
+    std::string problem = CheckValue(*f, it->second, &where);
     if (!problem.empty()) {
-      diags.Error(Mark::Of(decl.file, it->second), name,
-                  fmt::format("{}: {}", cfg.Prefix(), problem));
+      diags.Error(Mark::Of(decl.file, where), name, fmt::format("{}: {}", cfg.Prefix(), problem));
       ok = false;
     }
   }
@@ -364,9 +571,11 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
   const YAML::Node s = root["settings"];
   if (s.IsDefined() && !s.IsNull()) {
     if (!s.IsMap()) {
-      diags.Error(Mark::Of(decl.file, s), "", "'settings' must be a mapping");
+      diags.Error(Mark::Of(decl.file, s), "",
+                  fmt::format("'settings' must be a mapping, found {}", KindName(s)));
     } else {
       for (auto it = s.begin(); it != s.end(); ++it) {
+        if (!it->first.IsScalar()) continue;  // reported by TreeCheck
         std::string key = it->first.Scalar();
         const YAML::Node v = it->second;  // a copy: `it->` yields a temporary
         int64_t* target = nullptr;
@@ -382,7 +591,8 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
         int64_t value = 0;
         if (!v.IsScalar() || !ParseInt64(v.Scalar(), &value) || value < 1 || value > 1000000) {
           diags.Error(Mark::Of(decl.file, v), "",
-                      fmt::format("settings: '{}' must be an integer from 1 to 1000000", key));
+                      fmt::format("settings: '{}' must be an integer from 1 to 1000000, found {}",
+                                  key, v.IsScalar() ? "'" + v.Scalar() + "'" : KindName(v)));
           continue;
         }
         *target = value;
@@ -393,16 +603,30 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
   const YAML::Node d = root["dead_letter"];
   if (d.IsDefined() && !d.IsNull()) {
     if (!d.IsMap()) {
-      diags.Error(Mark::Of(decl.file, d), "", "'dead_letter' must be a mapping: {path: FILE}");
+      diags.Error(Mark::Of(decl.file, d), "",
+                  d.IsScalar() ? fmt::format("'dead_letter' must be a mapping: write "
+                                             "'dead_letter: {{path: {}}}'",
+                                             d.Scalar())
+                               : fmt::format("'dead_letter' must be a mapping: {{path: FILE}}, "
+                                             "found {}",
+                                             KindName(d)));
       return;
     }
     for (auto it = d.begin(); it != d.end(); ++it) {
+      if (!it->first.IsScalar()) continue;  // reported by TreeCheck
       std::string key = it->first.Scalar();
       if (key != "path") {
         diags.Error(Mark::Of(decl.file, it->first), "",
                     fmt::format("dead_letter: unknown key '{}' (keys: path)", key));
       } else if (!it->second.IsScalar() || it->second.Scalar().empty()) {
-        diags.Error(Mark::Of(decl.file, it->second), "", "dead_letter: 'path' must be a file name");
+        diags.Error(Mark::Of(decl.file, it->second), "",
+                    fmt::format("dead_letter: 'path' must be a file name, found {}",
+                                it->second.IsScalar() ? "''" : KindName(it->second)));
+      } else if (std::filesystem::is_directory(ResolvePath(decl.base_dir, it->second.Scalar()))) {
+        diags.Error(Mark::Of(decl.file, it->second), "",
+                    fmt::format("dead_letter: 'path' is the folder '{}'; name a file in it, e.g. "
+                                "{}/{}.dead-letter.jsonl",
+                                it->second.Scalar(), it->second.Scalar(), decl.name));
       } else {
         decl.settings.dead_letter_path = ResolvePath(decl.base_dir, it->second.Scalar());
       }
@@ -415,17 +639,64 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
 std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std::string& file,
                                               const std::string& base_dir, const Registry& registry,
                                               Diagnostics& diags) {
+  if (size_t bad = FirstNonTextByte(text); bad != std::string::npos) {
+    const auto byte = static_cast<unsigned char>(text[bad]);
+    diags.Error(MarkAtOffset(file, text, bad), "",
+                byte < 0x80 ? fmt::format("control character 0x{:02X} in the file; a pipeline "
+                                          "file is UTF-8 text",
+                                          byte)
+                            : fmt::format("byte 0x{:02X} is not valid UTF-8; a pipeline file is "
+                                          "UTF-8 text (save it as UTF-8)",
+                                          byte));
+    return std::nullopt;
+  }
   YAML::Node root;
   try {
+    // YAML::Load reads the first document only: a second one would be ignored silently.
+    const std::vector<YAML::Mark> starts = DocumentStarts(text);
+    if (starts.size() > 1 && starts.back().pos == starts[starts.size() - 2].pos) {
+      const YAML::Mark& m = starts.back();
+      diags.Error(
+          Mark{file, m.line + 1, m.column + 1}, "",
+          fmt::format("invalid YAML: unexpected '{}'",
+                      m.pos >= 0 && static_cast<size_t>(m.pos) < text.size() ? text.substr(m.pos, 1)
+                                                                             : std::string()));
+      return std::nullopt;
+    }
+    if (starts.size() > 1) {
+      const YAML::Mark& m = starts[1];
+      diags.Error(Mark{file, m.line + 1, m.column + 1}, "",
+                  "a second YAML document starts here; a pipeline file holds one pipeline: put "
+                  "each in a file of its own");
+      return std::nullopt;
+    }
     root = YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    diags.Error(Mark{file, e.mark.line + 1, e.mark.column + 1}, "",
+                fmt::format("invalid YAML: mappings and lists nested {} levels deep, more than "
+                            "can be read; a pipeline needs a few",
+                            e.depth()));
+    return std::nullopt;
   } catch (const YAML::Exception& e) {
     Mark m{file, e.mark.line + 1, e.mark.column + 1};
-    diags.Error(m, "", fmt::format("invalid YAML: {}", e.msg));
+    diags.Error(m, "", fmt::format("invalid YAML: {}{}", e.msg, TabHint(text, m.line)));
     return std::nullopt;
   }
   if (!root.IsMap()) {
-    diags.Error(Mark{file, 1, 1}, "",
-                "a pipeline file is a mapping with 'sources', 'transforms' and 'sinks'");
+    constexpr const char* kShape =
+        "a pipeline file is a mapping with 'sources', 'transforms' and 'sinks'";
+    if (root.IsNull()) {
+      diags.Error(
+          Mark{file, 1, 1}, "",
+          fmt::format("the file holds no pipeline (it is empty, or only comments); {}", kShape));
+    } else if (root.IsSequence()) {
+      diags.Error(Mark::Of(file, root), "", fmt::format("found a list; {}", kShape));
+    } else {
+      constexpr size_t kShown = 40;
+      std::string shown = root.Scalar().substr(0, kShown);
+      if (root.Scalar().size() > kShown) shown += "...";
+      diags.Error(Mark::Of(file, root), "", fmt::format("found the text '{}'; {}", shown, kShape));
+    }
     return std::nullopt;
   }
   PipelineDecl decl;
@@ -433,18 +704,27 @@ std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std
   decl.base_dir = base_dir;
   decl.text = std::make_shared<const std::string>(text);
   try {
+    if (!TreeCheck(file, diags).Run(root)) return std::nullopt;
     ExpandTree(root, file, diags);
     static const std::vector<std::string> kTopKeys = {"name",        "description", "sources",
                                                       "transforms",  "sinks",       "settings",
                                                       "dead_letter", "tests"};
     for (auto it = root.begin(); it != root.end(); ++it) {
-      std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+      if (!it->first.IsScalar()) continue;  // reported by TreeCheck
+      std::string key = it->first.Scalar();
       if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end()) {
         auto near = ClosestMatch(key, kTopKeys);
         diags.Error(Mark::Of(file, it->first), "",
                     fmt::format("unknown top-level key '{}'{} (keys: {})", key,
                                 near ? fmt::format(" (did you mean '{}'?)", *near) : "",
                                 fmt::join(kTopKeys, ", ")));
+      }
+    }
+    for (const char* key : {"name", "description"}) {
+      const YAML::Node v = root[key];
+      if (v.IsDefined() && !v.IsNull() && !v.IsScalar()) {
+        diags.Error(Mark::Of(file, v), "",
+                    fmt::format("'{}' must be a string, found {}", key, KindName(v)));
       }
     }
     if (root["name"].IsDefined() && root["name"].IsScalar()) {
@@ -455,7 +735,7 @@ std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std
     if (root["description"].IsDefined() && root["description"].IsScalar())
       decl.description = root["description"].Scalar();
     ParseSettings(root, decl, diags);
-    std::set<std::string> seen;
+    std::map<std::string, const char*> seen;  // node name: its section
     for (const auto& section : kSections) {
       const YAML::Node sec = root[section.key];
       if (!sec.IsDefined() || sec.IsNull()) {
@@ -468,12 +748,21 @@ std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std
       }
       if (!sec.IsMap()) {
         diags.Error(Mark::Of(file, sec), "",
-                    fmt::format("'{}' must be a mapping of node names to nodes", section.key));
+                    fmt::format("'{}' must be a mapping of node names to nodes, found {}",
+                                section.key, KindName(sec)));
         continue;
       }
       for (auto it = sec.begin(); it != sec.end(); ++it) {
+        if (!it->first.IsScalar()) continue;  // reported by TreeCheck
         std::string name = it->first.Scalar();
-        if (!seen.insert(name).second) {
+        if (name.empty()) {
+          diags.Error(Mark::Of(file, it->first), "",
+                      fmt::format("a node of '{}' has an empty name; name it", section.key));
+          continue;
+        }
+        if (auto [first, inserted] = seen.emplace(name, section.key); !inserted) {
+          // Twice in one section is a key given twice, which TreeCheck reported.
+          if (first->second == section.key) continue;
           diags.Error(Mark::Of(file, it->first), name,
                       fmt::format("node name '{}' is used twice; names are unique across "
                                   "sources, transforms and sinks",
@@ -494,9 +783,18 @@ std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std
 
 std::optional<PipelineDecl> ParsePipelineFile(const std::string& path, const Registry& registry,
                                               Diagnostics& diags) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    std::string dir = path;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    diags.Error(Mark{path, 0, 0}, "",
+                fmt::format("'{}' is a folder; give pipeline files (e.g. {}/*.yaml)", path, dir));
+    return std::nullopt;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    diags.Error(Mark{path, 0, 0}, "", fmt::format("cannot read pipeline file '{}'", path));
+    diags.Error(Mark{path, 0, 0}, "",
+                fmt::format("cannot read pipeline file '{}': {}", path, std::strerror(errno)));
     return std::nullopt;
   }
   std::stringstream ss;

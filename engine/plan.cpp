@@ -199,9 +199,16 @@ std::unique_ptr<Plan> PlanPipeline(PipelineDecl decl, Diagnostics& diags) {
       int j = plan->decl.IndexOf(in);
       if (j < 0) {
         auto near = ClosestMatch(in, all_names);
+        std::string hint;
+        if (near) {
+          hint = fmt::format(" (did you mean '{}'?)", *near);
+        } else if (in == "dead_letter") {
+          hint = " (rejected rows go to the file of the top-level 'dead_letter' key, which no "
+                 "node reads)";
+        }
         diags.Error(cfg.input_marks[k], cfg.name,
                     fmt::format("{}: input '{}' is not a node of this pipeline{}", cfg.Prefix(), in,
-                                near ? fmt::format(" (did you mean '{}'?)", *near) : ""));
+                                hint));
         continue;
       }
       if (decl_nodes[j].role == Role::kSink) {

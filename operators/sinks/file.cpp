@@ -1,5 +1,7 @@
 // file: writes rows as JSON lines to a file. Rows are buffered by stdio and made durable
 // (fflush + fsync) when the pipeline drains.
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "operators/builtin.h"
@@ -29,7 +31,14 @@ class FileSinkRuntime : public SinkRuntime {
 class FileSink : public SinkNode {
  public:
   explicit FileSink(const NodeConfig& node) : node_(node) {}
-  Status CheckInput(const SchemaPtr&) override { return Status::Ok(); }
+  Status CheckInput(const SchemaPtr&) override {
+    const std::string path = node_.Path("path");
+    if (path.empty()) return node_.Error("path", "'path' is empty; name the file to write");
+    if (std::filesystem::is_directory(path)) {
+      return node_.Error("path", fmt::format("'{}' is a folder; name a file in it", path));
+    }
+    return Status::Ok();
+  }
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
     std::string path = node_.Path("path");
     const char* mode = node_.String("mode") == "append" ? "ab" : "wb";

@@ -193,11 +193,19 @@ class HttpSink : public SinkNode {
     }
     for (const char* key :
          {"timeout_ms", "max_retries", "retry_backoff_ms", "outage_cooldown_ms"}) {
-      if (node_.Int(key) < 0) return node_.Error(key, "must not be negative");
+      if (node_.Int(key) < 0) {
+        return node_.Error(key,
+                           fmt::format("'{}' must not be negative, found {}", key, node_.Int(key)));
+      }
     }
-    if (node_.Int("timeout_ms") == 0) return node_.Error("timeout_ms", "must be positive");
+    if (node_.Int("timeout_ms") == 0) {
+      return node_.Error("timeout_ms", "'timeout_ms' must be at least 1, found 0");
+    }
     if (node_.Float("rate_limit_per_s") < 0) {
-      return node_.Error("rate_limit_per_s", "must not be negative (0 sends without a limit)");
+      return node_.Error("rate_limit_per_s",
+                         fmt::format("'rate_limit_per_s' must not be negative (0 sends without a "
+                                     "limit), found {}",
+                                     node_.String("rate_limit_per_s")));
     }
     auto encoder = WebhookEncoder::Parse(node_, *input);
     if (!encoder.ok()) return encoder.status();

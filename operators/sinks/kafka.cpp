@@ -297,6 +297,18 @@ class KafkaSink : public SinkNode {
   bool CommitsSourcePositions() const override { return exactly_once(); }
 
   Status CheckInput(const SchemaPtr& input) override {
+    if (node_.String("brokers").empty()) {
+      return node_.Error("brokers", "'brokers' is empty; expected host:port[,host:port]");
+    }
+    if (node_.String("topic").empty()) {
+      return node_.Error("topic", "'topic' is empty; name the topic to produce to");
+    }
+    if (node_.Int("connect_timeout_ms") < 0) {
+      return node_.Error("connect_timeout_ms",
+                         fmt::format("'connect_timeout_ms' must be 0 (wait forever) or more, "
+                                     "found {}",
+                                     node_.Int("connect_timeout_ms")));
+    }
     shape_ = SinkShape();
     if (node_.Has("key")) {
       SLUICE_RETURN_IF_ERROR(CheckFieldsExist(node_, "key", {node_.String("key")}, *input));

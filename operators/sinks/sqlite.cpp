@@ -2,6 +2,7 @@
 // input schema when it does not exist, checks its columns when it does, and inserts each batch
 // with one prepared statement inside one transaction (durable on commit: WAL, synchronous=FULL).
 #include <algorithm>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -106,9 +107,11 @@ class Db {
   sqlite3* db_ = nullptr;
 };
 
+// Every field without a compatible column is reported, one problem per line.
 Status CheckTable(Db& db, const NodeConfig& node, const std::string& table, const Schema& schema) {
   SLUICE_ASSIGN_OR_RETURN(auto cols, db.Columns(table));
   if (cols.empty()) return Status::Ok();  // created on open
+  std::vector<std::string> problems;
   for (const auto& f : schema.fields()) {
     // SQLite column names are case-insensitive.
     auto it = std::find_if(cols.begin(), cols.end(), [&](const auto& c) {
@@ -117,16 +120,24 @@ Status CheckTable(Db& db, const NodeConfig& node, const std::string& table, cons
     if (it == cols.end()) {
       std::vector<std::string> names;
       for (const auto& [n, t] : cols) names.push_back(n);
-      return node.Error("table", fmt::format("table '{}' has no column '{}' (columns: {})", table,
-                                             f.name, fmt::join(names, ", ")));
+      problems.push_back(node.Error("table", fmt::format("table '{}' has no column '{}' "
+                                                         "(columns: {})",
+                                                         table, f.name, fmt::join(names, ", ")))
+                             .message());
+      continue;
     }
     if (!Compatible(f.type, AffinityOf(it->second))) {
-      return node.Error("table", fmt::format("column '{}' of table '{}' is {} but field '{}' is "
-                                             "{}",
-                                             f.name, table, it->second, f.name, TypeName(f.type)));
+      problems.push_back(
+          node.Error("table",
+                     fmt::format("column '{}' of table '{}' is {} but field '{}' is {} "
+                                 "(a column of type {} would take it)",
+                                 f.name, table, it->second.empty() ? "untyped" : it->second, f.name,
+                                 TypeName(f.type), SqlType(f.type)))
+              .message());
     }
   }
-  return Status::Ok();
+  if (problems.empty()) return Status::Ok();
+  return Status::InvalidConfig(fmt::format("{}", fmt::join(problems, "\n")));
 }
 
 class SqliteSinkRuntime : public SinkRuntime {
@@ -202,9 +213,21 @@ class SqliteSink : public SinkNode {
     // Validation reads an existing database (read-only) so a mismatched table is caught before
     // deploy; a database that does not exist yet is created on the first run.
     std::string path = node_.Path("path");
+    if (node_.String("table").empty()) {
+      return node_.Error("table", "'table' is empty; name the table to insert into");
+    }
+    if (std::filesystem::is_directory(path)) {
+      return node_.Error("path", fmt::format("'{}' is a folder; name the database file", path));
+    }
     Db db;
     if (!db.Open(path, SQLITE_OPEN_READONLY).ok()) return Status::Ok();
-    return CheckTable(db, node_, node_.String("table"), *input);
+    Status st = CheckTable(db, node_, node_.String("table"), *input);
+    if (st.code() == StatusCode::kIoError) {
+      // Not a database, or one SQLite cannot read: say which file, at its key.
+      return node_.Error(
+          "path", fmt::format("cannot read the SQLite database '{}': {}", path, st.message()));
+    }
+    return st;
   }
 
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr& input) const override {

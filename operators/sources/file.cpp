@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -177,12 +178,25 @@ class FileSource : public SourceNode {
 Result<std::unique_ptr<SourceNode>> MakeFileSource(const NodeConfig& node) {
   FileSourceConfig cfg;
   cfg.path = node.Path("path");
+  if (cfg.path.empty()) {
+    return node.Error("path",
+                      "'path' is empty; name the file to read, or \"-\" for standard "
+                      "input");
+  }
+  if (std::filesystem::is_directory(cfg.path)) {
+    return node.Error("path", fmt::format("'{}' is a folder; name the file to read", cfg.path));
+  }
   cfg.format = *ParseFormat(node.String("format"));
   if (node.Has("schema")) cfg.schema_path = node.Path("schema");
   cfg.repeat = node.Int("repeat");
-  if (cfg.repeat < 1) return node.Error("repeat", "'repeat' must be at least 1");
+  if (cfg.repeat < 1) {
+    return node.Error("repeat", fmt::format("'repeat' must be at least 1, found {}", cfg.repeat));
+  }
   std::string delim = node.String("csv_delimiter");
-  if (delim.size() != 1) return node.Error("csv_delimiter", "'csv_delimiter' is one character");
+  if (delim.size() != 1) {
+    return node.Error("csv_delimiter",
+                      fmt::format("'csv_delimiter' must be one character, found '{}'", delim));
+  }
   cfg.csv_delimiter = delim[0];
   cfg.csv_header = node.Bool("csv_header");
   return std::unique_ptr<SourceNode>(std::make_unique<FileSource>(node, std::move(cfg)));

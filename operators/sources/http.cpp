@@ -150,7 +150,9 @@ Result<std::unique_ptr<SourceNode>> MakeHttpSource(const NodeConfig& node) {
   if (!st.ok()) return node.Error("address", st.message());
   s.path = node.String("path");
   if (s.path.empty() || s.path.front() != '/') {
-    return node.Error("path", fmt::format("'{}' is not a URL path: it starts with '/'", s.path));
+    return node.Error("path", fmt::format("'path' must be a URL path starting with '/', found "
+                                          "'{}' (write '/{}')",
+                                          s.path, s.path));
   }
   const std::string format = node.String("format");
   cfg.pubsub = format == "pubsub";
@@ -159,21 +161,29 @@ Result<std::unique_ptr<SourceNode>> MakeHttpSource(const NodeConfig& node) {
   if (node.Has("schema")) cfg.schema_path = node.Path("schema");
 
   const int64_t max_body = node.Int("max_body_bytes");
-  if (max_body < 1) return node.Error("max_body_bytes", "'max_body_bytes' must be at least 1");
+  if (max_body < 1) {
+    return node.Error("max_body_bytes",
+                      fmt::format("'max_body_bytes' must be at least 1, found {}", max_body));
+  }
   s.max_body_bytes = static_cast<size_t>(max_body);
   const int64_t ack = node.Int("ack_timeout_ms");
-  if (ack < 1) return node.Error("ack_timeout_ms", "'ack_timeout_ms' must be at least 1");
+  if (ack < 1) {
+    return node.Error("ack_timeout_ms",
+                      fmt::format("'ack_timeout_ms' must be at least 1, found {}", ack));
+  }
   s.ack_timeout = std::chrono::milliseconds(ack);
   const int64_t conns = node.Int("max_connections");
   if (conns < 1 || conns > kMaxConnections) {
-    return node.Error("max_connections",
-                      fmt::format("'max_connections' must be from 1 to {}", kMaxConnections));
+    return node.Error(
+        "max_connections",
+        fmt::format("'max_connections' must be from 1 to {}, found {}", kMaxConnections, conns));
   }
   s.threads = static_cast<int>(conns);
   const int64_t linger = node.Int("batch_linger_ms");
   if (linger < 0 || linger > kMaxLingerMs) {
-    return node.Error("batch_linger_ms",
-                      fmt::format("'batch_linger_ms' must be from 0 to {}", kMaxLingerMs));
+    return node.Error(
+        "batch_linger_ms",
+        fmt::format("'batch_linger_ms' must be from 0 to {}, found {}", kMaxLingerMs, linger));
   }
   s.linger = std::chrono::milliseconds(linger);
   return std::unique_ptr<SourceNode>(std::make_unique<HttpSource>(node, std::move(cfg)));

@@ -18,6 +18,7 @@
 // and only updates the offset tracker.
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -685,17 +686,26 @@ class KafkaSource : public SourceNode {
 Result<std::unique_ptr<SourceNode>> MakeKafkaSource(const NodeConfig& node) {
   KafkaSourceConfig cfg;
   cfg.brokers = node.String("brokers");
+  if (cfg.brokers.empty()) {
+    return node.Error("brokers", "'brokers' is empty; expected host:port[,host:port]");
+  }
   cfg.topics = node.StringList("topic");
   cfg.group = node.String("group");
+  if (cfg.group.empty()) return node.Error("group", "'group' is empty; name the consumer group");
   cfg.start = node.String("start");
   cfg.format = *ParseFormat(node.String("format"));
   if (cfg.format == Format::kCsv) return node.Error("format", "csv is not a Kafka format here");
   if (node.Has("schema")) cfg.schema_path = node.Path("schema");
   cfg.max_wait_ms = node.Int("max_wait_ms");
-  if (cfg.max_wait_ms < 1) return node.Error("max_wait_ms", "'max_wait_ms' must be at least 1");
+  if (cfg.max_wait_ms < 1) {
+    return node.Error("max_wait_ms",
+                      fmt::format("'max_wait_ms' must be at least 1, found {}", cfg.max_wait_ms));
+  }
   cfg.connect_timeout_ms = node.Int("connect_timeout_ms");
   if (cfg.connect_timeout_ms < 0) {
-    return node.Error("connect_timeout_ms", "'connect_timeout_ms' is 0 (wait forever) or more");
+    return node.Error("connect_timeout_ms",
+                      fmt::format("'connect_timeout_ms' must be 0 (wait forever) or more, found {}",
+                                  cfg.connect_timeout_ms));
   }
   cfg.continue_on_lost = node.String("lost_offsets") == "continue";
   for (const auto& [kind, field] : node.StringMap("metadata")) {
@@ -708,10 +718,19 @@ Result<std::unique_ptr<SourceNode>> MakeKafkaSource(const NodeConfig& node) {
                                     kind));
     }
     if (field.empty()) return node.Error("metadata", fmt::format("'{}' names no field", kind));
+    for (int other = 0; other < kMetadataCount; ++other) {
+      if (cfg.metadata_fields[other] == field) {
+        return node.Error("metadata", fmt::format("'{}' and '{}' both name the field '{}'",
+                                                  kMetadata[other].name, kind, field));
+      }
+    }
     cfg.metadata_fields[m] = field;
   }
   cfg.properties = node.StringMap("properties");
-  if (cfg.topics.empty()) return node.Error("topic", "names no topic");
+  if (cfg.topics.empty() ||
+      std::find(cfg.topics.begin(), cfg.topics.end(), "") != cfg.topics.end()) {
+    return node.Error("topic", "'topic' names no topic; expected a topic or a list of topics");
+  }
   return std::unique_ptr<SourceNode>(std::make_unique<KafkaSource>(node, std::move(cfg)));
 }
 

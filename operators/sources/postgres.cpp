@@ -379,7 +379,9 @@ Result<std::unique_ptr<SourceNode>> MakePgSource(const NodeConfig& node) {
   PgSourceConfig cfg;
   cfg.connect_timeout_ms = node.Int("connect_timeout_ms");
   if (cfg.connect_timeout_ms < 0) {
-    return node.Error("connect_timeout_ms", "'connect_timeout_ms' is 0 (wait forever) or more");
+    return node.Error("connect_timeout_ms",
+                      fmt::format("'connect_timeout_ms' must be 0 (wait forever) or more, found {}",
+                                  cfg.connect_timeout_ms));
   }
   cfg.url = WithConnectTimeout(node.String("url"), cfg.connect_timeout_ms);
   const std::string table = node.String("table");
@@ -390,7 +392,9 @@ Result<std::unique_ptr<SourceNode>> MakePgSource(const NodeConfig& node) {
   }
   cfg.table = *parsed;
   cfg.column = node.String("column");
-  if (cfg.column.empty()) return node.Error("column", "names no column");
+  if (cfg.column.empty()) {
+    return node.Error("column", "'column' is empty; name the increasing column rows are read by");
+  }
   if (node.Has("schema")) cfg.schema_path = node.Path("schema");
   cfg.columns = node.StringList("columns");
   std::set<std::string> seen;
@@ -407,7 +411,9 @@ Result<std::unique_ptr<SourceNode>> MakePgSource(const NodeConfig& node) {
   cfg.follow = node.Bool("follow");
   cfg.poll_interval_ms = node.Int("poll_interval_ms");
   if (cfg.poll_interval_ms < 1) {
-    return node.Error("poll_interval_ms", "'poll_interval_ms' must be at least 1");
+    return node.Error("poll_interval_ms", fmt::format("'poll_interval_ms' must be at least 1, "
+                                                      "found {}",
+                                                      cfg.poll_interval_ms));
   }
   // A bare name is in the schema of the table read, next to it.
   const std::string positions = node.String("positions_table");

@@ -30,6 +30,7 @@ class DropFields : public TransformNode {
 
   Result<SchemaPtr> OutputSchema(const SchemaPtr& input) override {
     std::vector<std::string> drop = node_.StringList("fields");
+    if (drop.empty()) return node_.Error("fields", "names no field to drop");
     SLUICE_RETURN_IF_ERROR(CheckFieldsExist(node_, "fields", drop, *input));
     std::vector<bool> dropped(input->size(), false);
     for (const auto& name : drop) {

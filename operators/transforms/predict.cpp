@@ -390,12 +390,15 @@ class Predict : public TransformNode {
                                    what, name));
       }
       if (string_input ? f.type != TypeId::kString : !json && !numeric) {
-        const std::string declared =
-            cfg_.model_dir.empty()
-                ? std::string("a feature")
-                : fmt::format("{} in the model's signature", TypeName(info_.inputs[n].type));
-        problems.push_back(fmt::format("{} '{}' is {} but field '{}' of {} is {}", what, name,
-                                       declared, f.name, InputName(node_), TypeName(f.type)));
+        if (cfg_.model_dir.empty()) {
+          problems.push_back(fmt::format(
+              "{} '{}' must be a number, a bool or a string, but field '{}' of {} is {}", what,
+              name, f.name, InputName(node_), TypeName(f.type)));
+        } else {
+          problems.push_back(fmt::format(
+              "{} '{}' is {} in the model's signature but field '{}' of {} is {}", what, name,
+              TypeName(info_.inputs[n].type), f.name, InputName(node_), TypeName(f.type)));
+        }
         continue;
       }
       if (string_input && cfg_.backend == PredictBackend::kXgboost &&
@@ -574,13 +577,14 @@ Status ParseRemote(const NodeConfig& node, PredictConfig& cfg) {
                          Bound{"breaker_cooldown_ms", &r.http.breaker_cooldown_ms, 0}}) {
     *b.value = node.Int(b.key);
     if (*b.value < b.min)
-      return node.Error(b.key, fmt::format("{} must be at least {}, got {}", b.key, b.min,
-                                           *b.value));
+      return node.Error(b.key,
+                        fmt::format("'{}' must be at least {}, found {}", b.key, b.min, *b.value));
   }
   if (cfg.model_dir.empty() == cfg.features.empty()) {
     return node.Error(cfg.model_dir.empty() ? "model" : "features",
-                      "give either `model` (an MLflow model directory whose signature names the "
-                      "inputs) or `features` (the input fields), not both");
+                      fmt::format("give either `model` (an MLflow model directory whose signature "
+                                  "names the inputs) or `features` (the input fields), {}",
+                                  cfg.model_dir.empty() ? "found neither" : "not both"));
   }
   if (cfg.backend == PredictBackend::kKserveV2 && cfg.model_dir.empty() && r.model_name.empty())
     return node.Error("model_name", "backend 'kserve-v2' without `model` needs `model_name`");
@@ -612,8 +616,12 @@ Result<std::unique_ptr<TransformNode>> MakePredict(const NodeConfig& node) {
       cfg.registry_uri = *uri;
       cfg.registry_root = root;
       cfg.reload_ms = node.Int("reload_interval_ms");
-      if (cfg.reload_ms < 0)
-        return node.Error("reload_interval_ms", "must be 0 (never) or a positive interval");
+      if (cfg.reload_ms < 0) {
+        return node.Error("reload_interval_ms",
+                          fmt::format("'reload_interval_ms' must be 0 (never) or a positive "
+                                      "interval, found {}",
+                                      cfg.reload_ms));
+      }
     } else {
       if (node.Has("registry"))
         return node.Error("registry", "`registry` is for `model: models:/<name>...` names");
@@ -624,10 +632,19 @@ Result<std::unique_ptr<TransformNode>> MakePredict(const NodeConfig& node) {
   cfg.drift.window_rows = node.Int("drift_window");
   cfg.drift.min_rows = node.Int("drift_min_rows");
   cfg.drift.threshold = node.Float("drift_threshold");
-  if (cfg.drift.window_rows < 1)
-    return node.Error("drift_window", "must be at least 1 row");
-  if (cfg.drift.min_rows < 1) return node.Error("drift_min_rows", "must be at least 1 row");
-  if (!(cfg.drift.threshold > 0)) return node.Error("drift_threshold", "must be above 0");
+  if (cfg.drift.window_rows < 1) {
+    return node.Error("drift_window", fmt::format("'drift_window' must be at least 1 row, found {}",
+                                                  cfg.drift.window_rows));
+  }
+  if (cfg.drift.min_rows < 1) {
+    return node.Error("drift_min_rows", fmt::format("'drift_min_rows' must be at least 1 row, "
+                                                    "found {}",
+                                                    cfg.drift.min_rows));
+  }
+  if (!(cfg.drift.threshold > 0)) {
+    return node.Error("drift_threshold", fmt::format("'drift_threshold' must be above 0, found {}",
+                                                     node.String("drift_threshold")));
+  }
   if (cfg.backend == PredictBackend::kXgboost) {
     if (!node.Has("model")) return node.Error("model", "backend 'xgboost' needs `model`");
     for (const auto& key : kRemoteKeys) {

@@ -112,13 +112,13 @@ TEST_CASE("file source config errors", "[operators][file-source]") {
   {
     Loaded l = load(", repeat: 0");
     REQUIRE(l.diags.ErrorCount() == 1u);
-    CHECK(l.Errors()[0].message == "file 'src': 'repeat' must be at least 1");
+    CHECK(l.Errors()[0].message == "file 'src': 'repeat' must be at least 1, found 0");
     CHECK(l.Errors()[0].mark.ToString() == At(text(", repeat: 0"), "0}"));
   }
   {
     Loaded l = load(", csv_delimiter: ';;'");
     REQUIRE(l.diags.ErrorCount() == 1u);
-    CHECK(l.Errors()[0].message == "file 'src': 'csv_delimiter' is one character");
+    CHECK(l.Errors()[0].message == "file 'src': 'csv_delimiter' must be one character, found ';;'");
     CHECK(l.Errors()[0].mark.ToString() == At(text(", csv_delimiter: ';;'"), "';;'"));
   }
   {

@@ -139,7 +139,7 @@ TEST_CASE("the http source's config errors point at the key", "[operators][http-
       {"address: \"localhost\", schema: ../schemas/ride_event.json", "\"localhost",
        "http 'in': 'localhost' is not host:port"},
       {"path: push, schema: ../schemas/ride_event.json", "push",
-       "http 'in': 'push' is not a URL path"},
+       "http 'in': 'path' must be a URL path starting with '/', found 'push' (write '/push')"},
       {"format: csv, schema: ../schemas/ride_event.json", "csv", "'format' must be one of"},
       {"max_body_bytes: 0, schema: ../schemas/ride_event.json", "0",
        "'max_body_bytes' must be at least 1"},

@@ -53,7 +53,7 @@ TEST_CASE("postgres source: configuration errors point at the key",
           "[operators][postgres-source]") {
   ExpectError(PgSource(", poll_interval_ms: 0"), "'poll_interval_ms' must be at least 1", "0}");
   ExpectError(PgSource(", connect_timeout_ms: -5"),
-              "'connect_timeout_ms' is 0 (wait forever) or more", "-5");
+              "'connect_timeout_ms' must be 0 (wait forever) or more, found -5", "-5");
   ExpectError(PgSource(", positions_table: \"ops.\""), "'ops.' is not a table name", "\"ops.\"");
   ExpectError(PgSource(", columns: [id, id]"), "column 'id' is listed twice", "[id, id]");
   ExpectError(PgSource(", columns: []"), "lists no column", "[]");
@@ -75,7 +75,7 @@ TEST_CASE("postgres source: configuration errors point at the key",
       "  rows: {type: postgres, url: \"postgresql://127.0.0.1:1/x\", table: iris_data, "
       "column: \"\", schema: ../schemas/iris_data.json}\n"
       "sinks:\n  out: {type: stdout, inputs: [rows]}\n";
-  ExpectError(no_column, "names no column", "\"\", schema");
+  ExpectError(no_column, "'column' is empty", "\"\", schema");
 
   const std::string missing_schema =
       "sources:\n"

@@ -171,11 +171,11 @@ TEST_CASE("sqlite sink checks an existing table at validation", "[operators][sql
         "CREATE TABLE fine (id BIGINT, name VARCHAR(20), score DOUBLE, ok BOOLEAN, "
         "ts DATETIME, extra BLOB)");
   }
-  SECTION("missing column") {
+  SECTION("missing columns: each is reported") {
     const std::string yaml =
         SinkPipeline("{type: sqlite, inputs: [src], path: out.db, table: few}");
     Loaded l = Load(yaml, dir.path());
-    REQUIRE(l.diags.ErrorCount() == 1u);
+    REQUIRE(l.diags.ErrorCount() == 4u);  // name, score, ok, ts
     CHECK(l.Errors()[0].message == "sqlite 'out': table 'few' has no column 'name' (columns: id)");
     CHECK(l.Errors()[0].mark.ToString() == At(yaml, "few"));
   }
@@ -184,7 +184,8 @@ TEST_CASE("sqlite sink checks an existing table at validation", "[operators][sql
         Load(SinkPipeline("{type: sqlite, inputs: [src], path: out.db, table: wrong}"), dir.path());
     REQUIRE(l.diags.ErrorCount() == 1u);
     CHECK(l.Errors()[0].message ==
-          "sqlite 'out': column 'id' of table 'wrong' is TEXT but field 'id' is int64");
+          "sqlite 'out': column 'id' of table 'wrong' is TEXT but field 'id' is int64 (a column "
+          "of type INTEGER would take it)");
   }
   SECTION("compatible declared types under other names") {
     Loaded l =

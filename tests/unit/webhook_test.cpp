@@ -174,7 +174,8 @@ TEST_CASE("http sink: configuration checks", "[operators][webhook]") {
   CHECK_THAT(ErrorAt(", max_message_bytes: 4", "4"), Catch::Contains("at least 16 bytes"));
   CHECK_THAT(ErrorAt(", max_retries: -1", "-1"), Catch::Contains("must not be negative"));
   CHECK_THAT(ErrorAt(", rate_limit_per_s: -2", "-2"), Catch::Contains("must not be negative"));
-  CHECK_THAT(ErrorAt(", timeout_ms: 0", "0}"), Catch::Contains("must be positive"));
+  CHECK_THAT(ErrorAt(", timeout_ms: 0", "0}"),
+             Catch::Contains("'timeout_ms' must be at least 1, found 0"));
   // The URL's path is a secret: an error shows the host only.
   const std::string yaml =
       "sources:\n  src: {type: file, path: in.jsonl, schema: s.json}\n"
