@@ -312,7 +312,10 @@ class RemotePredictRuntime : public TransformRuntime {
         info_(std::move(info)) {}
 
   Result<BatchPtr> Process(const BatchPtr& input, NodeContext& ctx) const override {
-    BatchPtr in = DropUnscorable(input, features_, ctx);
+    // The unscorable rows are dead-lettered only once the server has answered: a batch that
+    // comes back Unavailable is processed again from the start, and must not send them twice.
+    const Unscorable unscorable = FindUnscorable(*input, features_);
+    BatchPtr in = unscorable.Scorable(input);
     const size_t n = in->num_rows();
     std::vector<std::shared_ptr<Column>> cols;
     for (const auto& o : outputs_) cols.push_back(std::make_shared<Column>(OutputType(o)));
@@ -333,6 +336,7 @@ class RemotePredictRuntime : public TransformRuntime {
       }
       // An outage comes back as Unavailable: the runner pauses and retries the whole batch.
       SLUICE_ASSIGN_OR_RETURN(std::vector<HttpResponse> answers, client_->PostAll(requests));
+      unscorable.Reject(*input, ctx);
       for (size_t q = 0; q < answers.size(); ++q) {
         const size_t b = q * chunk, e = std::min(n, b + chunk);
         const HttpResponse& a = answers[q];
@@ -381,6 +385,7 @@ class RemotePredictRuntime : public TransformRuntime {
         }
       }
     }
+    if (n == 0) unscorable.Reject(*input, ctx);
     if (good.size() != n) in = in->Take(good);
     std::vector<ColumnPtr> all = in->columns();
     all.insert(all.end(), cols.begin(), cols.end());

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -52,33 +53,46 @@ inline bool NeedsProbabilities(const OutputSpec& o) {
   return o.kind == OutputSpec::kProbability || o.kind == OutputSpec::kClassProbability;
 }
 
-// Rows with a null or non-finite feature cannot be scored faithfully: they are dead-lettered and
-// the batch of the other rows is returned (the input itself when every row is fine). Any string
-// is a valid categorical value (an unseen one is a missing value, not an error); only floats
-// can be non-finite.
-inline BatchPtr DropUnscorable(const BatchPtr& in, const std::vector<size_t>& features,
-                               NodeContext& ctx) {
-  std::vector<uint32_t> good;
-  bool all_good = true;
-  for (size_t r = 0; r < in->num_rows(); ++r) {
+// Rows with a null or non-finite feature cannot be scored faithfully. Any string is a valid
+// categorical value (an unseen one is a missing value, not an error); only floats can be
+// non-finite.
+struct Unscorable {
+  std::vector<uint32_t> good;                        // the rows that can be scored
+  std::vector<std::pair<size_t, std::string>> rows;  // the others, with the reason
+  // The batch of the good rows (the input itself when every row is fine).
+  BatchPtr Scorable(const BatchPtr& in) const {
+    return rows.empty() ? in : BatchPtr(in->Take(good));
+  }
+  void Reject(const Batch& in, NodeContext& ctx) const {
+    for (const auto& [row, why] : rows) ctx.Reject(in, row, why);
+  }
+};
+
+inline Unscorable FindUnscorable(const Batch& in, const std::vector<size_t>& features) {
+  Unscorable out;
+  for (size_t r = 0; r < in.num_rows(); ++r) {
     std::string bad;
     for (size_t j = 0; j < features.size() && bad.empty(); ++j) {
-      const Column& c = in->column(features[j]);
+      const Column& c = in.column(features[j]);
       if (c.IsNull(r)) {
-        bad = fmt::format("feature '{}' is null", in->schema()->field(features[j]).name);
+        bad = fmt::format("feature '{}' is null", in.schema()->field(features[j]).name);
       } else if (c.type == TypeId::kFloat64 && !std::isfinite(c.doubles[r])) {
-        bad = fmt::format("feature '{}' is {}", in->schema()->field(features[j]).name,
+        bad = fmt::format("feature '{}' is {}", in.schema()->field(features[j]).name,
                           c.doubles[r]);
       }
     }
-    if (bad.empty()) {
-      good.push_back(static_cast<uint32_t>(r));
-    } else {
-      all_good = false;
-      ctx.Reject(*in, r, bad);
-    }
+    if (bad.empty()) out.good.push_back(static_cast<uint32_t>(r));
+    else out.rows.emplace_back(r, std::move(bad));
   }
-  return all_good ? in : BatchPtr(in->Take(good));
+  return out;
+}
+
+// Dead-letters the unscorable rows and returns the batch of the others.
+inline BatchPtr DropUnscorable(const BatchPtr& in, const std::vector<size_t>& features,
+                               NodeContext& ctx) {
+  Unscorable u = FindUnscorable(*in, features);
+  u.Reject(*in, ctx);
+  return u.Scorable(in);
 }
 
 // Appends one row's outputs to `cols` (one column per output, in order). `row` holds `width`

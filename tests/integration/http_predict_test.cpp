@@ -5,8 +5,10 @@
 // covers early exits); every wait is bounded.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "tests/integration/process.h"
@@ -153,6 +155,116 @@ TEST_CASE("http predict: a model server killed mid-run pauses the pipeline; noth
   const std::string dead = Slurp(dir / "json.dead.jsonl");
   CHECK(LinesOf(dead).size() == LinesOf(Slurp(dir / "xgb.dead.jsonl")).size());
   CHECK(dead.find("model server") == std::string::npos);
+}
+
+TEST_CASE("http predict: a model server slower than the timeout, then hung, pauses the pipeline; "
+          "nothing is dead-lettered or lost",
+          "[integration][http][faults]") {
+  TempDir dir;
+  // Every hundredth record (ids 50, 150, ...) without a sepal width: predict dead-letters it
+  // without calling the server, so batches retried while the server is slow hold such rows,
+  // which must be dead-lettered once, not once per attempt.
+  std::string data;
+  int nulls = 0;
+  for (const auto& line : LinesOf(Slurp(Source("pipelines/data/iris_data.jsonl")))) {
+    std::string l = line;
+    std::smatch id;
+    if (std::regex_search(l, id, std::regex(R"("payload":\{"id":(\d+),)")) &&
+        std::stoi(id[1]) % 100 == 50) {
+      l = std::regex_replace(l, std::regex(R"("sepal_width":[0-9.]+)"), "\"sepal_width\":null");
+      ++nulls;
+    }
+    data += l + "\n";
+  }
+  REQUIRE(nulls == 15);
+  std::ofstream(dir / "in.jsonl") << data;
+  // The shipped schema with sepal_width nullable, so the nulls reach predict.
+  const std::string shipped = Slurp(Source("schemas/iris_data.json"));
+  const std::string nullable = std::regex_replace(
+      shipped, std::regex(R"("sepal_width": \{\s*"type": "number")"),
+      R"("sepal_width": {"type": ["number", "null"])");
+  REQUIRE(nullable != shipped);
+  std::ofstream(dir / "schema.json") << nullable;
+  auto with_schema = [&](std::string yaml) {
+    const std::string from = "schema: " + Source("schemas/iris_data.json");
+    const size_t at = yaml.find(from);
+    REQUIRE(at != std::string::npos);
+    return yaml.replace(at, from.size(), "schema: " + (dir / "schema.json"));
+  };
+  std::ofstream(dir / "xgb.yaml") << with_schema(Pipeline(dir, "xgb", kXgboost, dir / "in.jsonl"));
+  // One request per batch (mlflow), so a request that times out fails its batch's Process and
+  // the runner's retries show in the log. (With the json backend's request per record, a batch
+  // outlasts a short fault in the client's own retries.)
+  constexpr int kBatchRows = 25, kInFlight = 4;
+  std::ofstream(dir / "mlflow.yaml") << with_schema(Pipeline(
+      dir, "mlflow",
+      "    backend: mlflow\n    url: http://127.0.0.1:${PORT}\n"
+      "    timeout_ms: 500\n    retries: 1\n    retry_backoff_ms: 50\n"
+      "    breaker_failures: 3\n    breaker_cooldown_ms: 300\n" +
+          kXgboost,
+      dir / "in.jsonl",
+      "settings: {batch_size: " + std::to_string(kBatchRows) +
+          ", max_in_flight: " + std::to_string(kInFlight) + "}\n"));
+  const std::string out = dir / "mlflow.jsonl";
+  // Once rows flow, the server answers in 1.5 s (the timeout is 0.5 s) for 4 s, then in 0.1 s
+  // again; once more rows flow, it is stopped (SIGSTOP: connections are accepted, nothing is
+  // answered) for 4 s, then continued. The run ends by itself at the end of its file.
+  auto r = Run(StartServer(dir, "--delay-ms 100") + RunFunction(dir) + "run xgb\ntouch " + out +
+               "\nrows() { wc -l < " + out + "; }\n" + R"SH(
+wait_rows() {
+  for i in $(seq 1 300); do [ "$(rows)" -ge "$1" ] && break; kill -0 $pid || break; sleep 0.05; done
+}
+delay() { curl -sf -X PUT "http://127.0.0.1:$PORT/delay?ms=$1" >/dev/null && echo "delay $1 ms"; }
+)SH" + Sluice() + " run --quiet " + (dir / "mlflow.yaml") + " 2>>" + (dir / "run.err") + R"SH( &
+pid=$!
+wait_rows 150
+delay 1500
+a=$(rows); sleep 4; b=$(rows)
+echo "slow: $a to $b rows"
+delay 100
+wait_rows $((b + 150))
+kill -STOP $server
+a=$(rows); sleep 4; b=$(rows)
+echo "stopped: $a to $b rows"
+kill -CONT $server
+for i in $(seq 1 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -TERM $pid 2>/dev/null
+wait $pid
+echo "mlflow exit $?"
+)SH");
+  const std::string err = Slurp(dir / "run.err");
+  INFO(r.out + r.err + err + Slurp(dir / "server.log"));
+  WARN(r.out);
+  CHECK(r.out.find("mlflow exit 0") != std::string::npos);
+  CHECK(r.out.find("delay 1500 ms") != std::string::npos);
+  CHECK(r.out.find("delay 100 ms") != std::string::npos);
+  const auto expected = Classes(dir / "xgb.jsonl");
+  REQUIRE(expected.size() == 1500u - nulls);
+  // Each fault came mid-run, and the pipeline paused through it: at most the batches in flight
+  // were written after the server stopped answering in time.
+  for (const char* phase : {"slow", "stopped"}) {
+    std::smatch m;
+    INFO(phase);
+    REQUIRE(std::regex_search(r.out, m,
+                              std::regex(std::string(phase) + R"(: (\d+) to (\d+) rows)")));
+    const int before = std::stoi(m[1]), after = std::stoi(m[2]);
+    CHECK(before >= 150);
+    CHECK(after < static_cast<int>(expected.size()));
+    CHECK(after - before <= kBatchRows * kInFlight);
+  }
+  CHECK(err.find("transform 'classify'") != std::string::npos);
+  CHECK(err.find("retrying in") != std::string::npos);
+  // Every row once, classified as in process; the same rows dead-lettered, each once.
+  CHECK(Classes(out) == expected);
+  const auto dead = LinesOf(Slurp(dir / "mlflow.dead.jsonl"));
+  const auto xgb_dead = LinesOf(Slurp(dir / "xgb.dead.jsonl"));
+  CHECK(xgb_dead.size() == 4u + nulls);
+  CHECK(std::set<std::string>(dead.begin(), dead.end()).size() == dead.size());
+  CHECK(dead.size() == xgb_dead.size());
+  CHECK(Slurp(dir / "mlflow.dead.jsonl").find("model server") == std::string::npos);
+  CHECK(std::count_if(dead.begin(), dead.end(), [](const std::string& l) {
+          return l.find(R"("reason":"feature 'sepal_width' is null")") != std::string::npos;
+        }) == nulls);
 }
 
 TEST_CASE("http predict: a record the server refuses (400) is dead-lettered with its message",

@@ -9,6 +9,9 @@ MLflow-layout XGBoost model (models/iris) through three protocols:
 A record whose sepal_length is above 50 (no iris is that large) is refused with 400 and a
 FastAPI `detail`, so tests can check that a refused record is dead-lettered with the message.
 
+`PUT /delay?ms=N` changes the delay every predict request waits before it answers (start value
+--delay-ms), so a test can make a running server slower than a client's timeout and fast again.
+
   model_server.py --model DIR [--host 127.0.0.1] [--port 0] [--port-file FILE] [--delay-ms N]
 
 With --port 0 the kernel picks a free port; the port is written to --port-file once the socket
@@ -54,6 +57,7 @@ def load_model(model_dir):
 def make_app(model_dir, delay_ms):
     name, inputs, booster = load_model(model_dir)
     app = FastAPI()
+    state = {"delay_ms": delay_ms}
 
     def labels(matrix):
         matrix = np.asarray(matrix, dtype=np.float32).reshape(-1, len(inputs))
@@ -67,12 +71,17 @@ def make_app(model_dir, delay_ms):
         return np.argmax(proba.reshape(len(matrix), -1), axis=1).tolist()
 
     async def pause():
-        if delay_ms:
-            await asyncio.sleep(delay_ms / 1000)
+        if state["delay_ms"]:
+            await asyncio.sleep(state["delay_ms"] / 1000)
 
     @app.get("/health")
     def health():
         return {"status": "ok"}
+
+    @app.put("/delay")
+    def set_delay(ms: int):
+        state["delay_ms"] = ms
+        return {"delay_ms": ms}
 
     @app.post("/predict", response_model=PredictOut)
     async def predict(data: PredictIn):

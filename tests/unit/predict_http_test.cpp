@@ -248,6 +248,42 @@ TEST_CASE("an unreachable server is unavailable, then the breaker opens",
              Catch::StartsWith("circuit open after 2 consecutive failures"));
 }
 
+TEST_CASE("a row that cannot be scored is dead-lettered once, not again by each retry",
+          "[operators][predict][http]") {
+  // Row 0 can be scored, row 1 has a null feature.
+  auto schema = std::make_shared<const Schema>(std::vector<Field>{{"a", TypeId::kFloat64, true}});
+  auto a = std::make_shared<Column>(TypeId::kFloat64);
+  a->AppendDouble(1.5);
+  a->AppendNull();
+  auto batch = std::make_shared<Batch>(schema, std::vector<ColumnPtr>{a}, 2);
+  auto out = std::make_shared<const Schema>(
+      std::vector<Field>{{"a", TypeId::kFloat64, true}, {"y", TypeId::kInt64, false}});
+  RemoteConfig cfg;
+  cfg.backend = PredictBackend::kJson;
+  cfg.url = "http://127.0.0.1:1/predict";  // nothing listens: the call fails at once
+  cfg.http.retries = 0;
+  cfg.http.breaker_failures = 100;
+  auto predict =
+      MakeRemotePredict(cfg, out, {0}, {"a"}, {Key("y", "y", TypeId::kInt64)}, ModelInfo{});
+  MemoryDeadLetter dl;
+  NodeContext ctx("classify", &dl);
+  // The runner processes a batch that came back Unavailable again, from the start: the null
+  // row waits until the server has answered.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto got = predict->Process(batch, ctx);
+    REQUIRE_FALSE(got.ok());
+    CHECK(got.status().code() == StatusCode::kUnavailable);
+    CHECK(dl.records().empty());
+  }
+  // A batch of unscorable rows alone calls no server: they are dead-lettered at once.
+  auto nulls = batch->Take({1});
+  auto got = predict->Process(nulls, ctx);
+  REQUIRE(got.ok());
+  CHECK((*got)->num_rows() == 0u);
+  REQUIRE(dl.records().size() == 1u);
+  CHECK(dl.records()[0].reason == "feature 'a' is null");
+}
+
 TEST_CASE("predict backend config", "[operators][predict][http]") {
   SECTION("a remote backend plans with the model's signature, without a server") {
     Loaded l = Load(RemotePipeline(
@@ -295,13 +331,13 @@ TEST_CASE("predict backend config", "[operators][predict][http]") {
               "url 'localhost:5000' is not an http:// or https:// URL"},
              {"backend: mlflow, url: 'http://x'",
               "give either `model` (an MLflow model directory whose signature names the inputs) "
-              "or `features` (the input fields), not both"},
+              "or `features` (the input fields), found neither"},
              {"model: ../models/iris, backend: json, url: 'http://x'",
               "backend 'json' needs `outputs`: new field: key of the server's answer, e.g. "
               "{iris_class: iris_class}"},
              {"model: ../models/iris, backend: json, url: 'http://x', concurrency: 0, "
               "outputs: {c: c}",
-              "concurrency must be at least 1, got 0"},
+              "'concurrency' must be at least 1, found 0"},
              {"backend: kserve-v2, url: 'http://x', features: [sepal_length]",
               "backend 'kserve-v2' without `model` needs `model_name`"},
              {"model: ../models/iris, backend: json, url: 'http://x', outputs: {c: 'c:decimal'}",
