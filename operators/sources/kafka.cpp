@@ -14,7 +14,7 @@
 //
 // Threading: a thread of the reader's own polls the consumer, serves its rebalance callbacks
 // (which may wait for in-flight chunks) and keeps up to two chunks ready; Read, on a TBB worker,
-// only takes a ready chunk, waiting at most max_wait_ms. Acknowledge is called from sink threads
+// only takes a ready chunk, waiting at most 100 ms. Acknowledge is called from sink threads
 // and only updates the offset tracker.
 #include <librdkafka/rdkafka.h>
 
@@ -62,7 +62,7 @@ struct KafkaSourceConfig {
   std::string start = "earliest";   ///< where a group without committed offsets starts
   Format format = Format::kJson;    ///< json, connect-json, string or dataframe-split
   std::string schema_path;          ///< JSON Schema of the records
-  int64_t max_wait_ms = 100;        ///< longest wait to fill a batch
+  int64_t max_wait_ms = 100;        ///< longest wait to fill a batch while messages arrive
   bool continue_on_lost = false;    ///< lost_offsets: continue (else fail)
   int64_t connect_timeout_ms = 30000;  ///< wait for brokers and topics at start; 0: forever
   std::string metadata_fields[kMetadataCount];  ///< field name per metadata kind; empty: not kept
@@ -75,6 +75,8 @@ constexpr auto kRevokeWait = std::chrono::seconds(10);
 constexpr int kBrokerQueryMs = 10000;
 constexpr int kReadAheadKiB = 16384;
 constexpr size_t kChunksAhead = 2;  // chunks the polling thread may hold ready
+constexpr int64_t kIdleGapMs = 1;    // a started chunk is handed on after this long without a message
+constexpr int64_t kIdlePollMs = 100;  // longest wait for a first message before checking to stop
 constexpr int kStoreAttempts = 6;   // reads of stored positions before the run fails (~6 s)
 
 class KafkaReader : public SourceReader {
@@ -140,12 +142,12 @@ class KafkaReader : public SourceReader {
     return Status::Ok();
   }
 
-  // Hands on the next chunk the polling thread has ready, waiting at most max_wait_ms: the
+  // Hands on the next chunk the polling thread has ready, waiting at most kIdlePollMs: the
   // TBB worker that calls this never blocks on the broker or on a rebalance.
   Result<std::shared_ptr<RawRecords>> Read(size_t max_records) override {
     max_records_.store(max_records);
     std::unique_lock<std::mutex> lock(queue_mu_);
-    queue_cv_.wait_for(lock, std::chrono::milliseconds(cfg_.max_wait_ms),
+    queue_cv_.wait_for(lock, std::chrono::milliseconds(kIdlePollMs),
                        [&] { return !queue_.empty() || !fatal_.ok(); });
     if (!queue_.empty()) {
       auto chunk = std::move(queue_.front());
@@ -211,8 +213,13 @@ class KafkaReader : public SourceReader {
     if (fatal_.ok()) fatal_ = std::move(st);
   }
 
-  // Polls one chunk of up to `max_records` messages (or what max_wait_ms brings); null when
-  // nothing came. Runs on the polling thread, which also serves the rebalance callbacks.
+  // Polls one chunk of up to `max_records` messages; null when nothing came within kIdlePollMs
+  // (the polling thread then checks whether to stop, and polls again). From its first message a
+  // chunk fills for at most max_wait_ms, and it is handed on as soon as no further message
+  // arrives within kIdleGapMs: waiting for records that are not coming only adds latency. Under
+  // a backlog librdkafka's queue is never empty and chunks still fill to `max_records`; while the
+  // sinks are busy the chunks wait and the queue refills, so a slow sink still gets large batches.
+  // Runs on the polling thread, which also serves the rebalance callbacks.
   std::shared_ptr<RawRecords> PollChunk(size_t max_records) {
     Commit(/*sync=*/false);
     auto out = std::make_shared<RawRecords>();
@@ -220,25 +227,31 @@ class KafkaReader : public SourceReader {
     out->offsets.push_back(0);
     // Offsets per partition of this chunk, for the tracker.
     std::map<OffsetTracker::Key, std::pair<int64_t, int64_t>> spans;
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.max_wait_ms);
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point idle_until = Clock::now() + std::chrono::milliseconds(kIdlePollMs);
+    std::optional<Clock::time_point> deadline;  // max_wait_ms after the first message
     while (out->count() < max_records) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      deadline - std::chrono::steady_clock::now())
-                      .count();
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline.value_or(idle_until) - Clock::now())
+                            .count();
       if (left <= 0) break;
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(left));
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(
+          rk_, static_cast<int>(deadline ? std::min<int64_t>(left, kIdleGapMs) : left));
       if (!fatal_ok()) {
         if (m) rd_kafka_message_destroy(m);
         break;  // a rebalance callback found lost offsets; the chunk so far is still delivered
       }
-      if (!m) continue;
+      if (!m) {
+        if (deadline) break;
+        continue;
+      }
       if (m->err) {
         OnConsumeError(m);
         rd_kafka_message_destroy(m);
         if (!fatal_ok()) break;
         continue;
       }
+      if (!deadline) deadline = Clock::now() + std::chrono::milliseconds(cfg_.max_wait_ms);
       AddMessage(*out, m);
       auto [it, fresh] =
           spans.try_emplace({rd_kafka_topic_name(m->rkt), m->partition}, m->offset, m->offset);
@@ -791,7 +804,8 @@ void RegisterKafkaSource(Registry& registry) {
        ConfigType::kInt,
        false,
        "100",
-       "longest wait for a batch to fill before it is sent on",
+       "longest wait for a batch to fill while messages keep arriving; a batch is sent on as soon "
+       "as no message comes for 1 ms",
        {}},
       {"lost_offsets",
        ConfigType::kString,

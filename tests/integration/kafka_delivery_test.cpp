@@ -289,6 +289,47 @@ TEST_CASE("kafka: brokers that do not answer and unknown topics fail the start c
   CHECK(r.err.find("did you mean 'rides'? (topics: payments, rides)") != std::string::npos);
 }
 
+TEST_CASE("kafka: a batch that stops filling is sent on, not held for max_wait_ms",
+          "[integration][kafka]") {
+  // max_wait_ms of two minutes and batches of 1,024: each of the lone messages below must reach
+  // the file long before either would let a batch go. (librdkafka's fetch wait is cut to 10 ms:
+  // the development broker holds a fetch that finds nothing for all of it.)
+  TempDir dir;
+  std::ofstream(dir / "schema.json") << kIdSchema;
+  std::ofstream(dir / "p.yaml") << R"(
+name: idle
+sources:
+  in: {type: kafka, brokers: "${KAFKA_BROKERS}", topic: in, group: idle, schema: schema.json,
+       max_wait_ms: 120000, properties: {fetch.wait.max.ms: "10"}}
+sinks:
+  out: {type: file, inputs: [in], path: )" + (dir / "out.jsonl") + R"(}
+)";
+  const std::string out = dir / "out.jsonl";
+  const std::string script = StartBroker(dir, "-t in:1 --run-seconds 90") + R"SH(
+lines() { [ -f )SH" + out + R"SH( ] && wc -l < )SH" + out + R"SH( || echo 0; }
+wait_lines() {
+  end=$(($(date +%s) + 30))
+  while [ "$(date +%s)" -lt $end ]; do [ "$(lines)" -ge "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+)SH" + Sluice() + " run --quiet " + (dir / "p.yaml") + " 2>" + (dir / "run.err") + R"SH( &
+pid=$!
+echo '{"id": 1}' | kcat -P -b "$KAFKA_BROKERS" -t in
+wait_lines 1 && echo "first arrived"
+echo '{"id": 2}' | kcat -P -b "$KAFKA_BROKERS" -t in
+wait_lines 2 && echo "second arrived"
+kill -TERM $pid
+wait $pid
+echo "run exit $?"
+)SH" + kStopBroker;
+  auto r = Run(script);
+  INFO(r.out + r.err + Slurp(dir / "run.err") + Slurp(dir / "broker.err"));
+  CHECK(r.out.find("first arrived") != std::string::npos);
+  CHECK(r.out.find("second arrived") != std::string::npos);
+  CHECK(r.out.find("run exit 0") != std::string::npos);
+  CHECK(LinesOf(Slurp(out)).size() == 2u);
+}
+
 TEST_CASE("kafka: exactly-once kafka to kafka, one transaction per batch",
           "[integration][kafka]") {
   TempDir dir;

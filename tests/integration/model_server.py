@@ -11,6 +11,7 @@ FastAPI `detail`, so tests can check that a refused record is dead-lettered with
 
 `PUT /delay?ms=N` changes the delay every predict request waits before it answers (start value
 --delay-ms), so a test can make a running server slower than a client's timeout and fast again.
+`GET /answered` counts the `POST /predict` requests answered so far, so a test can act mid-stream.
 
   model_server.py --model DIR [--host 127.0.0.1] [--port 0] [--port-file FILE] [--delay-ms N]
 
@@ -57,7 +58,7 @@ def load_model(model_dir):
 def make_app(model_dir, delay_ms):
     name, inputs, booster = load_model(model_dir)
     app = FastAPI()
-    state = {"delay_ms": delay_ms}
+    state = {"delay_ms": delay_ms, "answered": 0}
 
     def labels(matrix):
         matrix = np.asarray(matrix, dtype=np.float32).reshape(-1, len(inputs))
@@ -78,6 +79,10 @@ def make_app(model_dir, delay_ms):
     def health():
         return {"status": "ok"}
 
+    @app.get("/answered")
+    def answered():
+        return {"answered": state["answered"]}
+
     @app.put("/delay")
     def set_delay(ms: int):
         state["delay_ms"] = ms
@@ -86,7 +91,9 @@ def make_app(model_dir, delay_ms):
     @app.post("/predict", response_model=PredictOut)
     async def predict(data: PredictIn):
         await pause()
-        return PredictOut(iris_class=labels([[getattr(data, k) for k in inputs]])[0])
+        out = PredictOut(iris_class=labels([[getattr(data, k) for k in inputs]])[0])
+        state["answered"] += 1
+        return out
 
     @app.post("/invocations")
     async def invocations(request: Request):

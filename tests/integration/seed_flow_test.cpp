@@ -100,7 +100,9 @@ TEST_CASE("seed 000 end to end: table → topic → model API → table, the API
       " dev-kafka -t postgres-source-iris_data:2 --run-seconds 150 --bootstrap-file " + bs +
       " >/dev/null 2>" + (dir / "broker.err") + " &\nbroker=$!\nfor i in $(seq 1 100); do [ -s " +
       bs + " ] && break; sleep 0.1; done\nexport KAFKA_BROKERS=$(cat " + bs + ")\n" +
-      "SERVER_ARGS='--delay-ms 2'\n" + start_server +
+      // Slow enough (16 requests at a time, 20 ms each: ~2 s for the rows) that the kill below,
+      // once 200 rows are answered, lands mid-stream; fast again after the restart.
+      "SERVER_ARGS='--delay-ms 20'\n" + start_server +
       "export MODEL_API_URL=http://127.0.0.1:$PORT\n" + Sluice() + " run --quiet " +
       Source("pipelines/iris-source.yaml") + " 2>" + (dir / "source.err") + " &\nsrc=$!\n" +
       Sluice() + " run --quiet " + Source("pipelines/iris-api.yaml") + " 2>" + (dir / "api.err") +
@@ -112,7 +114,9 @@ wait_count() {
   while [ "$(date +%s)" -lt $end ]; do [ "$(count)" -ge "$1" ] && return 0; sleep 0.1; done
   return 1
 }
-wait_count 100 60
+answered() { n=$(curl -sf http://127.0.0.1:$PORT/answered | tr -dc 0-9); echo "${n:-0}"; }
+end=$(($(date +%s) + 60))
+while [ "$(date +%s)" -lt $end ] && [ "$(answered)" -lt 200 ]; do sleep 0.02; done
 kill -9 $server; wait $server 2>/dev/null
 echo "killed at $(count) rows"
 sleep 3
