@@ -119,7 +119,8 @@ class Postgres:
     fsync and synchronous_commit on). Run as root, the server runs as `postgres`. stop() stops it
     and removes the folder; its log is kept in bench/data/out/pg-server.log."""
 
-    def __init__(self, pg_bin):
+    def __init__(self, pg_bin, settings=()):
+        """settings: extra server settings, "name=value" each (none: every default)."""
         self.bin = Path(pg_bin)
         self.dir = Path(tempfile.mkdtemp(prefix="sluice-pg-bench-"))
         self.data = self.dir / "data"
@@ -133,7 +134,8 @@ class Postgres:
         self._must([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "sluice",
                     "-E", "UTF8"])
         self._must([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path),
-                    "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1",
+                    "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+                    + "".join(f" -c {s}" for s in settings),
                     "-w", "-t", "60", "start"])
         self.running = True
         self.url = f"postgresql://sluice@127.0.0.1:{self.port}/postgres"

@@ -63,6 +63,7 @@ struct KafkaSourceConfig {
   Format format = Format::kJson;    ///< json, connect-json, string or dataframe-split
   std::string schema_path;          ///< JSON Schema of the records
   int64_t max_wait_ms = 100;        ///< longest wait to fill a batch while messages arrive
+  int64_t linger_ms = 1;            ///< a batch is sent on after this long without a message
   bool continue_on_lost = false;    ///< lost_offsets: continue (else fail)
   int64_t connect_timeout_ms = 30000;  ///< wait for brokers and topics at start; 0: forever
   std::string metadata_fields[kMetadataCount];  ///< field name per metadata kind; empty: not kept
@@ -75,7 +76,6 @@ constexpr auto kRevokeWait = std::chrono::seconds(10);
 constexpr int kBrokerQueryMs = 10000;
 constexpr int kReadAheadKiB = 16384;
 constexpr size_t kChunksAhead = 2;  // chunks the polling thread may hold ready
-constexpr int64_t kIdleGapMs = 1;    // a started chunk is handed on after this long without a message
 constexpr int64_t kIdlePollMs = 100;  // longest wait for a first message before checking to stop
 constexpr int kStoreAttempts = 6;   // reads of stored positions before the run fails (~6 s)
 
@@ -216,7 +216,7 @@ class KafkaReader : public SourceReader {
   // Polls one chunk of up to `max_records` messages; null when nothing came within kIdlePollMs
   // (the polling thread then checks whether to stop, and polls again). From its first message a
   // chunk fills for at most max_wait_ms, and it is handed on as soon as no further message
-  // arrives within kIdleGapMs: waiting for records that are not coming only adds latency. Under
+  // arrives within linger_ms: waiting for records that are not coming only adds latency. Under
   // a backlog librdkafka's queue is never empty and chunks still fill to `max_records`; while the
   // sinks are busy the chunks wait and the queue refills, so a slow sink still gets large batches.
   // Runs on the polling thread, which also serves the rebalance callbacks.
@@ -236,7 +236,7 @@ class KafkaReader : public SourceReader {
                             .count();
       if (left <= 0) break;
       rd_kafka_message_t* m = rd_kafka_consumer_poll(
-          rk_, static_cast<int>(deadline ? std::min<int64_t>(left, kIdleGapMs) : left));
+          rk_, static_cast<int>(deadline ? std::min<int64_t>(left, cfg_.linger_ms) : left));
       if (!fatal_ok()) {
         if (m) rd_kafka_message_destroy(m);
         break;  // a rebalance callback found lost offsets; the chunk so far is still delivered
@@ -714,6 +714,12 @@ Result<std::unique_ptr<SourceNode>> MakeKafkaSource(const NodeConfig& node) {
     return node.Error("max_wait_ms",
                       fmt::format("'max_wait_ms' must be at least 1, found {}", cfg.max_wait_ms));
   }
+  cfg.linger_ms = node.Int("linger_ms");
+  if (cfg.linger_ms < 0 || cfg.linger_ms > cfg.max_wait_ms) {
+    return node.Error("linger_ms", fmt::format("'linger_ms' must be from 0 to max_wait_ms ({}), "
+                                               "found {}",
+                                               cfg.max_wait_ms, cfg.linger_ms));
+  }
   cfg.connect_timeout_ms = node.Int("connect_timeout_ms");
   if (cfg.connect_timeout_ms < 0) {
     return node.Error("connect_timeout_ms",
@@ -804,8 +810,14 @@ void RegisterKafkaSource(Registry& registry) {
        ConfigType::kInt,
        false,
        "100",
-       "longest wait for a batch to fill while messages keep arriving; a batch is sent on as soon "
-       "as no message comes for 1 ms",
+       "longest wait for a batch to fill while messages keep arriving",
+       {}},
+      {"linger_ms",
+       ConfigType::kInt,
+       false,
+       "1",
+       "a batch that is not full is sent on once no message has come for this long (more: "
+       "fewer, larger batches at moderate rates, for more latency)",
        {}},
       {"lost_offsets",
        ConfigType::kString,
