@@ -234,6 +234,15 @@ def proc_cpu_s(pid):
         return 0.0
 
 
+def machine(load, other_cores):
+    """The machine block of every benchmark's JSON: cores, CPU, kernel, memory, the load average
+    before the run, and the most other processes kept busy during it."""
+    return {"cpus": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "loadavg_before": [round(x, 2) for x in load],
+            "other_cores_max": round(other_cores, 2)}
+
+
 def cpu_model():
     try:
         for line in open("/proc/cpuinfo"):
@@ -736,11 +745,7 @@ def main():
     result = {
         "benchmark": "kafka",
         "date": date.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") *
-                                        os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                    "loadavg_before": [round(x, 2) for x in load],
-                    "other_cores_max": round(other, 2)},
+        "machine": machine(load, other),
         "sluice_version": sluice_ver.strip(),
         "kcat_version": kcat_ver,
         "sluice_env": sluice_env,

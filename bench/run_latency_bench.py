@@ -54,7 +54,6 @@ import array
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
@@ -491,11 +490,7 @@ def report(args, results, versions, settings, parts, load, elapsed):
     out = {
         "benchmark": "latency",
         "date": date.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "cpu": kb.cpu_model(), "kernel": platform.release(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") *
-                                        os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                    "loadavg_before": [round(x, 2) for x in load],
-                    "other_cores_max": round(other_max, 2)},
+        "machine": kb.machine(load, other_max),
         "versions": versions,
         "server_settings": settings,
         "topic": TOPIC,

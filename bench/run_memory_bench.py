@@ -36,7 +36,6 @@ Usage: run_memory_bench.py [--records N] [--batch-size N] [--max-in-flight N]
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -419,11 +418,7 @@ def report(args, r, versions, settings, parts, msg_bytes, produced, broker_rss, 
     result = {
         "benchmark": "memory",
         "date": date.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "cpu": kb.cpu_model(), "kernel": platform.release(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") *
-                                        os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                    "loadavg_before": [round(x, 2) for x in load],
-                    "other_cores_max": round(other, 2)},
+        "machine": kb.machine(load, other),
         "versions": versions,
         "server_settings": settings,
         "records": n,

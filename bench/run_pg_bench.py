@@ -49,7 +49,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import pwd
 import re
 import select
@@ -700,11 +699,7 @@ def main():
     result = {
         "benchmark": "pg",
         "date": date.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "cpu": kb.cpu_model(), "kernel": platform.release(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") *
-                                        os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                    "loadavg_before": [round(x, 2) for x in load],
-                    "other_cores_max": round(other, 2)},
+        "machine": kb.machine(load, other),
         "sluice_version": sluice_ver.strip(),
         "psql_version": psql_ver.strip(),
         "server_settings": settings,

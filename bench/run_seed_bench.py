@@ -50,7 +50,6 @@ Usage: run_seed_bench.py [--records N] [--seed-messages N] [--seed-seconds S] [-
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -667,11 +666,7 @@ def report(args, runs, sluice_sides, versions, settings, produced, msg_bytes, lo
     result = {
         "benchmark": "seed",
         "date": date.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "cpu": kb.cpu_model(), "kernel": platform.release(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") *
-                                        os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-                    "loadavg_before": [round(x, 2) for x in load],
-                    "other_cores_max": round(other_max, 2)},
+        "machine": kb.machine(load, other_max),
         "versions": versions,
         "server_settings": settings,
         "records": n,
