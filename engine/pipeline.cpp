@@ -1,6 +1,7 @@
 // Parsing pipeline YAML into declarations: environment expansion, key and type checks against
 // each operator's spec, settings; and the diagnostics every phase reports into. Planning is in
-// plan.cpp.
+// plan.cpp; the checks of the file's text and tree that yaml-cpp does not make are in
+// yaml_checks.cpp.
 #include "engine/pipeline.h"
 
 #include <algorithm>
@@ -18,7 +19,8 @@
 
 #include <fmt/format.h>
 #include <yaml-cpp/depthguard.h>
-#include <yaml-cpp/eventhandler.h>
+
+#include "engine/yaml_checks.h"
 
 namespace sluice {
 
@@ -169,194 +171,6 @@ void ExpandTree(YAML::Node node, const std::string& file, Diagnostics& diags) {
   }
 }
 
-// Pipeline files are UTF-8 text. The offset of the first byte that is not valid UTF-8 or is a
-// control character YAML does not allow (below 0x20 other than tab, LF and CR; DEL), or npos.
-// yaml-cpp takes such bytes into scalars, and node names and messages would carry them on.
-size_t FirstNonTextByte(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) return i;
-      ++i;
-      continue;
-    }
-    // Lead byte: the sequence's length and the smallest code point it may encode (no overlong
-    // forms), then continuation bytes; surrogates and code points past U+10FFFF are invalid.
-    size_t len = 0;
-    uint32_t cp = 0, min = 0;
-    if ((c & 0xe0) == 0xc0)
-      len = 2, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0)
-      len = 3, cp = c & 0x0f, min = 0x800;
-    else if ((c & 0xf8) == 0xf0)
-      len = 4, cp = c & 0x07, min = 0x10000;
-    else
-      return i;
-    if (i + len > s.size()) return i;
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return i;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-    i += len;
-  }
-  return std::string_view::npos;
-}
-
-// The 1-based line and column (in characters) of byte `offset` of valid UTF-8 `text`.
-Mark MarkAtOffset(const std::string& file, std::string_view text, size_t offset) {
-  Mark m{file, 1, 1};
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++m.line;
-      m.column = 1;
-    } else if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80) {
-      ++m.column;
-    }
-  }
-  return m;
-}
-
-// A hint for a YAML syntax error at 1-based `line`: the last line up to it indented with a tab,
-// the usual cause of "illegal map value" and friends.
-std::string TabHint(std::string_view text, int line) {
-  int at = 1, tab_line = 0;
-  size_t start = 0;
-  while (start <= text.size() && at <= line) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view l = text.substr(start, end - start);
-    const size_t indent_end = l.find_first_not_of(" \t");
-    if (l.substr(0, indent_end).find('\t') != std::string_view::npos) tab_line = at;
-    start = end + 1;
-    ++at;
-  }
-  if (tab_line == 0) return "";
-  return fmt::format(" (line {} is indented with a tab; YAML indents with spaces only)", tab_line);
-}
-
-const char* KindName(const YAML::Node& n);
-
-// Where each of the first documents of `text` starts, from parsing events alone (no tree). The
-// loop stops at a document that starts where the one before did: yaml-cpp's parser then makes
-// empty documents without end (a ',' outside a flow collection does it), which is how
-// YAML::LoadAll never returns on such input.
-std::vector<YAML::Mark> DocumentStarts(const std::string& text) {
-  class Starts : public YAML::EventHandler {
-   public:
-    std::vector<YAML::Mark> marks;
-    void OnDocumentStart(const YAML::Mark& m) override { marks.push_back(m); }
-    void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  const std::string&) override {}
-    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {}
-    void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {}
-    void OnMapEnd() override {}
-  };
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  Starts starts;
-  while (parser.HandleNextDocument(starts)) {
-    const auto& m = starts.marks;
-    if (m.size() > 2 || (m.size() == 2 && m[0].pos == m[1].pos)) break;
-  }
-  return starts.marks;
-}
-
-// yaml-cpp shares an aliased node rather than copying it, so a few lines can describe a tree far
-// larger than the file (aliases of aliases) or, with an alias inside its own anchor, one without
-// end. This walk runs before anything else recurses into the tree, and stops both. It also
-// reports what yaml-cpp accepts silently: a key given twice in one mapping (lookups see only the
-// first) and merge keys (`<<: *base`), which YAML 1.2 dropped and yaml-cpp keeps as a plain key.
-class TreeCheck {
- public:
-  TreeCheck(const std::string& file, Diagnostics& diags) : file_(file), diags_(diags) {}
-
-  // False when the tree is too large or too deep to be walked further.
-  bool Run(const YAML::Node& root) {
-    Walk(root, 0);
-    return !stopped_;
-  }
-
- private:
-  static constexpr int kMaxDepth = 1000;        // yaml-cpp parses 500 levels; aliases add more
-  static constexpr size_t kMaxNodes = 1000000;  // far more than any pipeline holds
-
-  void Walk(const YAML::Node& node, int depth) {
-    if (stopped_) return;
-    if (depth > kMaxDepth) {
-      stopped_ = true;
-      diags_.Error(Mark::Of(file_, node), "",
-                   fmt::format("aliases nest mappings and lists more than {} levels deep (an "
-                               "alias inside the anchor it names never ends)",
-                               kMaxDepth));
-      return;
-    }
-    if (++nodes_ > kMaxNodes) {
-      stopped_ = true;
-      diags_.Error(Mark::Of(file_, node), "",
-                   fmt::format("aliases expand this file to more than {} values; a pipeline "
-                               "needs far fewer (are aliases repeating aliases?)",
-                               kMaxNodes));
-      return;
-    }
-    if (node.IsSequence()) {
-      for (const auto& item : node) Walk(item, depth + 1);
-      return;
-    }
-    if (!node.IsMap()) return;
-    std::map<std::string, Mark> keys;
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node key = it->first;  // a copy: `it->` yields a temporary
-      Walk(key, depth + 1);
-      if (!key.IsScalar()) {
-        // `? [a, b] : c`: every key of a pipeline is a name; the loops below skip these.
-        const Mark m = Mark::Of(file_, key);
-        if (reported_.insert({m.line, m.column}).second) {
-          diags_.Error(m, "", fmt::format("a key must be a name, found {}", KindName(key)));
-        }
-      } else {
-        const Mark m = Mark::Of(file_, key);
-        // Aliased mappings are walked once per alias: report each place once.
-        const bool fresh = reported_.insert({m.line, m.column}).second;
-        if (key.Scalar() == "<<" && key.Tag() == "?") {
-          if (fresh) {
-            diags_.Error(m, "",
-                         "merge keys ('<<: *name') are not supported: write the keys out, or "
-                         "let an alias stand for a whole value (node: *name)");
-          }
-        } else if (auto [first, inserted] = keys.emplace(key.Scalar(), m); !inserted && fresh) {
-          diags_.Error(m, "",
-                       fmt::format("key '{}' is given twice in this mapping (first at {}:{}); "
-                                   "remove one",
-                                   key.Scalar(), first->second.line, first->second.column));
-        }
-      }
-      Walk(it->second, depth + 1);
-    }
-  }
-
-  const std::string& file_;
-  Diagnostics& diags_;
-  size_t nodes_ = 0;
-  bool stopped_ = false;
-  std::set<std::pair<int, int>> reported_;
-};
-
-const char* KindName(const YAML::Node& n) {
-  if (n.IsMap()) return "a mapping";
-  if (n.IsSequence()) return "a list";
-  if (n.IsNull()) return "null";
-  return "a scalar";
-}
-
 bool ParseInt64(const std::string& s, int64_t* out) {
   const char* b = s.data();
   if (!s.empty() && s[0] == '+') ++b;
@@ -471,7 +285,7 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
     return;
   }
   if (body["<<"].IsDefined()) {
-    // A merge key, reported by TreeCheck: the keys it was meant to bring in are missing, and
+    // A merge key, reported by CheckTree: the keys it was meant to bring in are missing, and
     // reporting each of them would only repeat that.
     decl.nodes.push_back(std::move(cfg));
     return;
@@ -532,7 +346,7 @@ void ParseNode(const std::string& name, const YAML::Node& key_node, const YAML::
   for (const auto* f : fields) names.push_back(f->name);
   bool ok = true;
   for (auto it = body.begin(); it != body.end(); ++it) {
-    if (!it->first.IsScalar()) continue;  // reported by TreeCheck
+    if (!it->first.IsScalar()) continue;  // reported by CheckTree
     std::string key = it->first.Scalar();
     const ConfigField* f = nullptr;
     for (const auto* cand : fields)
@@ -575,7 +389,7 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
                   fmt::format("'settings' must be a mapping, found {}", KindName(s)));
     } else {
       for (auto it = s.begin(); it != s.end(); ++it) {
-        if (!it->first.IsScalar()) continue;  // reported by TreeCheck
+        if (!it->first.IsScalar()) continue;  // reported by CheckTree
         std::string key = it->first.Scalar();
         const YAML::Node v = it->second;  // a copy: `it->` yields a temporary
         int64_t* target = nullptr;
@@ -613,7 +427,7 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
       return;
     }
     for (auto it = d.begin(); it != d.end(); ++it) {
-      if (!it->first.IsScalar()) continue;  // reported by TreeCheck
+      if (!it->first.IsScalar()) continue;  // reported by CheckTree
       std::string key = it->first.Scalar();
       if (key != "path") {
         diags.Error(Mark::Of(decl.file, it->first), "",
@@ -704,13 +518,13 @@ std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std
   decl.base_dir = base_dir;
   decl.text = std::make_shared<const std::string>(text);
   try {
-    if (!TreeCheck(file, diags).Run(root)) return std::nullopt;
+    if (!CheckTree(root, file, diags)) return std::nullopt;
     ExpandTree(root, file, diags);
     static const std::vector<std::string> kTopKeys = {"name",        "description", "sources",
                                                       "transforms",  "sinks",       "settings",
                                                       "dead_letter", "tests"};
     for (auto it = root.begin(); it != root.end(); ++it) {
-      if (!it->first.IsScalar()) continue;  // reported by TreeCheck
+      if (!it->first.IsScalar()) continue;  // reported by CheckTree
       std::string key = it->first.Scalar();
       if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end()) {
         auto near = ClosestMatch(key, kTopKeys);
@@ -753,7 +567,7 @@ std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std
         continue;
       }
       for (auto it = sec.begin(); it != sec.end(); ++it) {
-        if (!it->first.IsScalar()) continue;  // reported by TreeCheck
+        if (!it->first.IsScalar()) continue;  // reported by CheckTree
         std::string name = it->first.Scalar();
         if (name.empty()) {
           diags.Error(Mark::Of(file, it->first), "",
@@ -761,7 +575,7 @@ std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std
           continue;
         }
         if (auto [first, inserted] = seen.emplace(name, section.key); !inserted) {
-          // Twice in one section is a key given twice, which TreeCheck reported.
+          // Twice in one section is a key given twice, which CheckTree reported.
           if (first->second == section.key) continue;
           diags.Error(Mark::Of(file, it->first), name,
                       fmt::format("node name '{}' is used twice; names are unique across "
