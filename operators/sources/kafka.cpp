@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -37,6 +38,7 @@
 #include "engine/metrics.h"
 #include "operators/builtin.h"
 #include "operators/kafka/client.h"
+#include "operators/kafka/fetch_waker.h"
 #include "operators/kafka/offset_tracker.h"
 
 namespace sluice {
@@ -78,6 +80,7 @@ constexpr int kReadAheadKiB = 16384;
 constexpr size_t kChunksAhead = 2;  // chunks the polling thread may hold ready
 constexpr int64_t kIdlePollMs = 100;  // longest wait for a first message before checking to stop
 constexpr int64_t kCommitIntervalMs = 100;  // least time between two asynchronous commits
+constexpr size_t kWakerCheckEvery = 256;  // messages between two looks at the read-ahead
 constexpr int kStoreAttempts = 6;   // reads of stored positions before the run fails (~6 s)
 
 class KafkaReader : public SourceReader {
@@ -100,6 +103,7 @@ class KafkaReader : public SourceReader {
     }
     queue_cv_.notify_all();
     if (poller_.joinable()) poller_.join();
+    waker_.reset();
     // Chunks polled but never handed on will be read again by the next owner; forgetting them
     // lets the final revoke commit what was delivered without waiting for them.
     for (const auto& chunk : queue_) ForgetChunk(*chunk);
@@ -130,6 +134,11 @@ class KafkaReader : public SourceReader {
                               rd_kafka_conf_set_rebalance_cb(conf, &KafkaReader::OnRebalance);
                             }));
     rd_kafka_poll_set_consumer(rk_);
+    waker_ = std::make_unique<FetchWaker>(
+        rk_, Metrics().GetCounter("sluice_kafka_fetch_wakeups_total",
+                                  "requests sent to wake the fetcher after a full read-ahead "
+                                  "drained (librdkafka otherwise looks again only once a second)",
+                                  {{"pipeline", pipeline_}, {"node", node_}}));
     SLUICE_RETURN_IF_ERROR(WaitForTopics(rk_, cfg_.topics, cfg_.connect_timeout_ms, cfg_.brokers));
     rd_kafka_topic_partition_list_t* subs =
         rd_kafka_topic_partition_list_new(static_cast<int>(cfg_.topics.size()));
@@ -249,6 +258,7 @@ class KafkaReader : public SourceReader {
         break;  // a rebalance callback found lost offsets; the chunk so far is still delivered
       }
       if (!m) {
+        waker_->Check([this] { return AssignedPartitions(); });
         if (deadline) break;
         continue;
       }
@@ -259,6 +269,10 @@ class KafkaReader : public SourceReader {
         continue;
       }
       if (!deadline) deadline = Clock::now() + std::chrono::milliseconds(cfg_.max_wait_ms);
+      waker_->Consumed(m->len);
+      if (out->count() % kWakerCheckEvery == 0) {
+        waker_->Check([this] { return AssignedPartitions(); });
+      }
       AddMessage(*out, m);
       auto [it, fresh] =
           spans.try_emplace({rd_kafka_topic_name(m->rkt), m->partition}, m->offset, m->offset);
@@ -273,6 +287,13 @@ class KafkaReader : public SourceReader {
       chunks_[out.get()] = std::move(spans);
     }
     return out;
+  }
+
+  FetchWaker::Partitions AssignedPartitions() const {
+    FetchWaker::Partitions parts;
+    parts.reserve(assigned_.size());
+    for (const auto& [k, start] : assigned_) parts.push_back(k);
+    return parts;
   }
 
   void AddMessage(RawRecords& out, const rd_kafka_message_t* m) {
@@ -577,6 +598,7 @@ class KafkaReader : public SourceReader {
   std::chrono::steady_clock::time_point last_commit_;  // of the polling thread's last commit
   std::atomic<size_t> max_records_{1024};
   std::thread poller_;
+  std::unique_ptr<FetchWaker> waker_;  // used by the polling thread
   std::string group_metadata_;
   std::map<OffsetTracker::Key, int64_t> assigned_;  // where each partition was assigned to start
   OffsetTracker tracker_;

@@ -1,0 +1,74 @@
+#include "operators/kafka/fetch_waker.h"
+
+#include <cstdlib>
+
+namespace sluice {
+namespace {
+
+// One of the consumer's numeric settings, or `fallback` if it cannot be read.
+double ConfNumber(rd_kafka_t* rk, const char* name, double fallback) {
+  char buf[64];
+  size_t size = sizeof(buf);
+  if (rd_kafka_conf_get(rd_kafka_conf(rk), name, buf, &size) != RD_KAFKA_CONF_OK) return fallback;
+  char* end = nullptr;
+  const double v = std::strtod(buf, &end);
+  return end != buf && v > 0 ? v : fallback;
+}
+
+}  // namespace
+
+FetchWaker::FetchWaker(rd_kafka_t* rk, Counter* wakeups)
+    : rk_(rk),
+      queue_(rd_kafka_queue_get_consumer(rk)),
+      wakeups_(wakeups),
+      max_bytes_(ConfNumber(rk, "queued.max.messages.kbytes", 65536) * 1024),
+      max_messages_(ConfNumber(rk, "queued.min.messages", 100000)),
+      thread_([this] { Run(); }) {}
+
+FetchWaker::~FetchWaker() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  if (queue_) rd_kafka_queue_destroy(queue_);
+}
+
+void FetchWaker::Wake(Partitions partitions) {
+  if (partitions.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    partitions_ = std::move(partitions);
+    pending_ = true;
+  }
+  cv_.notify_all();
+}
+
+void FetchWaker::Run() {
+  for (;;) {
+    Partitions parts;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || pending_; });
+      if (stop_) return;
+      parts = std::move(partitions_);
+      pending_ = false;
+    }
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+    for (const auto& [topic, partition] : parts) {
+      // For ListOffsets the "offset" is a timestamp; END asks for the high watermark.
+      rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset =
+          RD_KAFKA_OFFSET_END;
+    }
+    // The answer does not matter, only that each leader's broker thread had a request to send;
+    // an error (a broker down, a timeout) leaves the fetcher to librdkafka's own one-second
+    // look.
+    rd_kafka_offsets_for_times(rk_, list, kRequestTimeoutMs);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (wakeups_) wakeups_->Inc();
+  }
+}
+
+}  // namespace sluice
