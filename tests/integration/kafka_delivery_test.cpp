@@ -330,6 +330,73 @@ echo "run exit $?"
   CHECK(LinesOf(Slurp(out)).size() == 2u);
 }
 
+TEST_CASE("kafka: a full read-ahead that drains is fetched again at once",
+          "[integration][kafka]") {
+  // librdkafka stops fetching while its read-ahead is full and, left alone, looks again only
+  // once a second. With a 512 KiB read-ahead, 20 MB of backlog means some forty fills: the
+  // source must wake the fetcher each time it drains (sluice_kafka_fetch_wakeups_total), and
+  // every message must arrive once.
+  TempDir dir;
+  std::ofstream(dir / "schema.json") << kIdSchema;
+  std::ofstream(dir / "p.yaml") << R"(
+name: readahead
+sources:
+  in: {type: kafka, brokers: "${KAFKA_BROKERS}", topic: in, group: readahead, schema: schema.json,
+       properties: {queued.max.messages.kbytes: "512"}}
+transforms:
+  ids: {type: select, inputs: [in], fields: [id]}
+sinks:
+  out: {type: file, inputs: [ids], path: )" + (dir / "out.jsonl") + R"(}
+)";
+  constexpr int kMessages = 40000;  // of ~500 bytes: 2.5 MB on each of 8 partitions
+  constexpr int kPartitions = 8;  // the development broker keeps 5 MiB per partition
+  std::string produce;
+  {
+    std::ofstream in[kPartitions];
+    for (int p = 0; p < kPartitions; ++p) {
+      const std::string file = dir / ("in" + std::to_string(p) + ".jsonl");
+      in[p].open(file);
+      produce += "kcat -P -b \"$KAFKA_BROKERS\" -t in -p " + std::to_string(p) + " -l " + file + "\n";
+    }
+    const std::string pad(480, 'x');
+    for (int i = 0; i < kMessages; ++i)
+      in[i % kPartitions] << "{\"id\": " << i << ", \"pad\": \"" << pad << "\"}\n";
+  }
+  const std::string out = dir / "out.jsonl";
+  const std::string log = dir / "run.err";
+  const std::string script = StartBroker(dir, "-t in:8 --run-seconds 120") + produce +
+                             Sluice() + " run --metrics-addr 127.0.0.1:0 " + (dir / "p.yaml") +
+                             " 2>" + log + R"SH( &
+pid=$!
+for i in $(seq 1 150); do
+  MADDR=$(grep -o 'metrics on http://[0-9.:]*' )SH" + log + R"SH( | head -1 | sed 's|metrics on http://||')
+  [ -n "$MADDR" ] && break; sleep 0.1
+done
+end=$(($(date +%s) + 90))
+while [ "$(date +%s)" -lt $end ]; do
+  [ -f )SH" + out + R"SH( ] && [ "$(wc -l < )SH" + out + R"SH()" -ge )SH" + std::to_string(kMessages) + R"SH( ] && break
+  sleep 0.2
+done
+curl -s "http://$MADDR/metrics" | grep '^sluice_kafka_fetch_wakeups_total' > )SH" + (dir / "wakeups.txt") + R"SH(
+kill -TERM $pid
+wait $pid
+echo "run exit $?"
+)SH" + kStopBroker;
+  auto r = Run(script);
+  INFO(r.out + r.err + Slurp(log) + Slurp(dir / "broker.err"));
+  CHECK(r.out.find("run exit 0") != std::string::npos);
+  std::set<std::string> ids;
+  const auto lines = LinesOf(Slurp(out));
+  for (const auto& l : lines) ids.insert(l);
+  CHECK(lines.size() == static_cast<size_t>(kMessages));
+  CHECK(ids.size() == static_cast<size_t>(kMessages));
+  const std::string wakeups = Slurp(dir / "wakeups.txt");
+  INFO("wakeups: " + wakeups);
+  REQUIRE(wakeups.find("node=\"in\"") != std::string::npos);
+  const double count = std::stod(wakeups.substr(wakeups.rfind(' ') + 1));
+  CHECK(count >= 10);  // one per fill; a fetcher left to its one-second look gets none
+}
+
 TEST_CASE("kafka: exactly-once kafka to kafka, one transaction per batch",
           "[integration][kafka]") {
   TempDir dir;
