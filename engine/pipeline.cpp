@@ -153,11 +153,41 @@ Result<std::string> ExpandEnv(const std::string& text) {
 
 namespace {
 
+// The first `$NAME` in `text` that ExpandEnv keeps as it is (outside `${...}` and `$$`), or
+// empty: most likely meant as an environment reference.
+std::string BareEnvReference(const std::string& text) {
+  auto name_char = [](char ch, bool first) {
+    return std::isalpha(static_cast<unsigned char>(ch)) || ch == '_' ||
+           (!first && std::isdigit(static_cast<unsigned char>(ch)));
+  };
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] != '$') continue;
+    if (text[i + 1] == '$') {
+      ++i;
+    } else if (text[i + 1] == '{') {
+      const size_t close = text.find('}', i + 2);
+      if (close == std::string::npos) return "";
+      i = close;
+    } else if (name_char(text[i + 1], true)) {
+      size_t end = i + 2;
+      while (end < text.size() && name_char(text[end], false)) ++end;
+      return text.substr(i + 1, end - i - 1);
+    }
+  }
+  return "";
+}
+
 // Expands every scalar in place; yaml-cpp keeps the marks of assigned nodes.
 void ExpandTree(YAML::Node node, const std::string& file, Diagnostics& diags) {
   if (node.IsScalar()) {
     const std::string& s = node.Scalar();
     if (s.find('$') == std::string::npos) return;
+    if (const std::string bare = BareEnvReference(s); !bare.empty()) {
+      diags.Warning(Mark::Of(file, node), "",
+                    fmt::format("'${0}' is kept as it is: only ${{{0}}} reads the environment "
+                                "variable (write $${0} for a literal '${0}')",
+                                bare));
+    }
     auto r = ExpandEnv(s);
     if (!r.ok()) {
       diags.Error(Mark::Of(file, node), "", r.status().message());

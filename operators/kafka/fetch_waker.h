@@ -53,6 +53,7 @@ class FetchWaker {
   // of the brokers leading `partitions` (the callable gives them; it is only called then).
   template <typename GetPartitions>
   void Check(GetPartitions&& partitions) {
+    if (!queue_) return;
     const double messages = static_cast<double>(rd_kafka_queue_length(queue_));
     const double bytes = messages * mean_bytes_;
     if (messages >= 0.75 * max_messages_ || bytes >= 0.75 * max_bytes_) {

@@ -197,6 +197,11 @@ Result<std::unique_ptr<SourceNode>> MakeFileSource(const NodeConfig& node) {
     return node.Error("csv_delimiter",
                       fmt::format("'csv_delimiter' must be one character, found '{}'", delim));
   }
+  if (delim == "\n" || delim == "\r" || delim == "\"") {
+    return node.Error("csv_delimiter",
+                      "'csv_delimiter' cannot be a line break or '\"': those end a row and quote "
+                      "a field; use ',', ';', '|' or a tab (\"\\t\")");
+  }
   cfg.csv_delimiter = delim[0];
   cfg.csv_header = node.Bool("csv_header");
   return std::unique_ptr<SourceNode>(std::make_unique<FileSource>(node, std::move(cfg)));

@@ -15,7 +15,8 @@
 // Threading: a thread of the reader's own polls the consumer, serves its rebalance callbacks
 // (which may wait for in-flight chunks) and keeps up to two chunks ready; Read, on a TBB worker,
 // only takes a ready chunk, waiting at most 100 ms. Acknowledge is called from sink threads
-// and only updates the offset tracker.
+// and only updates the offset tracker. A FetchWaker, with a thread of its own, wakes librdkafka's
+// fetcher when a full read-ahead drains (operators/kafka/fetch_waker.h).
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>

@@ -1,5 +1,7 @@
 // drop-fields: removes fields from every row. Dropping a field is dropping a column; the other
 // columns are shared with the input batch, not copied.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "operators/builtin.h"
@@ -31,6 +33,10 @@ class DropFields : public TransformNode {
   Result<SchemaPtr> OutputSchema(const SchemaPtr& input) override {
     std::vector<std::string> drop = node_.StringList("fields");
     if (drop.empty()) return node_.Error("fields", "names no field to drop");
+    for (size_t i = 0; i < drop.size(); ++i) {
+      if (std::find(drop.begin(), drop.begin() + i, drop[i]) != drop.begin() + i)
+        return node_.Error("fields", fmt::format("names '{}' twice", drop[i]));
+    }
     SLUICE_RETURN_IF_ERROR(CheckFieldsExist(node_, "fields", drop, *input));
     std::vector<bool> dropped(input->size(), false);
     for (const auto& name : drop) {
