@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -23,6 +25,7 @@
 #include "engine/pipeline.h"
 #include "engine/runner.h"
 #include "engine/testing.h"
+#include "engine/yaml_checks.h"
 
 namespace sluice {
 namespace {
@@ -190,19 +193,32 @@ int Test(const std::vector<std::string>& files, const Registry& registry) {
     if (plan->decl.tests.IsDefined()) suites.emplace_back(plan->decl.tests, file);
     std::filesystem::path side(file);
     side.replace_extension(".tests.yaml");
+    bool side_invalid = false;
     if (std::filesystem::exists(side)) {
-      try {
+      // The same checks as a pipeline file's: text, one document, aliases, keys given twice.
+      Diagnostics side_diags;
+      std::ifstream in(side);
+      std::optional<YAML::Node> loaded;
+      if (!in.is_open()) {
+        side_diags.Error(Mark{side.string(), 0, 0}, "", "cannot open the file");
+      } else {
+        std::stringstream text;
+        text << in.rdbuf();
+        loaded = LoadYamlText(text.str(), side.string(), kTestFileKind, side_diags);
+      }
+      if (loaded && CheckTree(*loaded, side.string(), side_diags) && !side_diags.HasErrors()) {
         // Read through a const node: a non-const operator[] would turn a bare list into a map.
-        const YAML::Node doc = YAML::LoadFile(side.string());
+        const YAML::Node doc = *loaded;
         const bool wrapped = doc.IsMap() && doc["tests"].IsDefined();
         suites.emplace_back(wrapped ? YAML::Node(doc["tests"]) : doc, side.string());
-      } catch (const YAML::Exception& e) {
-        std::fprintf(stderr, "%s:%d:%d: invalid YAML: %s\n", side.c_str(), e.mark.line + 1,
-                     e.mark.column + 1, e.msg.c_str());
+      } else {
+        PrintDiagnostics(side_diags, true);
+        std::fprintf(stderr, "%s: invalid test file, its tests not run\n", side.c_str());
         ++failed;
+        side_invalid = true;
       }
     }
-    if (suites.empty()) {
+    if (suites.empty() && !side_invalid) {
       std::fprintf(stderr, "%s: no test cases (add 'tests:' or %s)\n", file.c_str(),
                    side.filename().c_str());
     }

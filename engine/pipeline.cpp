@@ -18,7 +18,6 @@
 #include <tuple>
 
 #include <fmt/format.h>
-#include <yaml-cpp/depthguard.h>
 
 #include "engine/yaml_checks.h"
 
@@ -483,49 +482,9 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
 std::optional<PipelineDecl> ParsePipelineText(const std::string& text, const std::string& file,
                                               const std::string& base_dir, const Registry& registry,
                                               Diagnostics& diags) {
-  if (size_t bad = FirstNonTextByte(text); bad != std::string::npos) {
-    const auto byte = static_cast<unsigned char>(text[bad]);
-    diags.Error(MarkAtOffset(file, text, bad), "",
-                byte < 0x80 ? fmt::format("control character 0x{:02X} in the file; a pipeline "
-                                          "file is UTF-8 text",
-                                          byte)
-                            : fmt::format("byte 0x{:02X} is not valid UTF-8; a pipeline file is "
-                                          "UTF-8 text (save it as UTF-8)",
-                                          byte));
-    return std::nullopt;
-  }
-  YAML::Node root;
-  try {
-    // YAML::Load reads the first document only: a second one would be ignored silently.
-    const std::vector<YAML::Mark> starts = DocumentStarts(text);
-    if (starts.size() > 1 && starts.back().pos == starts[starts.size() - 2].pos) {
-      const YAML::Mark& m = starts.back();
-      diags.Error(
-          Mark{file, m.line + 1, m.column + 1}, "",
-          fmt::format("invalid YAML: unexpected '{}'",
-                      m.pos >= 0 && static_cast<size_t>(m.pos) < text.size() ? text.substr(m.pos, 1)
-                                                                             : std::string()));
-      return std::nullopt;
-    }
-    if (starts.size() > 1) {
-      const YAML::Mark& m = starts[1];
-      diags.Error(Mark{file, m.line + 1, m.column + 1}, "",
-                  "a second YAML document starts here; a pipeline file holds one pipeline: put "
-                  "each in a file of its own");
-      return std::nullopt;
-    }
-    root = YAML::Load(text);
-  } catch (const YAML::DeepRecursion& e) {
-    diags.Error(Mark{file, e.mark.line + 1, e.mark.column + 1}, "",
-                fmt::format("invalid YAML: mappings and lists nested {} levels deep, more than "
-                            "can be read; a pipeline needs a few",
-                            e.depth()));
-    return std::nullopt;
-  } catch (const YAML::Exception& e) {
-    Mark m{file, e.mark.line + 1, e.mark.column + 1};
-    diags.Error(m, "", fmt::format("invalid YAML: {}{}", e.msg, TabHint(text, m.line)));
-    return std::nullopt;
-  }
+  std::optional<YAML::Node> loaded = LoadYamlText(text, file, kPipelineFileKind, diags);
+  if (!loaded) return std::nullopt;
+  YAML::Node root = *loaded;
   if (!root.IsMap()) {
     constexpr const char* kShape =
         "a pipeline file is a mapping with 'sources', 'transforms' and 'sinks'";

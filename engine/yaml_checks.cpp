@@ -1,4 +1,4 @@
-// Checks of a pipeline file's text and YAML tree that yaml-cpp does not make.
+// Checks of a pipeline (or test) file's text and YAML tree that yaml-cpp does not make.
 #include "engine/yaml_checks.h"
 
 #include <map>
@@ -7,6 +7,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 
 namespace sluice {
@@ -192,6 +193,51 @@ std::vector<YAML::Mark> DocumentStarts(const std::string& text) {
     if (m.size() > 2 || (m.size() == 2 && m[0].pos == m[1].pos)) break;
   }
   return starts.marks;
+}
+
+std::optional<YAML::Node> LoadYamlText(const std::string& text, const std::string& file,
+                                       const YamlFileKind& kind, Diagnostics& diags) {
+  if (size_t bad = FirstNonTextByte(text); bad != std::string::npos) {
+    const auto byte = static_cast<unsigned char>(text[bad]);
+    diags.Error(MarkAtOffset(file, text, bad), "",
+                byte < 0x80 ? fmt::format("control character 0x{:02X} in the file; {} is UTF-8 "
+                                          "text",
+                                          byte, kind.name)
+                            : fmt::format("byte 0x{:02X} is not valid UTF-8; {} is UTF-8 text "
+                                          "(save it as UTF-8)",
+                                          byte, kind.name));
+    return std::nullopt;
+  }
+  try {
+    // YAML::Load reads the first document only: a second one would be ignored silently.
+    const std::vector<YAML::Mark> starts = DocumentStarts(text);
+    if (starts.size() > 1 && starts.back().pos == starts[starts.size() - 2].pos) {
+      const YAML::Mark& m = starts.back();
+      diags.Error(
+          Mark{file, m.line + 1, m.column + 1}, "",
+          fmt::format("invalid YAML: unexpected '{}'",
+                      m.pos >= 0 && static_cast<size_t>(m.pos) < text.size() ? text.substr(m.pos, 1)
+                                                                             : std::string()));
+      return std::nullopt;
+    }
+    if (starts.size() > 1) {
+      const YAML::Mark& m = starts[1];
+      diags.Error(Mark{file, m.line + 1, m.column + 1}, "",
+                  fmt::format("a second YAML document starts here; {}", kind.one_document));
+      return std::nullopt;
+    }
+    return YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    diags.Error(Mark{file, e.mark.line + 1, e.mark.column + 1}, "",
+                fmt::format("invalid YAML: mappings and lists nested {} levels deep, more than "
+                            "can be read; {}",
+                            e.depth(), kind.nesting));
+    return std::nullopt;
+  } catch (const YAML::Exception& e) {
+    Mark m{file, e.mark.line + 1, e.mark.column + 1};
+    diags.Error(m, "", fmt::format("invalid YAML: {}{}", e.msg, TabHint(text, m.line)));
+    return std::nullopt;
+  }
 }
 
 bool CheckTree(const YAML::Node& root, const std::string& file, Diagnostics& diags) {

@@ -220,6 +220,51 @@ tests:
   CHECK(bad.out.find("'iris_class' is 2, expected 1") != std::string::npos);
 }
 
+TEST_CASE("sluice test checks a .tests.yaml file as it checks a pipeline file",
+          "[integration][cli]") {
+  TempDir dir;
+  std::ofstream(dir / "p.yaml") << R"(
+sources:
+  in: {type: file, path: none.jsonl, schema: )" + Source("schemas/iris_data.json") + R"(}
+sinks:
+  out: {type: stdout, inputs: [in]}
+)";
+  const std::string side = dir / "p.tests.yaml";
+  auto run = [&](const std::string& text) {
+    std::ofstream(side) << text;
+    auto r = Run(Sluice() + " test " + (dir / "p.yaml"));
+    INFO(r.out + r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("p.tests.yaml: invalid test file, its tests not run") != std::string::npos);
+    return r.err;
+  };
+  // A key given twice: the first expectation would have been dropped silently.
+  std::string err = run(R"(- name: twice
+  input: {node: in, records: [{id: 1}]}
+  expect: {node: out, count: 1}
+  expect: {node: out, count: 0}
+)");
+  CHECK(err.find("p.tests.yaml:4:3: error: key 'expect' is given twice") != std::string::npos);
+  // Aliases of aliases: a few lines that expand without bound, refused instead of walked.
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'k'; ++c) {
+    bomb += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", *" : "*") + static_cast<char>(c - 1);
+    bomb += "]\n";
+  }
+  err = run(bomb);
+  CHECK(err.find("p.tests.yaml:") != std::string::npos);
+  CHECK(err.find("alias") != std::string::npos);
+  // A second document.
+  err = run("- name: one\n---\n- name: two\n");
+  CHECK(err.find("p.tests.yaml:2:1: error: a second YAML document starts here; a test file holds "
+                 "one list of test cases") != std::string::npos);
+  // Invalid YAML keeps its position.
+  err = run("- name: [unclosed\n");
+  CHECK(err.find("p.tests.yaml:") != std::string::npos);
+  CHECK(err.find("invalid YAML") != std::string::npos);
+}
+
 TEST_CASE("input that cannot fit the configuration stops the run instead of dead-lettering all",
           "[integration][cli]") {
   TempDir dir;
