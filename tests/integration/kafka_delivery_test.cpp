@@ -366,12 +366,7 @@ sinks:
   const std::string log = dir / "run.err";
   const std::string script = StartBroker(dir, "-t in:8 --run-seconds 120") + produce +
                              Sluice() + " run --metrics-addr 127.0.0.1:0 " + (dir / "p.yaml") +
-                             " 2>" + log + R"SH( &
-pid=$!
-for i in $(seq 1 150); do
-  MADDR=$(grep -o 'metrics on http://[0-9.:]*' )SH" + log + R"SH( | head -1 | sed 's|metrics on http://||')
-  [ -n "$MADDR" ] && break; sleep 0.1
-done
+                             " 2>" + log + " &\npid=$!\n" + WaitMetricsAddr(log) + R"SH(
 end=$(($(date +%s) + 90))
 while [ "$(date +%s)" -lt $end ]; do
   [ -f )SH" + out + R"SH( ] && [ "$(wc -l < )SH" + out + R"SH()" -ge )SH" + std::to_string(kMessages) + R"SH( ] && break

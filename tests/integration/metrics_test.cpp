@@ -82,13 +82,6 @@ const char* kFreePort =
     "free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); "
     "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'; }\n";
 
-// Shell: waits for sluice's log line naming the metrics address, exports it as MADDR.
-std::string WaitMetricsAddr(const std::string& log) {
-  return "for i in $(seq 1 150); do MADDR=$(grep -o 'metrics on http://[0-9.:]*' " + log +
-         " | head -1 | sed 's|metrics on http://||'); [ -n \"$MADDR\" ] && break; sleep 0.1; "
-         "done\necho \"metrics at $MADDR\"\n";
-}
-
 }  // namespace
 
 TEST_CASE("metrics: counts, readiness, predictions, and drift raised by a shifted stream",

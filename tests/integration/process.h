@@ -83,4 +83,12 @@ inline std::string StartBroker(const TempDir& dir, const std::string& args) {
          " ] && break; sleep 0.1; done\nexport KAFKA_BROKERS=$(cat " + bs + ")\n";
 }
 
+// Shell: waits for the log line of `sluice run --metrics-addr HOST:0` naming the address it
+// bound, and sets MADDR to it.
+inline std::string WaitMetricsAddr(const std::string& log) {
+  return "for i in $(seq 1 150); do MADDR=$(grep -o 'metrics on http://[0-9.:]*' " + log +
+         " | head -1 | sed 's|metrics on http://||'); [ -n \"$MADDR\" ] && break; sleep 0.1; "
+         "done\necho \"metrics at $MADDR\"\n";
+}
+
 }  // namespace sluice::testing
