@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <set>
 #include <thread>
 #include <string>
@@ -57,6 +58,26 @@ inline Result<rd_kafka_t*> NewKafkaClient(
 // Waits until the brokers answer and every topic exists. `timeout_ms` bounds the wait (0: wait
 // and retry forever, saying so every few seconds). librdkafka itself retries connections without
 // end, so without this check a wrong address or topic would look like an idle stream.
+// The earliest (RD_KAFKA_OFFSET_BEGINNING) or latest (RD_KAFKA_OFFSET_END) offset of each of
+// `parts`' partitions, asked of each partition's leader in one ListOffsets request for all its
+// partitions (rd_kafka_query_watermark_offsets asks per partition). Partitions whose answer is
+// an error are left out; a request that fails as a whole leaves the map empty.
+inline std::map<std::pair<std::string, int32_t>, int64_t> ListOffsets(
+    rd_kafka_t* rk, const rd_kafka_topic_partition_list_t* parts, int64_t which, int timeout_ms) {
+  std::map<std::pair<std::string, int32_t>, int64_t> out;
+  rd_kafka_topic_partition_list_t* query = rd_kafka_topic_partition_list_copy(parts);
+  // For ListOffsets the "offset" is a timestamp: BEGINNING (-2) and END (-1) ask for the ends.
+  for (int i = 0; i < query->cnt; ++i) query->elems[i].offset = which;
+  if (rd_kafka_offsets_for_times(rk, query, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < query->cnt; ++i) {
+      const rd_kafka_topic_partition_t& p = query->elems[i];
+      if (!p.err && p.offset >= 0) out[{p.topic, p.partition}] = p.offset;
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(query);
+  return out;
+}
+
 inline Status WaitForTopics(rd_kafka_t* rk, const std::vector<std::string>& topics,
                             int64_t timeout_ms, const std::string& brokers) {
   constexpr int kAttemptMs = 2000;

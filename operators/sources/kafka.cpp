@@ -424,7 +424,13 @@ class KafkaReader : public SourceReader {
 
   // Decides where each assigned partition starts: the position the exactly-once sink stored
   // with its writes, else the group's committed offset, checked against the broker's range;
-  // without either, `start`.
+  // without either, `start`, as a concrete offset.
+  //
+  // The broker's ranges are asked with one request per leader for all the partitions. Handing
+  // librdkafka concrete offsets also spares it looking up `start` itself, partition by partition:
+  // at a group's first assignment those lookups race the partitions' move to their leader and
+  // are retried 500 ms later, while the partitions that did start reach their end and hold the
+  // one fetch in flight (fetch.wait.max.ms) that the others then wait for: up to a second lost.
   void PrepareAssignment(rd_kafka_topic_partition_list_t* parts) {
     rd_kafka_resp_err_t e = rd_kafka_committed(rk_, parts, kBrokerQueryMs);
     if (e) {
@@ -441,16 +447,28 @@ class KafkaReader : public SourceReader {
         if (it != stored->end()) p.offset = it->second;
       }
     }
+    const auto lows = ListOffsets(rk_, parts, RD_KAFKA_OFFSET_BEGINNING, kBrokerQueryMs);
+    const auto highs = ListOffsets(rk_, parts, RD_KAFKA_OFFSET_END, kBrokerQueryMs);
     for (int i = 0; i < parts->cnt; ++i) {
       rd_kafka_topic_partition_t& p = parts->elems[i];
+      const auto low_it = lows.find({p.topic, p.partition});
+      const auto high_it = highs.find({p.topic, p.partition});
+      const bool known = low_it != lows.end() && high_it != highs.end();
       if (p.offset < 0) {
-        p.offset = cfg_.start == "latest" ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+        // Without an answer librdkafka looks the logical offset up itself.
+        if (cfg_.start == "latest") {
+          p.offset = known ? high_it->second : RD_KAFKA_OFFSET_END;
+        } else {
+          p.offset = known ? low_it->second : RD_KAFKA_OFFSET_BEGINNING;
+        }
         continue;
       }
       int64_t low = 0, high = 0;
-      e = rd_kafka_query_watermark_offsets(rk_, p.topic, p.partition, &low, &high,
-                                           kBrokerQueryMs);
-      if (e) {
+      if (known) {
+        low = low_it->second;
+        high = high_it->second;
+      } else if ((e = rd_kafka_query_watermark_offsets(rk_, p.topic, p.partition, &low, &high,
+                                                       kBrokerQueryMs))) {
         Log(LogLevel::kWarn, fmt::format("source '{}': partition {}[{}]: cannot read the "
                                          "broker's range ({}); the fetch will check it",
                                          node_, p.topic, p.partition, rd_kafka_err2str(e)));

@@ -392,6 +392,53 @@ echo "run exit $?"
   CHECK(count >= 10);  // one per fill; a fetcher left to its one-second look gets none
 }
 
+TEST_CASE("kafka: start: latest reads only what arrives after the assignment",
+          "[integration][kafka]") {
+  // The source turns `start` into concrete offsets itself (the partitions' ends, asked of the
+  // leaders at assignment): the five messages already there are skipped on every partition, the
+  // three sent once the partitions are assigned (their lag is served) are read.
+  TempDir dir;
+  std::ofstream(dir / "schema.json") << kIdSchema;
+  std::ofstream(dir / "p.yaml") << R"(
+name: latest
+sources:
+  in: {type: kafka, brokers: "${KAFKA_BROKERS}", topic: in, group: latest, schema: schema.json,
+       start: latest}
+sinks:
+  out: {type: file, inputs: [in], path: )" + (dir / "out.jsonl") + R"(}
+)";
+  const std::string out = dir / "out.jsonl";
+  const std::string log = dir / "run.err";
+  const std::string script = StartBroker(dir, "-t in:4 --run-seconds 90") +
+                             "for i in 1 2 3 4 5; do echo \"{\\\"id\\\": $i}\"; done | kcat -P -b "
+                             "\"$KAFKA_BROKERS\" -t in\n" +
+                             Sluice() + " run --metrics-addr 127.0.0.1:0 " + (dir / "p.yaml") +
+                             " 2>" + log + " &\npid=$!\n" + WaitMetricsAddr(log) + R"SH(
+for i in $(seq 1 300); do
+  [ "$(curl -s "http://$MADDR/metrics" | grep -c '^sluice_kafka_consumer_lag{')" -ge 4 ] && break
+  sleep 0.1
+done
+echo "assigned after $i polls"
+for i in 6 7 8; do echo "{\"id\": $i}"; done | kcat -P -b "$KAFKA_BROKERS" -t in
+end=$(($(date +%s) + 30))
+while [ "$(date +%s)" -lt $end ]; do
+  [ -f )SH" + out + R"SH( ] && [ "$(wc -l < )SH" + out + R"SH()" -ge 3 ] && break
+  sleep 0.1
+done
+sleep 1
+kill -TERM $pid
+wait $pid
+echo "run exit $?"
+)SH" + kStopBroker;
+  auto r = Run(script);
+  INFO(r.out + r.err + Slurp(log) + Slurp(dir / "broker.err"));
+  CHECK(r.out.find("run exit 0") != std::string::npos);
+  std::multiset<std::string> ids;
+  for (const auto& line : LinesOf(Slurp(out))) ids.insert(line);
+  CHECK(ids == std::multiset<std::string>{R"({"id":6,"pad":null})", R"({"id":7,"pad":null})",
+                                          R"({"id":8,"pad":null})"});
+}
+
 TEST_CASE("kafka: exactly-once kafka to kafka, one transaction per batch",
           "[integration][kafka]") {
   TempDir dir;
