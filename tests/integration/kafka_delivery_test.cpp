@@ -35,6 +35,17 @@ wait_count() {
 }
 )SH";
 
+// lines FILE: how many lines FILE holds (0 while it does not exist).
+// wait_lines FILE N SECONDS: until FILE holds N lines, or the time is up (then status 1).
+const char* kLineFunctions = R"SH(
+lines() { [ -f "$1" ] && wc -l < "$1" || echo 0; }
+wait_lines() {
+  end=$(($(date +%s) + $3))
+  while [ "$(date +%s)" -lt $end ]; do [ "$(lines "$1")" -ge "$2" ] && return 0; sleep 0.1; done
+  return 1
+}
+)SH";
+
 const char* kIdSchema =
     R"({"type": "object", "properties": {"id": {"type": "integer"}, "pad": {"type": "string"}},
 "required": ["id"]})";
@@ -305,19 +316,13 @@ sinks:
   out: {type: file, inputs: [in], path: )" + (dir / "out.jsonl") + R"(}
 )";
   const std::string out = dir / "out.jsonl";
-  const std::string script = StartBroker(dir, "-t in:1 --run-seconds 90") + R"SH(
-lines() { [ -f )SH" + out + R"SH( ] && wc -l < )SH" + out + R"SH( || echo 0; }
-wait_lines() {
-  end=$(($(date +%s) + 30))
-  while [ "$(date +%s)" -lt $end ]; do [ "$(lines)" -ge "$1" ] && return 0; sleep 0.1; done
-  return 1
-}
-)SH" + Sluice() + " run --quiet " + (dir / "p.yaml") + " 2>" + (dir / "run.err") + R"SH( &
+  const std::string script = StartBroker(dir, "-t in:1 --run-seconds 90") + kLineFunctions +
+                             Sluice() + " run --quiet " + (dir / "p.yaml") + " 2>" + (dir / "run.err") + R"SH( &
 pid=$!
 echo '{"id": 1}' | kcat -P -b "$KAFKA_BROKERS" -t in
-wait_lines 1 && echo "first arrived"
+wait_lines )SH" + out + R"SH( 1 30 && echo "first arrived"
 echo '{"id": 2}' | kcat -P -b "$KAFKA_BROKERS" -t in
-wait_lines 2 && echo "second arrived"
+wait_lines )SH" + out + R"SH( 2 30 && echo "second arrived"
 kill -TERM $pid
 wait $pid
 echo "run exit $?"
@@ -366,12 +371,8 @@ sinks:
   const std::string log = dir / "run.err";
   const std::string script = StartBroker(dir, "-t in:8 --run-seconds 120") + produce +
                              Sluice() + " run --metrics-addr 127.0.0.1:0 " + (dir / "p.yaml") +
-                             " 2>" + log + " &\npid=$!\n" + WaitMetricsAddr(log) + R"SH(
-end=$(($(date +%s) + 90))
-while [ "$(date +%s)" -lt $end ]; do
-  [ -f )SH" + out + R"SH( ] && [ "$(wc -l < )SH" + out + R"SH()" -ge )SH" + std::to_string(kMessages) + R"SH( ] && break
-  sleep 0.2
-done
+                             " 2>" + log + " &\npid=$!\n" + WaitMetricsAddr(log) + kLineFunctions +
+                             "wait_lines " + out + " " + std::to_string(kMessages) + " 90" + R"SH(
 curl -s "http://$MADDR/metrics" | grep '^sluice_kafka_fetch_wakeups_total' > )SH" + (dir / "wakeups.txt") + R"SH(
 kill -TERM $pid
 wait $pid
@@ -413,18 +414,15 @@ sinks:
                              "for i in 1 2 3 4 5; do echo \"{\\\"id\\\": $i}\"; done | kcat -P -b "
                              "\"$KAFKA_BROKERS\" -t in\n" +
                              Sluice() + " run --metrics-addr 127.0.0.1:0 " + (dir / "p.yaml") +
-                             " 2>" + log + " &\npid=$!\n" + WaitMetricsAddr(log) + R"SH(
+                             " 2>" + log + " &\npid=$!\n" + WaitMetricsAddr(log) + kLineFunctions +
+                             R"SH(
 for i in $(seq 1 300); do
   [ "$(curl -s "http://$MADDR/metrics" | grep -c '^sluice_kafka_consumer_lag{')" -ge 4 ] && break
   sleep 0.1
 done
 echo "assigned after $i polls"
 for i in 6 7 8; do echo "{\"id\": $i}"; done | kcat -P -b "$KAFKA_BROKERS" -t in
-end=$(($(date +%s) + 30))
-while [ "$(date +%s)" -lt $end ]; do
-  [ -f )SH" + out + R"SH( ] && [ "$(wc -l < )SH" + out + R"SH()" -ge 3 ] && break
-  sleep 0.1
-done
+wait_lines )SH" + out + R"SH( 3 30
 sleep 1
 kill -TERM $pid
 wait $pid
