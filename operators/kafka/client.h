@@ -55,9 +55,6 @@ inline Result<rd_kafka_t*> NewKafkaClient(
   return rk;
 }
 
-// Waits until the brokers answer and every topic exists. `timeout_ms` bounds the wait (0: wait
-// and retry forever, saying so every few seconds). librdkafka itself retries connections without
-// end, so without this check a wrong address or topic would look like an idle stream.
 // The earliest (RD_KAFKA_OFFSET_BEGINNING) or latest (RD_KAFKA_OFFSET_END) offset of each of
 // `parts`' partitions, asked of each partition's leader in one ListOffsets request for all its
 // partitions (rd_kafka_query_watermark_offsets asks per partition). Partitions whose answer is
@@ -78,6 +75,9 @@ inline std::map<std::pair<std::string, int32_t>, int64_t> ListOffsets(
   return out;
 }
 
+// Waits until the brokers answer and every topic exists. `timeout_ms` bounds the wait (0: wait
+// and retry forever, saying so every few seconds). librdkafka itself retries connections without
+// end, so without this check a wrong address or topic would look like an idle stream.
 inline Status WaitForTopics(rd_kafka_t* rk, const std::vector<std::string>& topics,
                             int64_t timeout_ms, const std::string& brokers) {
   constexpr int kAttemptMs = 2000;

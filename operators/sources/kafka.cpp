@@ -138,7 +138,7 @@ class KafkaReader : public SourceReader {
     waker_ = std::make_unique<FetchWaker>(
         rk_, Metrics().GetCounter("sluice_kafka_fetch_wakeups_total",
                                   "requests sent to wake the fetcher after a full read-ahead "
-                                  "drained (librdkafka otherwise looks again only once a second)",
+                                  "drained (librdkafka otherwise looks again up to a second later)",
                                   {{"pipeline", pipeline_}, {"node", node_}}));
     SLUICE_RETURN_IF_ERROR(WaitForTopics(rk_, cfg_.topics, cfg_.connect_timeout_ms, cfg_.brokers));
     rd_kafka_topic_partition_list_t* subs =
