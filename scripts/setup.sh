@@ -8,7 +8,7 @@ PACKAGES=(
   # build
   g++ cmake make pkg-config
   # libraries (fixed by the design)
-  libyaml-cpp-dev libtbb-dev librdkafka-dev libpqxx-dev libxgboost-dev libsimdjson-dev
+  libyaml-cpp-dev libtbb-dev librdkafka-dev libpqxx-dev libpq-dev libxgboost-dev libsimdjson-dev
   libcli11-dev libfmt-dev libsqlite3-dev catch2 libcurl4-openssl-dev libcpp-httplib-dev
   # demo and tests
   sqlite3 postgresql kcat python3 python3-xgboost python3-sklearn python3-numpy python3-pandas python3-yaml python3-jsonschema

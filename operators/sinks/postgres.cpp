@@ -15,8 +15,12 @@
 // of the pipeline that held the partition) are skipped: each record is written once, however
 // the process stops.
 //
-// Threading: Prepare (COPY text) runs on several batches at once; Write is serial and owns the
-// connection.
+// Rows travel in COPY's binary format where every column has an exact binary form, in its text
+// format otherwise (postgres_copy.h). An upsert batch of new keys only is COPYed straight into
+// the table (WriteBatch).
+//
+// Threading: Prepare (the COPY payload) runs on several batches at once; Write is serial and
+// owns the connection.
 #include <algorithm>
 #include <cstdlib>
 #include <map>
@@ -24,11 +28,11 @@
 
 #include <fmt/format.h>
 #include <pqxx/pqxx>
-#include <pqxx/tablewriter>
 
 #include "engine/log.h"
 #include "operators/builtin.h"
 #include "operators/postgres/common.h"
+#include "operators/sinks/postgres_copy.h"
 #include "operators/transforms/field_check.h"
 
 namespace sluice {
@@ -88,20 +92,16 @@ class PgPositionStore : public PositionStore {
 
 class PgSinkRuntime : public SinkRuntime {
  public:
-  PgSinkRuntime(PgSinkConfig cfg, std::string name, std::vector<int> fields,
+  PgSinkRuntime(PgSinkConfig cfg, std::string name, PgCopyEncoder encoder,
                 std::unique_ptr<pqxx::connection> conn)
-      : cfg_(std::move(cfg)), name_(std::move(name)), fields_(std::move(fields)),
+      : cfg_(std::move(cfg)), name_(std::move(name)), encoder_(std::move(encoder)),
         conn_(std::move(conn)), positions_(cfg_.PositionTable()) {
     for (const auto& [column, field] : cfg_.columns) quoted_columns_.push_back(QuotePgIdent(column));
+    column_list_ = fmt::format("{}", fmt::join(quoted_columns_, ", "));
   }
 
   bool prepares() const override { return true; }
-  Result<std::string> Prepare(const Batch& batch) const override {
-    std::string out;
-    out.reserve(batch.num_rows() * 64);
-    for (size_t r = 0; r < batch.num_rows(); ++r) AppendCopyRow(out, batch, r, fields_);
-    return out;
-  }
+  Result<std::string> Prepare(const Batch& batch) const override { return encoder_.Encode(batch); }
 
   Status Write(const Batch& batch, const std::string& copy_text, NodeContext& ctx) override {
     // A batch whose rows were all filtered or dead-lettered still moves an exactly-once sink's
@@ -115,8 +115,8 @@ class PgSinkRuntime : public SinkRuntime {
       EnsureStaging();
       pqxx::work tx(*conn_);
       std::string kept;
-      const std::string& text = TakeNewRows(tx, batch, copy_text, kept);
-      if (!text.empty()) WriteRows(tx, text);
+      const std::string& payload = TakeNewRows(tx, batch, copy_text, kept);
+      if (payload.size() > 1) WriteBatch(tx, payload);  // more than the format: rows
       StorePositions(tx, batch);
       tx.commit();
       return Status::Ok();
@@ -161,10 +161,10 @@ class PgSinkRuntime : public SinkRuntime {
   bool exactly_once() const { return cfg_.exactly_once; }
 
   // Exactly-once: locks this batch's partitions in the positions table and returns the COPY
-  // text of the rows not written before (at or past each partition's stored position). Rows
+  // payload of the rows not written before (at or past each partition's stored position). Rows
   // before it were committed by an earlier run (or another process of the pipeline) whose
   // positions the source had not seen: they are skipped, not written twice. `kept` holds the
-  // text when some rows are skipped.
+  // payload when some rows are skipped.
   const std::string& TakeNewRows(pqxx::transaction_base& tx, const Batch& batch,
                                  const std::string& copy_text, std::string& kept) {
     stored_.clear();
@@ -173,20 +173,22 @@ class PgSinkRuntime : public SinkRuntime {
     for (const auto& [k, end] : EndsOf(*batch.raw())) keys.push_back(k);
     stored_ = positions_.LoadForUpdate(tx, keys);
     if (stored_.empty()) return copy_text;
+    const PgCopyRows rows(copy_text);
+    kept.push_back(copy_text[0]);  // the format
     size_t start = 0, skipped = 0;
     // Rows come in runs of one partition: look its position up once per run, not per row.
     auto it = stored_.end();
     const std::string* topic = nullptr;
     int32_t partition = -2;
     for (size_t r = 0; r < batch.num_rows(); ++r) {
-      const size_t end = copy_text.find('\n', start) + 1;
+      const size_t end = rows.RowEnd(start);
       if (batch.Partition(r) != partition || !topic || batch.Origin(r) != *topic) {
         topic = &batch.Origin(r);
         partition = batch.Partition(r);
         it = stored_.find({*topic, partition});
       }
       if (it == stored_.end() || batch.Position(r) >= it->second) {
-        kept.append(copy_text, start, end - start);
+        kept.append(rows.rows().substr(start, end - start));
       } else {
         ++skipped;
       }
@@ -228,25 +230,43 @@ class PgSinkRuntime : public SinkRuntime {
     return Status::Unavailable(fmt::format("PostgreSQL: {}", PgFirstLine(what)));
   }
 
-  void Copy(pqxx::transaction_base& tx, const std::string& table, const std::string& text) {
-    // libpqxx 6.4's stream_to writes only typed tuples; tablewriter takes the COPY text that
-    // Prepare built in parallel, so the serial writer only moves bytes.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    pqxx::tablewriter copy(tx, table, quoted_columns_.begin(), quoted_columns_.end());
-    // One call for the whole batch: write_raw_line adds the final newline.
-    if (!text.empty()) copy.write_raw_line(text.substr(0, text.size() - 1));
-    copy.complete();
-#pragma GCC diagnostic pop
+  void Copy(pqxx::dbtransaction& tx, const std::string& table, const std::string& payload) {
+    PgCopy(tx, table, column_list_, PgCopyRows(payload));
   }
 
-  void WriteRows(pqxx::transaction_base& tx, const std::string& copy_text) {
+  void WriteRows(pqxx::dbtransaction& tx, const std::string& payload) {
     if (!cfg_.upsert) {
-      Copy(tx, cfg_.target.Quoted(), copy_text);
+      Copy(tx, cfg_.target.Quoted(), payload);
       return;
     }
-    Copy(tx, "sluice_staging", copy_text);
+    Copy(tx, "sluice_staging", payload);
     tx.exec0(upsert_sql_.empty() ? (upsert_sql_ = UpsertSql()) : upsert_sql_);
+  }
+
+  // A batch's rows. An upsert whose keys are all new is an insert: the batch is COPYed straight
+  // into the table in a savepoint, less than half the server's work of the merge. When a key is
+  // already there (or repeats within the batch) the key's unique index refuses the COPY; the
+  // savepoint is rolled back and the batch merged through the staging table. The batches after
+  // a refusal are merged at once, twice as many after each further refusal (up to
+  // kMaxMergeRun), so a stream of updates wastes one COPY in kMaxMergeRun batches.
+  void WriteBatch(pqxx::dbtransaction& tx, const std::string& payload) {
+    if (!cfg_.upsert) return WriteRows(tx, payload);
+    if (merge_next_ > 0) {
+      --merge_next_;
+      return WriteRows(tx, payload);
+    }
+    try {
+      PgSavepoint direct(tx, "direct");
+      Copy(direct, cfg_.target.Quoted(), payload);
+      direct.commit();
+      merge_run_ = 1;
+      return;
+    } catch (const pqxx::sql_error& e) {
+      if (PgSqlState(e) != kUniqueViolation) throw;
+    }
+    merge_next_ = merge_run_;
+    merge_run_ = std::min(merge_run_ * 2, kMaxMergeRun);
+    WriteRows(tx, payload);
   }
 
   std::string UpsertSql() const {
@@ -274,17 +294,18 @@ class PgSinkRuntime : public SinkRuntime {
       pqxx::work tx(*conn_);
       std::string kept;
       TakeNewRows(tx, batch, copy_text, kept);
+      const PgCopyRows rows(copy_text);
       size_t start = 0;
       for (size_t r = 0; r < batch.num_rows(); ++r) {
-        const size_t end = copy_text.find('\n', start) + 1;
-        const std::string line = copy_text.substr(start, end - start);
+        const size_t end = rows.RowEnd(start);
+        const std::string line = copy_text[0] + std::string(rows.rows().substr(start, end - start));
         start = end;
         if (!stored_.empty()) {
           auto it = stored_.find({batch.Origin(r), batch.Partition(r)});
           if (it != stored_.end() && batch.Position(r) < it->second) continue;  // written before
         }
         try {
-          pqxx::subtransaction row(tx, "row");
+          PgSavepoint row(tx, "row");
           WriteRows(row, line);
           if (cfg_.upsert) row.exec0("DELETE FROM sluice_staging");  // merged: not again
           row.commit();
@@ -303,13 +324,19 @@ class PgSinkRuntime : public SinkRuntime {
     }
   }
 
+  static constexpr const char* kUniqueViolation = "23505";
+  static constexpr size_t kMaxMergeRun = 256;
+
   PgSinkConfig cfg_;
   std::string name_;
-  std::vector<int> fields_;  // input field index per column
+  PgCopyEncoder encoder_;
   std::vector<std::string> quoted_columns_;
+  std::string column_list_;  // the quoted columns, comma-separated
   std::unique_ptr<pqxx::connection> conn_;
   bool staging_ready_ = false;
   std::string upsert_sql_;
+  size_t merge_next_ = 0;  // upsert: batches to merge before trying a straight COPY again
+  size_t merge_run_ = 1;   // upsert: how many batches the next refusal sends to the merge
   PgPositionTable positions_;
   PgPositions stored_;  // exactly-once: the stored positions of the batch being written
 };
@@ -347,16 +374,26 @@ class PgSink : public SinkNode {
 
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
     std::unique_ptr<pqxx::connection> conn;
+    std::vector<std::string> pg_types;  // of the written columns
     try {
       conn = std::make_unique<pqxx::connection>(cfg_.url);
-      SLUICE_RETURN_IF_ERROR(PrepareTable(*conn));
+      SLUICE_RETURN_IF_ERROR(PrepareTable(*conn, pg_types));
       if (cfg_.exactly_once) cfg_.PositionTable().Ensure(*conn);
     } catch (const std::exception& e) {
       return Status::Unavailable(fmt::format("{}: PostgreSQL: {}", node_.Prefix(),
                                              PgFirstLine(e.what())));
     }
-    return std::unique_ptr<SinkRuntime>(
-        std::make_unique<PgSinkRuntime>(cfg_, node_.name, fields_, std::move(conn)));
+    std::vector<PgBinary> binary;
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      auto b = PgBinaryFor(pg_types[i], input_->field(fields_[i]).type);
+      if (!b) {
+        binary.clear();  // the text format for every column
+        break;
+      }
+      binary.push_back(*b);
+    }
+    return std::unique_ptr<SinkRuntime>(std::make_unique<PgSinkRuntime>(
+        cfg_, node_.name, PgCopyEncoder(fields_, std::move(binary)), std::move(conn)));
   }
 
   bool CommitsSourcePositions() const override { return cfg_.exactly_once; }
@@ -376,8 +413,9 @@ class PgSink : public SinkNode {
   }
 
   // Creates the table when asked and missing; otherwise checks that every column exists with a
-  // type that takes the field's values, and that an upsert key is unique.
-  Status PrepareTable(pqxx::connection& conn) const {
+  // type that takes the field's values, and that an upsert key is unique. `pg_types`: the
+  // written columns' types.
+  Status PrepareTable(pqxx::connection& conn, std::vector<std::string>& pg_types) const {
     pqxx::work tx(conn);
     if (cfg_.create) PgLockForCreate(tx, cfg_.target);
     pqxx::result cols = tx.exec_params(
@@ -395,6 +433,7 @@ class PgSink : public SinkNode {
         const Field& f = input_->field(fields_[i]);
         defs.push_back(fmt::format("{} {}{}", QuotePgIdent(cfg_.columns[i].first),
                                    PgTypeFor(f.type), f.nullable ? "" : " NOT NULL"));
+        pg_types.push_back(PgTypeFor(f.type));
       }
       if (!cfg_.key.empty()) {
         std::vector<std::string> key;
@@ -433,6 +472,7 @@ class PgSink : public SinkNode {
                                                 cfg_.columns[i].second, TypeName(f.type),
                                                 PgTypeFor(f.type)));
       }
+      pg_types.push_back(t->second);
     }
     if (!cfg_.key.empty()) {
       // ON CONFLICT needs a unique index on exactly the key columns. A partial, expression
@@ -522,9 +562,11 @@ void RegisterPostgresSink(Registry& registry) {
   spec.role = Role::kSink;
   spec.summary = "Writes rows into a PostgreSQL table with COPY; insert or upsert.";
   spec.description =
-      "Each batch is one transaction: `mode: insert` COPYs the rows into the table; `mode: "
-      "upsert` COPYs them into a temporary table and merges them with INSERT ... ON CONFLICT "
-      "(`key`) DO UPDATE, the last row of a key in a batch winning. Every input field is "
+      "Each batch is one transaction and travels as binary COPY (text COPY when a column is "
+      "numeric, real or uuid): `mode: insert` COPYs the rows into the table; `mode: upsert` "
+      "first COPYs them straight into the table and, when a key is already there, COPYs them "
+      "into a temporary table instead and merges them with INSERT ... ON CONFLICT (`key`) DO "
+      "UPDATE, the last row of a key in a batch winning. Every input field is "
       "written to the column of the same name, or `columns` maps columns to fields. At "
       "start-up the table is created from the input when `create: true`; otherwise its "
       "columns and types are checked, and an upsert key must have a unique index. Rows the "

@@ -1,5 +1,8 @@
 #include "operators/sinks/postgres_copy.h"
 
+#include <libpq-fe.h>
+
+#include <cstring>
 #include <limits>
 
 #include "engine/json.h"
@@ -15,7 +18,66 @@ std::string QuotePgIdent(std::string_view name) {
   return out + "\"";
 }
 
+std::optional<PgBinary> PgBinaryFor(const std::string& t, TypeId type) {
+  switch (type) {
+    case TypeId::kBool:
+      if (t == "boolean") return PgBinary::kBool;
+      break;
+    case TypeId::kInt64:
+      if (t == "bigint") return PgBinary::kInt8;
+      if (t == "integer") return PgBinary::kInt4;
+      if (t == "smallint") return PgBinary::kInt2;
+      if (t == "double precision") return PgBinary::kInt8AsFloat8;
+      break;
+    case TypeId::kFloat64:
+      if (t == "double precision") return PgBinary::kFloat8;
+      break;
+    case TypeId::kString:
+      if (t == "text" || t == "character varying" || t == "character" || t == "json") {
+        return PgBinary::kBytes;
+      }
+      if (t == "jsonb") return PgBinary::kJsonb;
+      break;
+    case TypeId::kTimestamp:
+      if (t == "timestamp with time zone" || t == "timestamp without time zone") {
+        return PgBinary::kTimestamp;
+      }
+      break;
+  }
+  return std::nullopt;
+}
+
 namespace {
+
+// PostgreSQL's timestamps count microseconds from 2000-01-01; the valid ones lie in
+// [kPgMinTimestamp, kPgEndTimestamp) (MIN_TIMESTAMP and END_TIMESTAMP of its datatype/timestamp.h).
+constexpr int64_t kPgEpochMicros = 946684800000000;
+constexpr int64_t kPgMinTimestamp = -211813488000000000;
+constexpr int64_t kPgEndTimestamp = 9223371331200000000;
+
+// A field of the binary format: its length, then its bytes, big-endian.
+inline void PutField(std::string& out, const void* bytes, uint32_t n) {
+  const uint32_t len = __builtin_bswap32(n);
+  out.append(reinterpret_cast<const char*>(&len), 4);
+  out.append(static_cast<const char*>(bytes), n);
+}
+inline void PutInt16(std::string& out, int16_t v) {
+  const uint16_t be = __builtin_bswap16(static_cast<uint16_t>(v));
+  PutField(out, &be, 2);
+}
+inline void PutInt32(std::string& out, int32_t v) {
+  const uint32_t be = __builtin_bswap32(static_cast<uint32_t>(v));
+  PutField(out, &be, 4);
+}
+inline void PutInt64(std::string& out, int64_t v) {
+  const uint64_t be = __builtin_bswap64(static_cast<uint64_t>(v));
+  PutField(out, &be, 8);
+}
+inline void PutFloat64(std::string& out, double d) {
+  uint64_t bits;
+  std::memcpy(&bits, &d, 8);
+  PutInt64(out, static_cast<int64_t>(bits));
+}
 
 void AppendCopyText(std::string& out, std::string_view s) {
   for (char c : s) {
@@ -29,10 +91,8 @@ void AppendCopyText(std::string& out, std::string_view s) {
   }
 }
 
-}  // namespace
-
-void AppendCopyRow(std::string& out, const Batch& batch, size_t row,
-                   const std::vector<int>& fields) {
+void AppendCopyTextRow(std::string& out, const Batch& batch, size_t row,
+                       const std::vector<int>& fields) {
   for (size_t i = 0; i < fields.size(); ++i) {
     if (i) out.push_back('\t');
     const Column& c = batch.column(fields[i]);
@@ -57,6 +117,179 @@ void AppendCopyRow(std::string& out, const Batch& batch, size_t row,
     }
   }
   out.push_back('\n');
+}
+
+}  // namespace
+
+std::string PgCopyEncoder::Encode(const Batch& batch) const {
+  std::string out;
+  if (binary() && EncodeBinary(batch, out)) return out;
+  out.clear();
+  EncodeText(batch, out);
+  return out;
+}
+
+void PgCopyEncoder::EncodeText(const Batch& batch, std::string& out) const {
+  out.reserve(1 + batch.num_rows() * 64);
+  out.push_back('t');
+  for (size_t r = 0; r < batch.num_rows(); ++r) AppendCopyTextRow(out, batch, r, fields_);
+}
+
+bool PgCopyEncoder::EncodeBinary(const Batch& batch, std::string& out) const {
+  out.reserve(1 + batch.num_rows() * (2 + fields_.size() * 12));
+  out.push_back('b');
+  std::vector<const Column*> columns;
+  for (int f : fields_) columns.push_back(&batch.column(f));
+  const uint16_t count = __builtin_bswap16(static_cast<uint16_t>(fields_.size()));
+  constexpr uint32_t kNull = 0xffffffff;  // a length of -1
+  for (size_t r = 0; r < batch.num_rows(); ++r) {
+    out.append(reinterpret_cast<const char*>(&count), 2);
+    for (size_t i = 0; i < columns.size(); ++i) {
+      const Column& c = *columns[i];
+      if (c.IsNull(r)) {
+        out.append(reinterpret_cast<const char*>(&kNull), 4);
+        continue;
+      }
+      switch (binary_[i]) {
+        case PgBinary::kBool: {
+          const char b = c.ints[r] ? 1 : 0;
+          PutField(out, &b, 1);
+          break;
+        }
+        case PgBinary::kInt2: {
+          const int64_t v = c.ints[r];
+          if (v < std::numeric_limits<int16_t>::min() || v > std::numeric_limits<int16_t>::max()) {
+            return false;
+          }
+          PutInt16(out, static_cast<int16_t>(v));
+          break;
+        }
+        case PgBinary::kInt4: {
+          const int64_t v = c.ints[r];
+          if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
+            return false;
+          }
+          PutInt32(out, static_cast<int32_t>(v));
+          break;
+        }
+        case PgBinary::kInt8: PutInt64(out, c.ints[r]); break;
+        case PgBinary::kInt8AsFloat8: PutFloat64(out, static_cast<double>(c.ints[r])); break;
+        case PgBinary::kFloat8: PutFloat64(out, c.doubles[r]); break;
+        case PgBinary::kBytes: {
+          const std::string& s = c.strings[r];
+          if (s.size() >= std::numeric_limits<int32_t>::max()) return false;
+          PutField(out, s.data(), static_cast<uint32_t>(s.size()));
+          break;
+        }
+        case PgBinary::kJsonb: {
+          const std::string& s = c.strings[r];
+          if (s.size() >= std::numeric_limits<int32_t>::max() - 1) return false;
+          const uint32_t len = __builtin_bswap32(static_cast<uint32_t>(s.size() + 1));
+          out.append(reinterpret_cast<const char*>(&len), 4);
+          out.push_back(1);  // jsonb's binary version
+          out.append(s);
+          break;
+        }
+        case PgBinary::kTimestamp: {
+          int64_t pg;
+          if (__builtin_sub_overflow(c.ints[r], kPgEpochMicros, &pg) || pg < kPgMinTimestamp ||
+              pg >= kPgEndTimestamp) {
+            return false;
+          }
+          PutInt64(out, pg);
+          break;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+size_t PgCopyRows::RowEnd(size_t start) const {
+  if (!binary_) {
+    const size_t nl = rows_.find('\n', start);
+    return nl == std::string_view::npos ? rows_.size() : nl + 1;
+  }
+  auto u16 = [&](size_t at) {
+    uint16_t v;
+    std::memcpy(&v, rows_.data() + at, 2);
+    return __builtin_bswap16(v);
+  };
+  auto u32 = [&](size_t at) {
+    uint32_t v;
+    std::memcpy(&v, rows_.data() + at, 4);
+    return __builtin_bswap32(v);
+  };
+  // The encoder wrote these rows: a count, then per field a length (-1 for null) and bytes.
+  const size_t fields = u16(start);
+  size_t at = start + 2;
+  for (size_t i = 0; i < fields; ++i) {
+    const uint32_t len = u32(at);
+    at += 4;
+    if (len != 0xffffffff) at += len;
+  }
+  return at;
+}
+
+namespace {
+
+// libpqxx 6.4 gives the PGconn of a transaction to its large objects only.
+class RawConnection : public pqxx::largeobject {
+ public:
+  static PGconn* Of(const pqxx::dbtransaction& tx) { return raw_connection(tx); }
+};
+
+// The error of `result` (or of the connection, without one) as libpqxx would throw it.
+[[noreturn]] void ThrowPgError(PGconn* conn, PGresult* result, const std::string& query) {
+  const std::string message = result ? PQresultErrorMessage(result) : PQerrorMessage(conn);
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string sqlstate = state ? state : "";
+  if (result) PQclear(result);
+  if (sqlstate.empty() || PQstatus(conn) == CONNECTION_BAD) {
+    throw pqxx::broken_connection(message);
+  }
+  throw pqxx::sql_error(message, query, sqlstate.c_str());
+}
+
+}  // namespace
+
+void PgCopy(pqxx::dbtransaction& tx, const std::string& table, const std::string& columns,
+            const PgCopyRows& rows) {
+  // libpqxx 6.4's COPY writers send text lines only, each with a newline of their own, which
+  // the binary format cannot take: the rows go through libpq on the transaction's connection.
+  PGconn* conn = RawConnection::Of(tx);
+  const std::string query = "COPY " + table + " (" + columns + ") FROM STDIN" +
+                            (rows.binary() ? " (FORMAT binary)" : "");
+  PGresult* started = PQexec(conn, query.c_str());
+  if (PQresultStatus(started) != PGRES_COPY_IN) ThrowPgError(conn, started, query);
+  PQclear(started);
+  static constexpr char kHeader[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n',
+                                       '\0', 0, 0, 0, 0, 0, 0, 0, 0};
+  static constexpr char kTrailer[2] = {'\377', '\377'};
+  bool sent = true;
+  if (rows.binary()) sent = PQputCopyData(conn, kHeader, sizeof kHeader) == 1;
+  std::string_view data = rows.rows();
+  // PQputCopyData takes an int: a large batch goes in pieces.
+  constexpr size_t kPiece = size_t{1} << 30;
+  while (sent && !data.empty()) {
+    const size_t n = std::min(data.size(), kPiece);
+    sent = PQputCopyData(conn, data.data(), static_cast<int>(n)) == 1;
+    data.remove_prefix(n);
+  }
+  if (sent && rows.binary()) sent = PQputCopyData(conn, kTrailer, sizeof kTrailer) == 1;
+  if (!sent || PQputCopyEnd(conn, nullptr) != 1) ThrowPgError(conn, nullptr, query);
+  // Every result is read, so that the connection is ready for what comes next; the first
+  // error is the one to report.
+  PGresult* failed = nullptr;
+  while (PGresult* r = PQgetResult(conn)) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && !failed) {
+      failed = r;
+    } else {
+      PQclear(r);
+    }
+  }
+  if (failed) ThrowPgError(conn, failed, query);
+  if (PQstatus(conn) == CONNECTION_BAD) ThrowPgError(conn, nullptr, query);
 }
 
 const char* PgTypeFor(TypeId type) {

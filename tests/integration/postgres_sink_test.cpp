@@ -1,5 +1,6 @@
 // The postgres sink fed by file sources (no broker) against a throwaway PostgreSQL 15 cluster
-// each test starts (tests/integration/postgres.h): values through COPY's text format, tables
+// each test starts (tests/integration/postgres.h): values through COPY's binary and text formats,
+// column types narrower than the values' (integer, smallint, varchar(n), ...), tables
 // made by `create: true`, upserts with duplicate keys, rows the database refuses, the start-up
 // checks, a database in another encoding, an unreachable or silent server, and the server
 // restarting while a pipeline writes. Every run of sluice and every wait is bounded.
@@ -233,6 +234,100 @@ TEST_CASE("postgres sink: 20,000 rows arrive once each with every value as it wa
 }
 
 TEST_CASE(
+    "postgres sink: narrower and other column types take each value as written; what a "
+    "column cannot hold is a dead letter with the database's reason",
+    "[integration][postgres]") {
+  // Most of these columns take COPY's binary format (integer, smallint, double precision from
+  // an integer, both timestamps, varchar(n), char(n), json, jsonb); numeric, real and uuid take
+  // its text format. The values and refusals must be the same either way.
+  ThrowawayPostgres pg;
+  TempDir dir;
+  pg.Sql(
+      "CREATE TABLE narrow (id bigint, i integer, sm smallint, d double precision, "
+      "ts timestamp, tz timestamptz, v varchar(8), c char(4), j json, jb jsonb);"
+      "CREATE TABLE textual (id bigint, n numeric, r real, u uuid)");
+  WriteFile(dir / "schema.json", R"({"type": "object", "properties": {
+    "id": {"type": "integer"}, "i": {"type": "integer"}, "sm": {"type": "integer"},
+    "d": {"type": "integer"}, "ts": {"type": ["string", "null"], "format": "date-time"},
+    "tz": {"type": "string", "format": "date-time"}, "v": {"type": "string"},
+    "c": {"type": "string"}, "j": {"type": "string"}, "jb": {"type": ["string", "null"]}},
+    "required": ["id", "i", "sm", "d", "tz", "v", "c", "j"]})");
+  // id -> the reason its row is refused.
+  const std::map<int, std::string> refused = {
+      {3, "value \\\"2147483648\\\" is out of range for type integer"},
+      {4, "value \\\"40000\\\" is out of range for type smallint"},
+      {5, "value too long for type character varying(8)"},
+      {6, "invalid input syntax for type json"},
+      {7, "invalid input syntax for type json"},
+      {8, "value too long for type character(4)"},
+  };
+  const std::vector<std::string> rows = {
+      R"({"id": 0, "i": 2147483647, "sm": 32767, "d": 9007199254740993, "ts": "1900-01-01T00:00:00.5Z", "tz": "2026-01-01T00:00:01.006Z", "v": "caf\u00e9 \u00e9t\u00e9", "c": "ab", "j": "{\"a\": [1, 2]}", "jb": "{\"b\": 1, \"a\": 2}"})",
+      R"({"id": 1, "i": -2147483648, "sm": -32768, "d": -1, "ts": null, "tz": "1969-12-31T23:59:59.999999Z", "v": "", "c": "abcd", "j": "1", "jb": null})",
+      R"({"id": 2, "i": 0, "sm": 0, "d": 0, "ts": "2026-06-01T12:00:00+02:00", "tz": "2000-01-01T00:00:00Z", "v": "tab\there", "c": "", "j": "\"s\"", "jb": "[]"})",
+      R"({"id": 3, "i": 2147483648, "sm": 0, "d": 0, "tz": "2026-01-01T00:00:00Z", "v": "x", "c": "x", "j": "{}"})",
+      R"({"id": 4, "i": 0, "sm": 40000, "d": 0, "tz": "2026-01-01T00:00:00Z", "v": "x", "c": "x", "j": "{}"})",
+      R"({"id": 5, "i": 0, "sm": 0, "d": 0, "tz": "2026-01-01T00:00:00Z", "v": "123456789", "c": "x", "j": "{}"})",
+      R"({"id": 6, "i": 0, "sm": 0, "d": 0, "tz": "2026-01-01T00:00:00Z", "v": "x", "c": "x", "j": "{bad"})",
+      R"({"id": 7, "i": 0, "sm": 0, "d": 0, "tz": "2026-01-01T00:00:00Z", "v": "x", "c": "x", "j": "{}", "jb": "[1,"})",
+      R"({"id": 8, "i": 0, "sm": 0, "d": 0, "tz": "2026-01-01T00:00:00Z", "v": "x", "c": "abcde", "j": "{}"})",
+      R"({"id": 9, "i": 7, "sm": -7, "d": 7, "tz": "2026-01-01T00:00:00Z", "v": "12345678", "c": "x", "j": "null", "jb": "\"\u00e9\""})",
+  };
+  std::string lines;
+  for (const auto& row : rows) lines += row + "\n";
+  WriteFile(dir / "in.jsonl", lines);
+  WriteFile(dir / "p.yaml", Pipeline("table: narrow"));
+  auto r = RunPipeline(pg, dir);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(Contains(r.err, "wrote 4 rows, 6 dead letters"));
+  CHECK(pg.Value("SELECT string_agg(id::text, ',' ORDER BY id) FROM narrow") == "0,1,2,9");
+  const std::string all =
+      "SET TimeZone = 'UTC'; SELECT string_agg(concat_ws('|', id, i, sm, d, "
+      "coalesce(ts::text, 'null'), tz, v, '[' || c || ']', j, coalesce(jb::text, 'null')), "
+      "' ; ' ORDER BY id) FROM narrow";
+  CHECK(pg.Value(all) ==
+        "0|2147483647|32767|9.007199254740992e+15|1900-01-01 00:00:00.5|2026-01-01 00:00:01.006+00|"
+        "caf\xc3\xa9 \xc3\xa9t\xc3\xa9|[ab]|{\"a\": [1, 2]}|{\"a\": 2, \"b\": 1} ; "
+        "1|-2147483648|-32768|-1|null|1969-12-31 23:59:59.999999+00||[abcd]|1|null ; "
+        "2|0|0|0|2026-06-01 10:00:00|2000-01-01 00:00:00+00|tab\there|[]|\"s\"|[] ; "
+        "9|7|-7|7|null|2026-01-01 00:00:00+00|12345678|[x]|null|\"\xc3\xa9\"");
+  CHECK(pg.Value("SELECT octet_length(c) FROM narrow WHERE id = 0") == "4");  // padded
+  const auto dead = LinesOf(Slurp(dir / "dead.jsonl"));
+  REQUIRE(dead.size() == refused.size());
+  for (const auto& d : dead) {
+    INFO(d);
+    const size_t at = d.find("\"position\":");
+    REQUIRE(at != std::string::npos);
+    const int id = std::stoi(d.substr(at + 11)) - 1;  // line numbers from 1, ids from 0
+    REQUIRE(refused.count(id) == 1);
+    CHECK(Contains(d, "postgres refused the row: " + refused.at(id)));
+  }
+
+  // numeric, real and uuid go as text.
+  WriteFile(dir / "schema.json", R"({"type": "object", "properties": {
+    "id": {"type": "integer"}, "n": {"type": "integer"}, "r": {"type": "number"},
+    "u": {"type": "string"}}, "required": ["id", "n", "r", "u"]})");
+  WriteFile(dir / "in.jsonl",
+            "{\"id\": 0, \"n\": 9223372036854775807, \"r\": 0.1, \"u\": "
+            "\"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11\"}\n"
+            "{\"id\": 1, \"n\": -1, \"r\": 1e300, \"u\": "
+            "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"}\n"
+            "{\"id\": 2, \"n\": 0, \"r\": -2.5, \"u\": \"not a uuid\"}\n");
+  WriteFile(dir / "p.yaml", Pipeline("table: textual"));
+  std::filesystem::remove(dir / "dead.jsonl");
+  auto t = RunPipeline(pg, dir);
+  INFO(t.err);
+  REQUIRE(t.exit_code == 0);
+  CHECK(Contains(t.err, "wrote 1 rows, 2 dead letters"));
+  CHECK(pg.Value("SELECT concat_ws('|', id, n, r, u) FROM textual") ==
+        "0|9223372036854775807|0.1|a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+  const std::string text_dead = Slurp(dir / "dead.jsonl");
+  CHECK(Contains(text_dead, "is out of range for type real"));
+  CHECK(Contains(text_dead, "invalid input syntax for type uuid"));
+}
+
+TEST_CASE(
     "postgres sink: create: true makes the table from the input's fields; a second run "
     "appends",
     "[integration][postgres]") {
@@ -343,6 +438,73 @@ TEST_CASE(
   CHECK(pg.Value("SELECT count(*) FROM latest") == std::to_string(kKeys + 1));
   CHECK(pg.Value(wrong_rows) == "0");
   CHECK(pg.Value("SELECT v FROM latest WHERE id = 3") == "9803");
+}
+
+TEST_CASE(
+    "postgres sink: upsert batches of new keys, of known keys and of both, in any order, "
+    "leave each key's last row; another unique index's refusal is a dead letter",
+    "[integration][postgres]") {
+  // A batch of new keys only is COPYed straight into the table; one with a known key is
+  // merged (and the next ones too, for a while). Whatever the order, the table must end as
+  // one merge per batch would leave it.
+  ThrowawayPostgres pg;
+  TempDir dir;
+  pg.Sql("CREATE TABLE t (id bigint PRIMARY KEY, v bigint NOT NULL, email text UNIQUE)");
+  WriteFile(dir / "schema.json", R"({"type": "object", "properties": {
+    "id": {"type": "integer"}, "v": {"type": "integer"}, "email": {"type": "string"}},
+    "required": ["id", "v", "email"]})");
+  constexpr int kBatch = 100, kBatches = 40;
+  std::map<int, std::pair<int, std::string>> expected;  // id -> (v, email)
+  std::set<std::string> emails;
+  std::set<int> refused_lines;
+  std::string lines;
+  int line = 0, next_key = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    // New keys, then updates of the batch before, then half and half, then new keys again
+    // with one email already taken, in a pattern that also gives runs of each.
+    const int kind = (b * 7 / 5) % 4;
+    for (int i = 0; i < kBatch; ++i) {
+      ++line;
+      int id;
+      if (kind == 0 || kind == 3 || (kind == 2 && i % 2 == 0) || next_key < kBatch) {
+        id = next_key++;
+      } else {
+        id = next_key - kBatch + i;  // a key of the last hundred
+      }
+      std::string email = "e" + std::to_string(id);
+      if (kind == 3 && i == 50) email = "e0";  // id 0's: refused by the other unique index
+      const bool refused = expected.count(0) && email == "e0" && id != 0;
+      if (refused) {
+        refused_lines.insert(line);
+      } else {
+        expected[id] = {line, email};
+      }
+      lines += "{\"id\": " + std::to_string(id) + ", \"v\": " + std::to_string(line) +
+               ", \"email\": \"" + email + "\"}\n";
+    }
+  }
+  REQUIRE(refused_lines.size() >= 3u);
+  WriteFile(dir / "in.jsonl", lines);
+  WriteFile(dir / "p.yaml", Pipeline("table: t, mode: upsert, key: [id]", kBatch));
+  auto r = RunPipeline(pg, dir);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(Contains(r.err, "wrote " + Commas(kBatch * kBatches - refused_lines.size()) + " rows, " +
+                            std::to_string(refused_lines.size()) + " dead letters"));
+  CHECK(pg.Value("SELECT count(*) FROM t") == std::to_string(expected.size()));
+  int64_t v_sum = 0;
+  for (const auto& [id, row] : expected) v_sum += int64_t{id} * 100000 + row.first;
+  CHECK(pg.Value("SELECT sum(id * 100000 + v) FROM t") == std::to_string(v_sum));
+  CHECK(pg.Value("SELECT count(*) FROM t WHERE email <> 'e' || id") == "0");
+  const auto dead = LinesOf(Slurp(dir / "dead.jsonl"));
+  CHECK(dead.size() == refused_lines.size());
+  for (const auto& d : dead) {
+    INFO(d);
+    CHECK(Contains(d, "duplicate key value violates unique constraint \\\"t_email_key\\\""));
+    const size_t at = d.find("\"position\":");
+    REQUIRE(at != std::string::npos);
+    CHECK(refused_lines.count(std::stoi(d.substr(at + 11))) == 1);
+  }
 }
 
 TEST_CASE(
