@@ -1,6 +1,7 @@
 #include "operators/kafka/fetch_waker.h"
 
 #include <cstdlib>
+#include <set>
 
 namespace sluice {
 namespace {
@@ -55,9 +56,15 @@ void FetchWaker::Run() {
       parts = std::move(partitions_);
       pending_ = false;
     }
+    const auto now = std::chrono::steady_clock::now();
+    if (parts != chosen_for_ || now - chosen_at_ >= kLeadersRefresh) {
+      chosen_ = OnePerLeader(parts, Leaders(parts));
+      chosen_for_ = std::move(parts);
+      chosen_at_ = now;
+    }
     rd_kafka_topic_partition_list_t* list =
-        rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
-    for (const auto& [topic, partition] : parts) {
+        rd_kafka_topic_partition_list_new(static_cast<int>(chosen_.size()));
+    for (const auto& [topic, partition] : chosen_) {
       // For ListOffsets the "offset" is a timestamp; END asks for the high watermark.
       rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset =
           RD_KAFKA_OFFSET_END;
@@ -69,6 +76,42 @@ void FetchWaker::Run() {
     rd_kafka_topic_partition_list_destroy(list);
     if (wakeups_) wakeups_->Inc();
   }
+}
+
+FetchWaker::Partitions FetchWaker::OnePerLeader(
+    const Partitions& parts, const std::map<std::pair<std::string, int32_t>, int32_t>& leaders) {
+  Partitions out;
+  std::set<int32_t> seen;
+  for (const auto& part : parts) {
+    const auto it = leaders.find(part);
+    if (it == leaders.end() || it->second < 0 || seen.insert(it->second).second) {
+      out.push_back(part);
+    }
+  }
+  return out;
+}
+
+std::map<std::pair<std::string, int32_t>, int32_t> FetchWaker::Leaders(const Partitions& parts) {
+  std::map<std::pair<std::string, int32_t>, int32_t> leaders;
+  std::set<std::string> topics;
+  for (const auto& part : parts) topics.insert(part.first);
+  for (const std::string& topic : topics) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+    if (!rkt) continue;
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(rk_, 0, rkt, &md, kRequestTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (int t = 0; t < md->topic_cnt; ++t) {
+        const rd_kafka_metadata_topic_t& mt = md->topics[t];
+        if (mt.err || topic != mt.topic) continue;
+        for (int p = 0; p < mt.partition_cnt; ++p) {
+          leaders[{topic, mt.partitions[p].id}] = mt.partitions[p].leader;
+        }
+      }
+      rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+  }
+  return leaders;
 }
 
 }  // namespace sluice

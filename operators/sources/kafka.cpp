@@ -245,6 +245,8 @@ class KafkaReader : public SourceReader {
     Reserve(*out, max_records);
     // Offsets per partition of this chunk, for the tracker.
     std::map<OffsetTracker::Key, std::pair<int64_t, int64_t>> spans;
+    auto span = spans.end();  // the span of the last message, and its topic's handle
+    const rd_kafka_topic_t* span_rkt = nullptr;
     using Clock = std::chrono::steady_clock;
     const Clock::time_point idle_until = Clock::now() + std::chrono::milliseconds(kIdlePollMs);
     std::optional<Clock::time_point> deadline;  // max_wait_ms after the first message
@@ -283,9 +285,14 @@ class KafkaReader : public SourceReader {
         waker_->Check([this] { return AssignedPartitions(); });
       }
       AddMessage(*out, m);
-      auto [it, fresh] =
-          spans.try_emplace({rd_kafka_topic_name(m->rkt), m->partition}, m->offset, m->offset);
-      if (!fresh) it->second.second = m->offset;
+      // Messages come in runs of one partition (a fetch's worth): only a new run looks its
+      // partition up, which builds the key's topic string.
+      if (span == spans.end() || m->rkt != span_rkt || m->partition != span->first.second) {
+        span = spans.try_emplace({rd_kafka_topic_name(m->rkt), m->partition}, m->offset, m->offset)
+                   .first;
+        span_rkt = m->rkt;
+      }
+      span->second.second = m->offset;
       rd_kafka_message_destroy(m);
     }
     if (out->count() == 0) return nullptr;

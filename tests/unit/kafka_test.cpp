@@ -7,6 +7,7 @@
 #include "engine/json.h"
 #include "engine/testing.h"
 #include "operator_helpers.h"
+#include "operators/kafka/fetch_waker.h"
 #include "operators/sinks/value_template.h"
 #include "unit_helpers.h"
 
@@ -248,4 +249,19 @@ TEST_CASE("exactly-once into postgres: planning rules and the positions table",
   Loaded typo = Load("sources:\n" + kKafkaSource + "}\nsinks:\n" + pg.substr(0, pg.size() - 12) +
                      "exactly_once}\n");
   CHECK(typo.Errors().size() == 1u);
+}
+
+TEST_CASE("fetch waker: one partition per leader, and every partition whose leader is unknown",
+          "[operators][kafka]") {
+  const FetchWaker::Partitions parts = {{"a", 0}, {"a", 1}, {"a", 2}, {"a", 3},
+                                        {"b", 0}, {"b", 1}, {"c", 0}};
+  // Leaders: broker 1 leads a/0, a/2 and b/1; broker 2 leads a/1 and a/3; b/0 has none (-1,
+  // a partition between leaders); c is not in the metadata.
+  const std::map<std::pair<std::string, int32_t>, int32_t> leaders = {
+      {{"a", 0}, 1}, {{"a", 1}, 2}, {{"a", 2}, 1}, {{"a", 3}, 2}, {{"b", 0}, -1}, {{"b", 1}, 1}};
+  CHECK(FetchWaker::OnePerLeader(parts, leaders) ==
+        FetchWaker::Partitions{{"a", 0}, {"a", 1}, {"b", 0}, {"c", 0}});
+  // No metadata: every partition is asked for, as before.
+  CHECK(FetchWaker::OnePerLeader(parts, {}) == parts);
+  CHECK(FetchWaker::OnePerLeader({}, leaders).empty());
 }
