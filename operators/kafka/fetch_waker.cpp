@@ -61,6 +61,8 @@ void FetchWaker::Run() {
       chosen_ = OnePerLeader(parts, Leaders(parts));
       chosen_for_ = std::move(parts);
       chosen_at_ = now;
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;  // the metadata took a while: do not hold up the destructor further
     }
     rd_kafka_topic_partition_list_t* list =
         rd_kafka_topic_partition_list_new(static_cast<int>(chosen_.size()));

@@ -39,7 +39,9 @@ class FetchWaker {
   // `rk`: the consumer, which must outlive the waker. Reads its read-ahead limits from its
   // configuration. `wakeups`: counts the requests sent (may be null).
   FetchWaker(rd_kafka_t* rk, Counter* wakeups);
-  ~FetchWaker();  // waits for a request in flight (bounded by kRequestTimeoutMs)
+  // Waits for the requests in flight: a metadata request per topic when the assignment changed,
+  // then ListOffsets, each bounded by kRequestTimeoutMs.
+  ~FetchWaker();
   FetchWaker(const FetchWaker&) = delete;
   FetchWaker& operator=(const FetchWaker&) = delete;
 
