@@ -131,25 +131,16 @@ class PredictRuntime : public TransformRuntime {
         for (size_t r = 0; r < n; ++r) matrix[r * k + j] = static_cast<float>(c.ints[r]);
       }
     }
-    std::string array =
-        fmt::format(R"({{"data": [{}, true], "shape": [{}, {}], "typestr": "<f4", "version": 3}})",
-                    reinterpret_cast<uintptr_t>(matrix.data()), n, k);
-    static const char* kConfig =
-        R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0, )"
-        R"("strict_shape": true, "missing": NaN, "cache_id": 0})";
-    const bst_ulong* shape = nullptr;
-    bst_ulong dim = 0;
-    const float* result = nullptr;
-    if (XGBoosterPredictFromDense(model->booster->handle(), array.c_str(), kConfig, nullptr,
-                                  &shape, &dim, &result) != 0) {
-      return Status::Internal(
-          fmt::format("model '{}' failed: {}", model->info.name, LastXgbError()));
+    std::vector<float> scores;
+    size_t width = 0;
+    if (model->trees) {
+      width = model->trees->width();
+      scores.resize(n * width);
+      model->trees->Predict(matrix.data(), n, scores.data());
+    } else if (Status s = model->booster->Predict(matrix.data(), n, &scores, &width); !s.ok()) {
+      return Status::Internal(fmt::format("model '{}' failed: {}", model->info.name, s.message()));
     }
-    const size_t width = dim >= 2 ? static_cast<size_t>(shape[1]) : 1;
-    if (dim < 1 || shape[0] != n) {
-      return Status::Internal(
-          fmt::format("model '{}' returned an unexpected shape", model->info.name));
-    }
+    const float* result = scores.data();
     std::vector<std::shared_ptr<Column>> outs;
     for (const auto& o : outputs_) {
       outs.push_back(std::make_shared<Column>(OutputType(o)));

@@ -1,6 +1,7 @@
 #include "operators/transforms/predict_model.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -42,6 +43,68 @@ std::vector<std::string> Booster::FeatureTypes() const {
   if (XGBoosterGetStrFeatureInfo(handle_, "feature_type", &len, &types) != 0) return out;
   for (bst_ulong i = 0; i < len; ++i) out.emplace_back(types[i]);
   return out;
+}
+
+Status Booster::Predict(const float* rows, size_t n, std::vector<float>* out,
+                        size_t* width) const {
+  const size_t k = NumFeatures();
+  std::string array =
+      fmt::format(R"({{"data": [{}, true], "shape": [{}, {}], "typestr": "<f4", "version": 3}})",
+                  reinterpret_cast<uintptr_t>(rows), n, k);
+  static const char* kConfig =
+      R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0, )"
+      R"("strict_shape": true, "missing": NaN, "cache_id": 0})";
+  const bst_ulong* shape = nullptr;
+  bst_ulong dim = 0;
+  const float* result = nullptr;
+  if (XGBoosterPredictFromDense(handle_, array.c_str(), kConfig, nullptr, &shape, &dim,
+                                &result) != 0) {
+    return Status::Internal(LastXgbError());
+  }
+  if (dim < 1 || shape[0] != n) return Status::Internal("an unexpected shape");
+  *width = dim >= 2 ? static_cast<size_t>(shape[1]) : 1;
+  out->assign(result, result + n * *width);
+  return Status::Ok();
+}
+
+std::shared_ptr<const TreeEnsemble> CompileChecked(const Booster& booster, std::string* why_not) {
+  bst_ulong len = 0;
+  const char* json = nullptr;
+  if (XGBoosterSaveModelToBuffer(booster.handle(), R"({"format": "json"})", &len, &json) != 0) {
+    *why_not = "XGBoost could not write the model as JSON: " + LastXgbError();
+    return nullptr;
+  }
+  std::shared_ptr<const TreeEnsemble> trees =
+      TreeEnsemble::Compile(std::string_view(json, len), why_not);
+  if (!trees) return nullptr;
+  if (trees->num_features() != booster.NumFeatures()) {
+    *why_not = "the model's feature count differs from the booster's";
+    return nullptr;
+  }
+  // Every threshold, the floats either side of it, missing values and the categories, in rows
+  // scored both ways; one differing bit and XGBoost scores the model.
+  constexpr size_t kProbeRows = 4096;
+  const std::vector<float> rows = trees->ProbeRows(kProbeRows, 0x5eed);
+  const size_t n = rows.size() / trees->num_features();
+  std::vector<float> expected;
+  size_t width = 0;
+  Status s = booster.Predict(rows.data(), n, &expected, &width);
+  if (!s.ok()) {
+    *why_not = "XGBoost could not score the probe rows: " + s.message();
+    return nullptr;
+  }
+  if (width != trees->width()) {
+    *why_not = fmt::format("XGBoost answers {} values per row, the compiled trees {}", width,
+                           trees->width());
+    return nullptr;
+  }
+  std::vector<float> got(n * width);
+  trees->Predict(rows.data(), n, got.data());
+  if (std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) != 0) {
+    *why_not = "the compiled trees differ from XGBoost on a probe row";
+    return nullptr;
+  }
+  return trees;
 }
 
 namespace {
@@ -114,6 +177,18 @@ Result<std::shared_ptr<const LoadedModel>> LoadForPipeline(const std::string& di
   }
   SLUICE_ASSIGN_OR_RETURN(model->booster, Booster::Load(info.data_path));
   SLUICE_ASSIGN_OR_RETURN(model->codes, CategoryEncoders(info, *model->booster));
+  std::string why_not;
+  model->trees = CompileChecked(*model->booster, &why_not);
+  if (model->trees) {
+    Log(LogLevel::kInfo,
+        fmt::format("model {} v{}: Sluice scores its {} trees ({} by leaf sets), identical to "
+                    "XGBoost on every probe row",
+                    info.name, info.version, model->trees->num_trees(),
+                    model->trees->num_leaf_set_trees()));
+  } else {
+    Log(LogLevel::kInfo, fmt::format("model {} v{}: XGBoost scores it ({})", info.name,
+                                     info.version, why_not));
+  }
   if (!info.profile_path.empty()) {
     auto profile = LoadReferenceProfile(info);
     if (profile.ok()) {

@@ -18,6 +18,7 @@
 #include "engine/status.h"
 #include "engine/types.h"
 #include "operators/transforms/predict_monitor.h"
+#include "operators/transforms/tree_ensemble.h"
 
 namespace sluice {
 
@@ -34,6 +35,9 @@ class Booster {
   // The feature types saved with the model ("c" categorical, "q" or "float" numeric); empty
   // when the model has none.
   std::vector<std::string> FeatureTypes() const;
+  // XGBoost's in-place prediction of `n` rows of NumFeatures() float32 values (row-major, NaN
+  // missing): `width` values per row in `out`.
+  Status Predict(const float* rows, size_t n, std::vector<float>* out, size_t* width) const;
 
  private:
   BoosterHandle handle_ = nullptr;
@@ -46,6 +50,9 @@ using CategoryCodes = std::unordered_map<std::string, float>;
 // One loaded model version: what a batch is scored with. Immutable once built.
 struct LoadedModel {
   std::shared_ptr<Booster> booster;
+  // The booster's trees compiled for Sluice's own evaluator, which scores the batches when it
+  // reproduces XGBoost's answers exactly (checked at load); null when XGBoost scores them.
+  std::shared_ptr<const TreeEnsemble> trees;
   ModelInfo info;
   std::vector<size_t> features;  // input column of each signature input
   std::vector<std::shared_ptr<const CategoryCodes>> codes;  // per input; null when numeric
@@ -56,6 +63,11 @@ struct LoadedModel {
   // so the drift monitor bins the codes already computed instead of hashing the strings again.
   std::vector<std::vector<uint32_t>> profile_bin_of_code;
 };
+
+// Compiles `booster` for Sluice's tree evaluator and checks it answers exactly as XGBoost does on
+// rows that exercise every split; null, with the reason in `why_not`, when it is refused or
+// differs.
+std::shared_ptr<const TreeEnsemble> CompileChecked(const Booster& booster, std::string* why_not);
 
 // Loads the model in `dir` for a pipeline planned against `planned` and its `input` schema: the
 // version must take the same inputs (by name and type, in any order) and, when outputs name
