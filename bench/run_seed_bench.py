@@ -183,6 +183,20 @@ def partitions_committed(broker, group, parts):
 
 # ---- a side from spawn until the table is full -----------------------------------------------
 
+def exit_code_unreaped(p):
+    """The child's exit code (negative: the signal) once it has exited, else None, leaving it a
+    zombie: /proc keeps its CPU time until the child is reaped, which Popen.poll would do."""
+    if p.returncode is not None:
+        return p.returncode
+    try:
+        r = os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return p.poll()
+    if r is None:
+        return None
+    return r.si_status if r.si_code == os.CLD_EXITED else -r.si_status
+
+
 def run_until_full(name, cmd, env, pg, db, broker, records, full_bytes, args, exactly_once,
                    sigterm, err_path):
     """Spawns cmd and polls the table (as pb.run_sluice) until it holds `records` rows (exactly-
@@ -200,9 +214,11 @@ def run_until_full(name, cmd, env, pg, db, broker, records, full_bytes, args, ex
         p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
         try:
             while True:
-                exited = p.poll() is not None
-                if exited and (sigterm or p.returncode != 0):
-                    raise BenchError(f"{name} exited early ({p.returncode}):\n"
+                # Seen without reaping it, so that its CPU time can still be read below.
+                code = exit_code_unreaped(p)
+                exited = code is not None
+                if exited and (sigterm or code != 0):
+                    raise BenchError(f"{name} exited early ({code}):\n"
                                      f"{stderr_text(err_path)[-3000:]}")
                 size = int(db.value(f"SELECT pg_relation_size('{TABLE}')"))
                 polls += 1
