@@ -93,9 +93,9 @@ class PgPositionStore : public PositionStore {
 class PgSinkRuntime : public SinkRuntime {
  public:
   PgSinkRuntime(PgSinkConfig cfg, std::string name, PgCopyEncoder encoder,
-                std::unique_ptr<pqxx::connection> conn, std::optional<size_t> order_by)
+                std::unique_ptr<pqxx::connection> conn)
       : cfg_(std::move(cfg)), name_(std::move(name)), encoder_(std::move(encoder)),
-        conn_(std::move(conn)), order_by_(order_by), positions_(cfg_.PositionTable()) {
+        conn_(std::move(conn)), positions_(cfg_.PositionTable()) {
     for (const auto& [column, field] : cfg_.columns) quoted_columns_.push_back(QuotePgIdent(column));
     column_list_ = fmt::format("{}", fmt::join(quoted_columns_, ", "));
   }
@@ -116,7 +116,7 @@ class PgSinkRuntime : public SinkRuntime {
       pqxx::work tx(*conn_);
       std::string kept;
       const std::string& payload = TakeNewRows(tx, batch, copy_text, kept);
-      if (payload.size() > 1) WriteBatch(tx, InKeyOrder(payload));  // more than the format: rows
+      if (payload.size() > 1) WriteBatch(tx, payload);  // more than the format: rows
       StorePositions(tx, batch);
       tx.commit();
       return Status::Ok();
@@ -230,13 +230,6 @@ class PgSinkRuntime : public SinkRuntime {
     return Status::Unavailable(fmt::format("PostgreSQL: {}", PgFirstLine(what)));
   }
 
-  // The batch's rows in the order of the table's leading key column, when it has one of an
-  // integer or timestamp type (order_by_): its index then takes them page by page. Rows of one
-  // key keep their order, so an upsert's last row of a key still wins.
-  const std::string& InKeyOrder(const std::string& payload) {
-    return order_by_ ? PgRowsInKeyOrder(payload, *order_by_, sorted_) : payload;
-  }
-
   void Copy(pqxx::dbtransaction& tx, const std::string& table, const std::string& payload) {
     PgCopy(tx, table, column_list_, PgCopyRows(payload));
   }
@@ -340,8 +333,6 @@ class PgSinkRuntime : public SinkRuntime {
   std::vector<std::string> quoted_columns_;
   std::string column_list_;  // the quoted columns, comma-separated
   std::unique_ptr<pqxx::connection> conn_;
-  std::optional<size_t> order_by_;  // the written column whose order the rows are COPYed in
-  std::string sorted_;              // the batch's rows in that order
   bool staging_ready_ = false;
   std::string upsert_sql_;
   size_t merge_next_ = 0;  // upsert: batches to merge before trying a straight COPY again
@@ -384,10 +375,9 @@ class PgSink : public SinkNode {
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
     std::unique_ptr<pqxx::connection> conn;
     std::vector<std::string> pg_types;  // of the written columns
-    std::string leading;                // the table's primary key's first column
     try {
       conn = std::make_unique<pqxx::connection>(cfg_.url);
-      SLUICE_RETURN_IF_ERROR(PrepareTable(*conn, pg_types, leading));
+      SLUICE_RETURN_IF_ERROR(PrepareTable(*conn, pg_types));
       if (cfg_.exactly_once) cfg_.PositionTable().Ensure(*conn);
     } catch (const std::exception& e) {
       return Status::Unavailable(fmt::format("{}: PostgreSQL: {}", node_.Prefix(),
@@ -402,16 +392,8 @@ class PgSink : public SinkNode {
       }
       binary.push_back(*b);
     }
-    std::optional<size_t> order_by;
-    for (size_t i = 0; i < binary.size(); ++i) {
-      if (cfg_.columns[i].first != leading) continue;
-      if (binary[i] == PgBinary::kInt2 || binary[i] == PgBinary::kInt4 ||
-          binary[i] == PgBinary::kInt8 || binary[i] == PgBinary::kTimestamp) {
-        order_by = i;
-      }
-    }
     return std::unique_ptr<SinkRuntime>(std::make_unique<PgSinkRuntime>(
-        cfg_, node_.name, PgCopyEncoder(fields_, std::move(binary)), std::move(conn), order_by));
+        cfg_, node_.name, PgCopyEncoder(fields_, std::move(binary)), std::move(conn)));
   }
 
   bool CommitsSourcePositions() const override { return cfg_.exactly_once; }
@@ -432,10 +414,8 @@ class PgSink : public SinkNode {
 
   // Creates the table when asked and missing; otherwise checks that every column exists with a
   // type that takes the field's values, and that an upsert key is unique. `pg_types`: the
-  // written columns' types; `leading`: the first column of the table's primary key (or of the
-  // upsert key of a table made here), empty when it has none.
-  Status PrepareTable(pqxx::connection& conn, std::vector<std::string>& pg_types,
-                      std::string& leading) const {
+  // written columns' types.
+  Status PrepareTable(pqxx::connection& conn, std::vector<std::string>& pg_types) const {
     pqxx::work tx(conn);
     if (cfg_.create) PgLockForCreate(tx, cfg_.target);
     pqxx::result cols = tx.exec_params(
@@ -456,7 +436,6 @@ class PgSink : public SinkNode {
         pg_types.push_back(PgTypeFor(f.type));
       }
       if (!cfg_.key.empty()) {
-        leading = cfg_.key[0];
         std::vector<std::string> key;
         for (const auto& k : cfg_.key) key.push_back(QuotePgIdent(k));
         defs.push_back(fmt::format("PRIMARY KEY ({})", fmt::join(key, ", ")));
@@ -495,13 +474,6 @@ class PgSink : public SinkNode {
       }
       pg_types.push_back(t->second);
     }
-    pqxx::result primary = tx.exec_params(
-        "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] "
-        "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary",
-        cfg_.target.schema, cfg_.target.table);
-    if (!primary.empty()) leading = primary[0][0].c_str();
     if (!cfg_.key.empty()) {
       // ON CONFLICT needs a unique index on exactly the key columns. A partial, expression
       // or deferrable one is no arbiter: every write would fail, and be retried for ever.

@@ -2,10 +2,8 @@
 
 #include <libpq-fe.h>
 
-#include <algorithm>
 #include <cstring>
 #include <limits>
-#include <utility>
 
 #include "engine/json.h"
 
@@ -321,58 +319,6 @@ bool PgTypeAccepts(const std::string& t, TypeId type) {
       return t == "timestamp with time zone" || t == "timestamp without time zone";
   }
   return false;
-}
-
-const std::string& PgRowsInKeyOrder(const std::string& payload, size_t column,
-                                    std::string& sorted) {
-  const PgCopyRows rows(payload);
-  if (!rows.binary()) return payload;
-  const std::string_view body = rows.rows();
-  auto u32 = [&](size_t at) {
-    uint32_t v;
-    std::memcpy(&v, body.data() + at, 4);
-    return __builtin_bswap32(v);
-  };
-  // (key, row), and where each row lies; pairs compare by key, then by arrival.
-  std::vector<std::pair<int64_t, uint32_t>> keys;
-  std::vector<std::pair<size_t, size_t>> spans;
-  bool in_order = true;
-  for (size_t start = 0; start < body.size();) {
-    const size_t end = rows.RowEnd(start);
-    size_t at = start + 2;
-    for (size_t f = 0; f < column; ++f) {
-      const uint32_t len = u32(at);
-      at += 4 + (len == 0xffffffff ? 0 : len);
-    }
-    const uint32_t len = u32(at);
-    int64_t key = std::numeric_limits<int64_t>::min();  // null
-    if (len == 2) {
-      uint16_t v;
-      std::memcpy(&v, body.data() + at + 4, 2);
-      key = static_cast<int16_t>(__builtin_bswap16(v));
-    } else if (len == 4) {
-      key = static_cast<int32_t>(u32(at + 4));
-    } else if (len == 8) {
-      uint64_t v;
-      std::memcpy(&v, body.data() + at + 4, 8);
-      key = static_cast<int64_t>(__builtin_bswap64(v));
-    } else if (len != 0xffffffff) {
-      return payload;  // not an integer column
-    }
-    if (!keys.empty() && key < keys.back().first) in_order = false;
-    keys.emplace_back(key, static_cast<uint32_t>(keys.size()));
-    spans.emplace_back(start, end);
-    start = end;
-  }
-  if (in_order) return payload;
-  std::sort(keys.begin(), keys.end());
-  sorted.clear();
-  sorted.reserve(payload.size());
-  sorted.push_back(payload[0]);
-  for (const auto& [key, row] : keys) {
-    sorted.append(body.substr(spans[row].first, spans[row].second - spans[row].first));
-  }
-  return sorted;
 }
 
 }  // namespace sluice

@@ -80,14 +80,6 @@ class PgCopyRows {
   std::string_view rows_;
 };
 
-// A binary payload's rows in ascending order of the integer or timestamp column `column`
-// (nulls first; rows with equal keys keep their order), for a table whose B-tree index leads with
-// that column: rows in key order reach each index page once, rows in arrival order (runs from
-// many partitions) all over the index. Returns `payload` itself when it is text, or in order
-// already; otherwise the rows in order, in `sorted`.
-const std::string& PgRowsInKeyOrder(const std::string& payload, size_t column,
-                                    std::string& sorted);
-
 // A savepoint taken at once. libpqxx 6.4's subtransaction sends its SAVEPOINT just before its
 // first statement through libpqxx; PgCopy's go around it, and would run outside the savepoint.
 class PgSavepoint : public pqxx::subtransaction {

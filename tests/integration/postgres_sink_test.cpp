@@ -39,13 +39,6 @@ std::string JsonQuotes(const std::string& text) {
   return out;
 }
 
-// `text` with the first `from` replaced by `to`.
-std::string Replace(std::string text, const std::string& from, const std::string& to) {
-  const size_t at = text.find(from);
-  if (at != std::string::npos) text.replace(at, from.size(), to);
-  return text;
-}
-
 // 12,345
 std::string Commas(size_t n) {
   std::string digits = std::to_string(n), out;
@@ -544,63 +537,6 @@ TEST_CASE(
   CHECK(pg.Value("SELECT count(*) FROM per_hour") == "120");
   CHECK(pg.Value("SELECT count(*) FROM per_hour WHERE total < 2880 OR "
                  "area <> 'z' || (total % 5) OR h <> total % 24") == "0");
-}
-
-TEST_CASE(
-    "postgres sink: each batch is COPYed in the order of the primary key, and an upsert's last "
-    "row of a key still wins",
-    "[integration][postgres]") {
-  ThrowawayPostgres pg;
-  TempDir dir;
-  WriteFile(dir / "schema.json", R"({"type": "object", "properties": {
-    "id": {"type": "integer"}, "v": {"type": "integer"}}, "required": ["id", "v"]})");
-  // 3,000 rows, ids shuffled (7,919 is prime to 3,000); v counts the rows in arrival order.
-  std::string lines;
-  for (int i = 0; i < 3000; ++i) {
-    lines += "{\"id\": " + std::to_string(i * 7919 % 3000) + ", \"v\": " + std::to_string(i) +
-             "}\n";
-  }
-  WriteFile(dir / "in.jsonl", lines);
-  pg.Sql("CREATE TABLE keyed (id integer PRIMARY KEY, v bigint); "
-          "CREATE TABLE heap (id integer, v bigint); "
-          "CREATE TABLE latest (id bigint PRIMARY KEY, v bigint)");
-  for (const char* sink : {"table: keyed", "table: heap"}) {
-    WriteFile(dir / "p.yaml", Pipeline(sink, 1000));
-    auto r = RunPipeline(pg, dir);
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-  }
-  // In the table's storage, each batch of 1,000 arrival rows lies in id order.
-  const std::string out_of_order =
-      "SELECT count(*) FROM (SELECT id, v, lag(id) OVER (ORDER BY ctid) AS prev, "
-      "lag(v) OVER (ORDER BY ctid) AS prev_v, row_number() OVER (ORDER BY ctid) AS n FROM {}) "
-      "AS s WHERE (n - 1) % 1000 <> 0 AND id < prev";
-  CHECK(pg.Value("SELECT count(*) FROM keyed") == "3000");
-  CHECK(pg.Value(Replace(out_of_order, "{}", "keyed")) == "0");
-  // Batch by batch: the same rows as arrived together.
-  CHECK(pg.Value("SELECT count(*) FROM (SELECT v / 1000 AS batch, (row_number() OVER (ORDER BY "
-                 "ctid) - 1) / 1000 AS stored FROM keyed) AS s WHERE batch <> stored") == "0");
-  // A table without a primary key keeps the arrival order.
-  CHECK(pg.Value("SELECT count(*) FROM (SELECT v, lag(v) OVER (ORDER BY ctid) AS prev FROM heap) "
-                 "AS s WHERE v < prev") == "0");
-  CHECK(pg.Value(Replace(out_of_order, "{}", "heap")) != "0");
-  // Upsert: keys repeat within and across batches (id % 700); the last row of each key wins.
-  std::string upserts;
-  for (int i = 0; i < 3000; ++i) {
-    upserts += "{\"id\": " + std::to_string(i * 7919 % 3000 % 700) +
-               ", \"v\": " + std::to_string(i) + "}\n";
-  }
-  WriteFile(dir / "in.jsonl", upserts);
-  WriteFile(dir / "p.yaml", Pipeline("table: latest, mode: upsert, key: [id]", 1000));
-  auto r = RunPipeline(pg, dir);
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  std::map<int, int> last;
-  for (int i = 0; i < 3000; ++i) last[i * 7919 % 3000 % 700] = i;
-  std::string expected;
-  for (const auto& [id, v] : last) expected += std::to_string(id) + ":" + std::to_string(v) + ",";
-  CHECK(pg.Value("SELECT string_agg(id || ':' || v, ',' ORDER BY id) || ',' FROM latest") ==
-        expected);
 }
 
 TEST_CASE(

@@ -2,8 +2,6 @@
 // that fall back to the text format; walking the rows of either format. That the server reads
 // these bytes as the values they were is tested against PostgreSQL itself in
 // tests/integration/postgres_sink_test.cpp.
-#include <optional>
-
 #include <catch2/catch.hpp>
 
 #include "engine/batch.h"
@@ -180,58 +178,4 @@ TEST_CASE("postgres COPY: which column types get the binary form", "[postgres][c
                    TypeId::kTimestamp}) {
     CHECK(PgBinaryFor(PgTypeFor(t), t));
   }
-}
-
-TEST_CASE("postgres COPY: rows put in key order keep their bytes, and equal keys their order",
-          "[postgres][copy]") {
-  // Keys of an integer, a bigint and a timestamp column, each leading the index in turn.
-  for (PgBinary key_form : {PgBinary::kInt4, PgBinary::kInt8, PgBinary::kInt2,
-                            PgBinary::kTimestamp}) {
-    INFO("key form " << static_cast<int>(key_form));
-    TestBatch tb;
-    Column& note = tb.Add("note", TypeId::kString);
-    Column& key = tb.Add("key", key_form == PgBinary::kTimestamp ? TypeId::kTimestamp
-                                                                 : TypeId::kInt64);
-    // Runs from two partitions, a null, a repeated key (an upsert's update), negatives.
-    const std::vector<std::optional<int64_t>> keys = {7, 3, 9, -2, 3, std::nullopt, 8, 1, 3};
-    for (size_t r = 0; r < keys.size(); ++r) {
-      note.AppendString("row " + std::to_string(r));
-      if (keys[r]) {
-        key.AppendInt(*keys[r]);
-      } else {
-        key.AppendNull();
-      }
-    }
-    const Batch batch = tb.Make(keys.size());
-    const PgCopyEncoder encoder({0, 1}, {PgBinary::kBytes, key_form});
-    const std::string payload = encoder.Encode(batch);
-    std::string buffer;
-    const std::string& sorted = PgRowsInKeyOrder(payload, 1, buffer);
-    REQUIRE(&sorted == &buffer);
-    REQUIRE(sorted.size() == payload.size());
-    // The rows, one by one, in the new order: which row each was, by its note.
-    std::vector<std::string> order;
-    const PgCopyRows rows(sorted);
-    for (size_t start = 0; start < rows.rows().size();) {
-      const size_t end = rows.RowEnd(start);
-      const std::string_view row = rows.rows().substr(start, end - start);
-      // count (2), note length (4), note bytes
-      const size_t note_len = static_cast<uint8_t>(row[5]);
-      order.emplace_back(row.substr(6, note_len));
-      start = end;
-    }
-    // null first, then -2, 1, the three 3s in arrival order, 7, 8, 9.
-    CHECK(order == std::vector<std::string>{"row 5", "row 3", "row 7", "row 1", "row 4",
-                                            "row 8", "row 0", "row 6", "row 2"});
-    // In order already: the payload itself, not a copy.
-    std::string again;
-    CHECK(&PgRowsInKeyOrder(sorted, 1, again) == &sorted);
-  }
-  // The text format is left as it is.
-  TestBatch tb;
-  tb.Add("key", TypeId::kInt64).AppendInt(2);
-  tb.columns[0]->AppendInt(1);
-  const std::string text = PgCopyEncoder({0}, {}).Encode(tb.Make(2));
-  std::string buffer;
-  CHECK(&PgRowsInKeyOrder(text, 0, buffer) == &text);
 }
