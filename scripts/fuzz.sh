@@ -13,7 +13,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(json connect_json csv dataframe_split pubsub expr pipeline)
+  targets=(json connect_json csv dataframe_split pubsub expr pipeline tree_ensemble)
 fi
 
 missing=()

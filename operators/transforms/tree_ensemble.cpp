@@ -100,6 +100,10 @@ bool Floats(element tree, const char* key, std::vector<float>* out) {
 
 // XGBoost's categorical values: an integer below 2^24, as a float.
 constexpr float kMaxCategory = 16777216.0f;
+// Wider models are left to XGBoost: a block's columns and the probe rows grow with the width.
+constexpr int64_t kMaxFeatures = 16384;
+// The categories' bit sets, in 32-bit words (16 MiB); a model that needs more is left to XGBoost.
+constexpr size_t kMaxCategoryWords = size_t{1} << 22;
 
 }  // namespace
 
@@ -142,8 +146,8 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::Compile(std::string_view model_json,
     return refuse("the model's num_target is not a number");
   }
   if (num_target != 1) return refuse(fmt::format("{} targets (only one is compiled)", num_target));
-  if (num_feature <= 0 || num_feature > (1 << 20)) {
-    return refuse(fmt::format("{} features", num_feature));
+  if (num_feature <= 0 || num_feature > kMaxFeatures) {
+    return refuse(fmt::format("{} features (at most {} are compiled)", num_feature, kMaxFeatures));
   }
   out->num_features_ = static_cast<size_t>(num_feature);
   // The initial margin and the transform of each objective, as XGBoost 1.7's objectives define
@@ -264,6 +268,9 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::Compile(std::string_view model_json,
         }
         CatSet set{static_cast<uint32_t>(out->cat_words_.size()),
                    static_cast<uint32_t>((max_cat + 1 + 31) / 32)};
+        if (out->cat_words_.size() + set.words > kMaxCategoryWords) {
+          return refuse("the categorical splits' sets are too large");
+        }
         out->cat_words_.resize(out->cat_words_.size() + set.words, 0);
         for (int64_t j = beg; j < beg + size; ++j) {
           out->cat_words_[set.begin + categories[j] / 32] |= 1u << (categories[j] % 32);
@@ -502,6 +509,7 @@ std::vector<float> TreeEnsemble::ProbeRows(size_t max_rows, uint64_t seed) const
   const size_t k = num_features_;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
+  std::mt19937_64 seed_rng(seed ^ 0x9e3779b97f4a7c15ull);
   // Per feature: the values worth trying.
   std::vector<std::vector<float>> values(k);
   for (const Node& node : nodes_) {
@@ -509,7 +517,15 @@ std::vector<float> TreeEnsemble::ProbeRows(size_t max_rows, uint64_t seed) const
     auto& v = values[node.feature];
     if (node.cats != ~0u) {
       const CatSet& set = cat_sets_[node.cats];
-      for (uint32_t c = 0; c <= set.words * 32 + 1; ++c) v.push_back(static_cast<float>(c));
+      // The codes the set's words cover and the two past them; for a large set, the first
+      // thousand and its categories at random.
+      const uint32_t past = set.words * 32;
+      for (uint32_t c = 0; c <= std::min(past + 1, 1024u); ++c) v.push_back(static_cast<float>(c));
+      v.push_back(static_cast<float>(past));
+      v.push_back(static_cast<float>(past + 1));
+      for (int i = 0; i < 64 && past > 1024; ++i) {
+        v.push_back(static_cast<float>(seed_rng() % past));
+      }
       v.push_back(-1.0f);
       v.push_back(0.5f);
       v.push_back(kMaxCategory);
