@@ -237,6 +237,7 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::Compile(std::string_view model_json,
       node.value = conditions[i];
       node.cats = ~0u;
       node.default_right = default_left[i] ? 0 : 1;
+      node.read = 0;
       if (left[i] == -1) {
         node.feature = -1;
         node.child[0] = node.child[1] = static_cast<int32_t>(base + i);
@@ -249,6 +250,7 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::Compile(std::string_view model_json,
                                   num_feature));
       }
       node.feature = static_cast<int32_t>(feature[i]);
+      node.read = node.feature;
       node.child[0] = static_cast<int32_t>(base + left[i]);
       node.child[1] = static_cast<int32_t>(base + right[i]);
       if (split_type[i] == 1) {
@@ -291,7 +293,7 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::Compile(std::string_view model_json,
       return refuse(fmt::format("tree {} has unreachable nodes", t));
     }
     out->trees_.push_back(Tree{static_cast<int32_t>(base), static_cast<uint32_t>(tree_info[t]),
-                               0, 0, 0, 0, false});
+                               0, 0, 0, 0, 0, false});
     ++t;
   }
   if (t == 0) return refuse("the model has no trees");
@@ -329,6 +331,16 @@ size_t TreeEnsemble::num_leaf_set_trees() const {
 
 void TreeEnsemble::PlanLeafSets() {
   for (Tree& tree : trees_) {
+    // The depth, for walking in step.
+    std::vector<std::pair<int32_t, uint32_t>> path{{tree.root, 0}};
+    while (!path.empty()) {
+      const auto [i, depth] = path.back();
+      path.pop_back();
+      tree.depth = std::max(tree.depth, depth);
+      if (nodes_[i].feature < 0) continue;
+      path.emplace_back(nodes_[i].child[0], depth + 1);
+      path.emplace_back(nodes_[i].child[1], depth + 1);
+    }
     // Leaves and categorical splits, without recursion: a tree may be deep.
     size_t leaves = 0;
     bool categorical = false;
@@ -373,28 +385,25 @@ void TreeEnsemble::PlanLeafSets() {
   }
 }
 
-void TreeEnsemble::Walk(const Tree& tree, const float* rows, size_t n, float* margins) const {
+void TreeEnsemble::WalkInStep(const Tree& tree, const float* rows, size_t n,
+                              float* margins) const {
   const Node* nodes = nodes_.data();
   const size_t k = num_features_;
-  float* m = margins + tree.group * kBlock;
-  const float* x = rows;
-  for (size_t r = 0; r < n; ++r, x += k, ++m) {
-    int32_t i = tree.root;
-    while (nodes[i].feature >= 0) {
-      const Node& node = nodes[i];
-      const float v = x[node.feature];
-      bool right;
-      if (std::isnan(v)) {
-        right = node.default_right;
-      } else if (node.cats != ~0u) {
-        right = CatRight(node, v);
-      } else {
-        right = !(v < node.value);
-      }
-      i = node.child[right];
+  int32_t at[kBlock];
+  for (size_t r = 0; r < n; ++r) at[r] = tree.root;
+  for (uint32_t level = 0; level < tree.depth; ++level) {
+    for (size_t r = 0; r < n; ++r) {
+      const Node& node = nodes[at[r]];
+      const float v = rows[r * k + node.read];
+      const bool missing = std::isnan(v);
+      bool right = !(v < node.value);
+      if (node.cats != ~0u && !missing) right = CatRight(node, v);
+      right = missing ? node.default_right : right;
+      at[r] = node.child[right];  // a leaf's children are itself
     }
-    *m += nodes[i].value;
   }
+  float* m = margins + tree.group * kBlock;
+  for (size_t r = 0; r < n; ++r) m[r] += nodes[at[r]].value;
 }
 
 void TreeEnsemble::PredictBlock(const float* rows, size_t n, float* margins,
@@ -413,7 +422,7 @@ void TreeEnsemble::PredictBlock(const float* rows, size_t n, float* margins,
   // row's margin gains the trees' leaves in tree order, as XGBoost adds them.
   for (const Tree& tree : trees_) {
     if (!tree.by_leaf_sets) {
-      Walk(tree, rows, n, margins);
+      WalkInStep(tree, rows, n, margins);
       continue;
     }
     const Test* tests = tests_.data() + tree.tests_begin;

@@ -3,12 +3,14 @@
 // XGBoost's CPU predictor walks each row through each tree with per-row bookkeeping (a feature
 // vector filled and cleared per row, per-block buffers); for the small, many-tree models of
 // streaming inference that bookkeeping costs more than the trees. This evaluator keeps the trees
-// as flat node arrays and walks several rows through one tree at a time.
-//
-// A tree of at most 32 leaves without categorical splits is scored eight rows at a time without a
-// branch per node (QuickScorer, Lucchese et al., SIGIR 2015): each split the rows fail removes the
-// leaves of its left subtree from a 32-bit set of candidates, and a row's leaf is the leftmost one
-// that remains. Other trees are walked node by node.
+// as flat node arrays and takes a block of 64 rows through one tree at a time, without a branch
+// the CPU must guess per row and node:
+//  - a tree of at most 32 leaves without categorical splits is scored by leaf sets, four rows at
+//    a time (QuickScorer, Lucchese et al., SIGIR 2015): each split a row goes right at removes
+//    the leaves of its left subtree from a 32-bit set of candidates, and the row's leaf is the
+//    leftmost one that remains;
+//  - other trees are walked by the block's rows in step, one level at a time, a leaf leading
+//    to itself.
 //
 // It reproduces XGBoost 1.7's CPU predictor exactly, not approximately: the same float
 // comparisons (`x < threshold` goes left, a missing value takes the default branch, XGBoost's
@@ -19,7 +21,8 @@
 //  - vector leaves (multi-target trees);
 //  - objectives other than those listed in `Compile`.
 // predict also checks each compiled model against XGBoost on probe rows before serving it
-// (CheckAgainst), so a difference falls back to XGBoost instead of changing an answer.
+// (CompileChecked in predict_model.h), so a difference falls back to XGBoost instead of
+// changing an answer.
 //
 // Threading: immutable once built; Predict may run on any number of threads at once.
 #pragma once
@@ -44,7 +47,7 @@ class TreeEnsemble {
   // Values per row in Predict's output: the classes of a multi-class model, otherwise 1.
   size_t width() const { return width_; }
   size_t num_trees() const { return trees_.size(); }
-  // Trees scored by leaf sets rather than walked.
+  // Trees scored by leaf sets rather than walked in step.
   size_t num_leaf_set_trees() const;
   const std::string& objective() const { return objective_; }
 
@@ -62,8 +65,9 @@ class TreeEnsemble {
     float value;        // a split's threshold, or a leaf's value
     int32_t feature;    // the split's feature; -1 for a leaf
     int32_t child[2];   // left, right (indices into nodes_)
-    uint32_t cats;      // categorical split: index into cat_bits_ of its bit set, else ~0u
+    uint32_t cats;      // categorical split: index into cat_sets_, else ~0u
     uint8_t default_right;  // a missing value goes right
+    int32_t read;       // the feature a lockstep walk reads: the split's, 0 for a leaf
   };
   struct CatSet {
     uint32_t begin;  // into cat_words_
@@ -78,17 +82,18 @@ class TreeEnsemble {
     bool nan_right;         // a missing value goes right
   };
   struct Tree {
-    int32_t root;           // in nodes_, for a tree that is walked
+    int32_t root;           // in nodes_
     uint32_t group;         // the output it adds to
-    uint32_t tests_begin;   // in tests_; tests_end == tests_begin for a walked tree
+    uint32_t tests_begin;   // in tests_ (leaf-set trees)
     uint32_t tests_end;
     uint32_t tests_nan_left;  // the first this many tests send a missing value left
     uint32_t leaves_begin;  // in leaves_: the leaf values, left to right
+    uint32_t depth;         // splits on the longest path from the root
     bool by_leaf_sets;
   };
 
   void PredictBlock(const float* rows, size_t n, float* margins, float* columns) const;
-  void Walk(const Tree& tree, const float* rows, size_t n, float* margins) const;
+  void WalkInStep(const Tree& tree, const float* rows, size_t n, float* margins) const;
   bool CatRight(const Node& node, float v) const;
   // Adds leaf-set scoring to trees that qualify; called once by Compile.
   void PlanLeafSets();
