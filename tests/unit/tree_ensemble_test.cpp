@@ -21,29 +21,19 @@ namespace {
 
 // A booster loaded from JSON text, for models edited by a test.
 struct JsonBooster {
-  BoosterHandle handle = nullptr;
+  std::shared_ptr<Booster> booster;
   explicit JsonBooster(const std::string& json) {
-    REQUIRE(XGBoosterCreate(nullptr, 0, &handle) == 0);
-    REQUIRE(XGBoosterLoadModelFromBuffer(handle, json.data(), json.size()) == 0);
-    XGBoosterSetParam(handle, "nthread", "1");
+    TempDir dir;
+    auto loaded = Booster::Load(dir.Write("model.json", json));
+    REQUIRE(loaded.ok());
+    booster = *loaded;
   }
-  ~JsonBooster() { XGBoosterFree(handle); }
   std::vector<float> Predict(const std::vector<float>& rows, size_t k) const {
-    const size_t n = rows.size() / k;
-    const std::string array = "{\"data\": [" +
-                              std::to_string(reinterpret_cast<uintptr_t>(rows.data())) +
-                              ", true], \"shape\": [" + std::to_string(n) + ", " +
-                              std::to_string(k) + "], \"typestr\": \"<f4\", \"version\": 3}";
-    const char* config =
-        R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0, )"
-        R"("strict_shape": true, "missing": NaN, "cache_id": 0})";
-    const bst_ulong* shape = nullptr;
-    bst_ulong dim = 0;
-    const float* result = nullptr;
-    REQUIRE(XGBoosterPredictFromDense(handle, array.c_str(), config, nullptr, &shape, &dim,
-                                      &result) == 0);
-    size_t width = dim >= 2 ? shape[1] : 1;
-    return std::vector<float>(result, result + n * width);
+    std::vector<float> out;
+    size_t width = 0;
+    REQUIRE(booster->NumFeatures() == k);
+    REQUIRE(booster->Predict(rows.data(), rows.size() / k, &out, &width).ok());
+    return out;
   }
 };
 
