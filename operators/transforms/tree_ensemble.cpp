@@ -16,7 +16,6 @@ namespace {
 
 using simdjson::dom::array;
 using simdjson::dom::element;
-using simdjson::dom::object;
 
 // XGBoost writes NaN (the threshold of a categorical split) and Infinity as bare words, which
 // JSON does not have. NaN becomes null, the only value it can stand for here; an infinite value
@@ -81,7 +80,8 @@ bool Ints(element tree, const char* key, std::vector<int64_t>* out) {
   return true;
 }
 
-// Floats as XGBoost holds them; null (a bare NaN in the file) is NaN.
+// Floats as XGBoost holds them; null (a bare NaN in the file) is NaN. A number beyond float's
+// range fails: XGBoost would hold an infinity, which the evaluator refuses.
 bool Floats(element tree, const char* key, std::vector<float>* out) {
   array a;
   if (tree[key].get_array().get(a)) return false;
@@ -90,7 +90,7 @@ bool Floats(element tree, const char* key, std::vector<float>* out) {
     double x;
     if (v.is_null()) {
       x = std::numeric_limits<double>::quiet_NaN();
-    } else if (v.get_double().get(x)) {
+    } else if (v.get_double().get(x) || std::fabs(x) > std::numeric_limits<float>::max()) {
       return false;
     }
     out->push_back(static_cast<float>(x));
@@ -100,8 +100,10 @@ bool Floats(element tree, const char* key, std::vector<float>* out) {
 
 // XGBoost's categorical values: an integer below 2^24, as a float.
 constexpr float kMaxCategory = 16777216.0f;
-// Wider models are left to XGBoost: a block's columns and the probe rows grow with the width.
+// Wider models are left to XGBoost: a block's columns and the probe rows grow with the width,
+// a block's margins with the classes.
 constexpr int64_t kMaxFeatures = 16384;
+constexpr int64_t kMaxClasses = 65536;
 // The categories' bit sets, in 32-bit words (16 MiB); a model that needs more is left to XGBoost.
 constexpr size_t kMaxCategoryWords = size_t{1} << 22;
 
@@ -153,7 +155,9 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::Compile(std::string_view model_json,
   // The initial margin and the transform of each objective, as XGBoost 1.7's objectives define
   // them (ProbToMargin and PredTransform).
   if (objective == "multi:softprob") {
-    if (num_class < 2) return refuse("multi:softprob with fewer than 2 classes");
+    if (num_class < 2 || num_class > kMaxClasses) {
+      return refuse(fmt::format("multi:softprob with {} classes", num_class));
+    }
     out->width_ = static_cast<size_t>(num_class);
     out->transform_ = Transform::kSoftmax;
     out->base_margin_ = base_score;
@@ -198,7 +202,8 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::Compile(std::string_view model_json,
     if (!Ints(tree, "left_children", &left) || !Ints(tree, "right_children", &right) ||
         !Ints(tree, "split_indices", &feature) || !Ints(tree, "default_left", &default_left) ||
         !Floats(tree, "split_conditions", &conditions)) {
-      return refuse(fmt::format("tree {} is incomplete", t));
+      return refuse(
+          fmt::format("tree {} is incomplete or holds a number beyond float's range", t));
     }
     const size_t n = left.size();
     if (n == 0 || right.size() != n || feature.size() != n || default_left.size() != n ||
