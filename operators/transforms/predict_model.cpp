@@ -83,8 +83,10 @@ std::shared_ptr<const TreeEnsemble> CompileChecked(const Booster& booster, std::
   }
   // Every threshold, the floats either side of it, missing values and the categories, in rows
   // scored both ways; one differing bit and XGBoost scores the model.
-  constexpr size_t kProbeRows = 4096;
-  const std::vector<float> rows = trees->ProbeRows(kProbeRows, 0x5eed);
+  // Up to 4,096 rows, fewer for a wide model: at most 2^22 values (16 MiB).
+  const size_t probe_rows =
+      std::clamp<size_t>((size_t{1} << 22) / trees->num_features(), 64, 4096);
+  const std::vector<float> rows = trees->ProbeRows(probe_rows, 0x5eed);
   const size_t n = rows.size() / trees->num_features();
   std::vector<float> expected;
   size_t width = 0;
