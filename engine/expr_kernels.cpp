@@ -381,7 +381,6 @@ void ToString(const CallKernel&, const EvalCtx&, std::vector<Val>& a, Out& out) 
     if (!out.Skip(i)) AppendText(a[0], i, out.col->strings[i]);
 }
 
-// Floats go through Round (truncating); here strings, bools and timestamps.
 // Strings "true"/"false" (any case); numbers: zero is false, anything else true.
 void ToBool(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
   const TypeId from = a[0].col->type;
@@ -403,6 +402,7 @@ void ToBool(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) 
   }
 }
 
+// Floats go through Round (truncating); here strings, bools and timestamps.
 void ToInt(const CallKernel& k, const EvalCtx&, std::vector<Val>& a, Out& out) {
   if (a[0].col->type == TypeId::kString) {
     for (size_t i = 0; i < out.n; ++i) {
