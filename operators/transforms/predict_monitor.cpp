@@ -72,7 +72,15 @@ Status ReadBins(simdjson::dom::element e, const std::string& where, ProfileBins*
 }  // namespace
 
 size_t ProfileBins::BinOf(double v) const {
-  return static_cast<size_t>(std::lower_bound(edges.begin(), edges.end(), v) - edges.begin());
+  // Profiles have about ten edges: counting them has no branch to mispredict, where a binary
+  // search mispredicts about once per value (it was ~5% of a Kafka -> PostgreSQL run's CPU).
+  constexpr size_t kCountUpTo = 32;
+  if (edges.size() > kCountUpTo) {
+    return static_cast<size_t>(std::lower_bound(edges.begin(), edges.end(), v) - edges.begin());
+  }
+  size_t bin = 0;
+  for (const double e : edges) bin += e < v;
+  return bin;
 }
 
 size_t ProfileBins::BinOf(std::string_view v) const {

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "engine/metrics.h"
 #include "engine/metrics_server.h"
@@ -186,6 +187,24 @@ TEST_CASE("a reference profile is read in the signature's order and binned", "[m
   CHECK(c.BinOf(std::string_view("b")) == 1u);
   CHECK(c.BinOf(std::string_view("never seen")) == 2u);  // the rest
   CHECK(profile.prediction.size() == 3u);
+}
+
+TEST_CASE("a value falls in the bin (e[i-1], e[i]] with few edges and with many",
+          "[metrics][drift]") {
+  // Up to 32 edges are counted, more are searched: both must give the same bins.
+  for (const size_t num_edges : {size_t{3}, size_t{32}, size_t{33}, size_t{200}}) {
+    ProfileBins bins;
+    for (size_t i = 1; i <= num_edges; ++i) bins.edges.push_back(static_cast<double>(i) * 10);
+    INFO(num_edges << " edges");
+    CHECK(bins.BinOf(-1e300) == 0u);
+    CHECK(bins.BinOf(10.0) == 0u);
+    CHECK(bins.BinOf(std::nextafter(10.0, 11.0)) == 1u);
+    CHECK(bins.BinOf(25.0) == 2u);
+    CHECK(bins.BinOf(30.0) == 2u);
+    CHECK(bins.BinOf(static_cast<double>(num_edges) * 10) == num_edges - 1);
+    CHECK(bins.BinOf(static_cast<double>(num_edges) * 10 + 0.5) == num_edges);
+    CHECK(bins.BinOf(std::numeric_limits<double>::infinity()) == num_edges);
+  }
 }
 
 TEST_CASE("a reference profile that does not fit the model is refused with the reason",
