@@ -6,7 +6,7 @@
 // chunks read from them are waited for (up to a bound) and their offsets committed before the
 // partitions are released. A committed position the broker no longer holds (it deleted the
 // messages before they were read) is reported with the count of lost offsets and handled as
-// `lost_offsets` says, never reset silently.
+// `lost_offsets` says, never reset silently (operators/kafka/positions.h).
 //
 // When a sink downstream commits the positions itself (`delivery: exactly-once`), the source
 // commits none: a kafka sink puts them in its transaction, and a postgres sink stores them with
@@ -28,7 +28,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -41,6 +40,7 @@
 #include "operators/kafka/client.h"
 #include "operators/kafka/fetch_waker.h"
 #include "operators/kafka/offset_tracker.h"
+#include "operators/kafka/positions.h"
 
 namespace sluice {
 namespace {
@@ -76,14 +76,12 @@ struct KafkaSourceConfig {
 };
 
 constexpr auto kRevokeWait = std::chrono::seconds(10);
-constexpr int kBrokerQueryMs = 10000;
 constexpr int kReadAheadKiB = 16384;
 constexpr size_t kChunksAhead = 2;  // chunks the polling thread may hold ready
 constexpr int64_t kIdlePollMs = 100;  // longest wait for a first message before checking to stop
 constexpr int64_t kCommitIntervalMs = 100;  // least time between two asynchronous commits
 constexpr size_t kWakerCheckEvery = 256;  // messages between two looks at the read-ahead
 constexpr size_t kClockEvery = 64;        // messages between two looks at the clock in a chunk
-constexpr int kStoreAttempts = 6;   // reads of stored positions before the run fails (~6 s)
 
 class KafkaReader : public SourceReader {
  public:
@@ -136,6 +134,9 @@ class KafkaReader : public SourceReader {
                               rd_kafka_conf_set_rebalance_cb(conf, &KafkaReader::OnRebalance);
                             }));
     rd_kafka_poll_set_consumer(rk_);
+    positions_ = std::make_unique<StartPositions>(
+        rk_, PositionPolicy{node_, cfg_.start == "latest", cfg_.continue_on_lost}, store_);
+    lag_ = std::make_unique<ConsumerLag>(rk_, tracker_, pipeline_, node_);
     waker_ = std::make_unique<FetchWaker>(
         rk_, Metrics().GetCounter("sluice_kafka_fetch_wakeups_total",
                                   "requests sent to wake the fetcher after a full read-ahead "
@@ -150,7 +151,7 @@ class KafkaReader : public SourceReader {
     rd_kafka_topic_partition_list_destroy(subs);
     if (e) return Status::Unavailable(fmt::format("cannot subscribe: {}", rd_kafka_err2str(e)));
     poller_ = std::thread([this] { PollLoop(); });
-    lag_collector_ = Metrics().AddCollector([this] { ExportLag(); });
+    lag_collector_ = Metrics().AddCollector([this] { lag_->Export(); });
     return Status::Ok();
   }
 
@@ -309,8 +310,8 @@ class KafkaReader : public SourceReader {
 
   FetchWaker::Partitions AssignedPartitions() const {
     FetchWaker::Partitions parts;
-    parts.reserve(assigned_.size());
-    for (const auto& [k, start] : assigned_) parts.push_back(k);
+    parts.reserve(positions_->assigned().size());
+    for (const auto& [k, start] : positions_->assigned()) parts.push_back(k);
     return parts;
   }
 
@@ -351,163 +352,11 @@ class KafkaReader : public SourceReader {
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && m->rkt) {
       // The fetch position fell out of the partition's range while consuming: the broker
       // deleted messages that had not been read yet.
-      const std::string topic = rd_kafka_topic_name(m->rkt);
-      int64_t low = 0, high = 0;
-      rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk_, topic.c_str(), m->partition,
-                                                               &low, &high, kBrokerQueryMs);
-      int64_t from = m->offset >= 0 ? m->offset : -1;
-      if (e) {
-        SetFatal(Status::Unavailable(fmt::format(
-            "partition {}[{}]: the read position is out of range ({}) and the broker's range "
-            "cannot be read: {}",
-            topic, m->partition, rd_kafka_message_errstr(m), rd_kafka_err2str(e))));
-        return;
-      }
-      int64_t resume = OutOfRange(topic, m->partition, from, low, high);
-      if (resume < 0) return;  // fatal_ is set
-      Restart(topic, m->partition, resume);
+      if (Status st = positions_->OnOutOfRange(m); !st.ok()) SetFatal(std::move(st));
       return;
     }
     // Transient broker errors are retried by librdkafka; say what happened.
     Log(LogLevel::kWarn, fmt::format("source '{}': {}", node_, rd_kafka_message_errstr(m)));
-  }
-
-  // Restarts fetching `partition` at `offset`. The fetcher stopped the partition when its
-  // position fell out of range (auto.offset.reset=error), and a stopped partition cannot be
-  // sought, so the whole assignment is handed back with every other partition at its current
-  // position (or, if nothing was consumed from it yet, where it was assigned to start).
-  void Restart(const std::string& topic, int32_t partition, int64_t offset) {
-    rd_kafka_topic_partition_list_t* current = nullptr;
-    rd_kafka_resp_err_t e = rd_kafka_assignment(rk_, &current);
-    if (!e) e = rd_kafka_position(rk_, current);
-    if (!e) {
-      for (int i = 0; i < current->cnt; ++i) {
-        rd_kafka_topic_partition_t& p = current->elems[i];
-        if (p.topic == topic && p.partition == partition) {
-          p.offset = offset;
-        } else if (p.offset < 0) {
-          auto a = assigned_.find({p.topic, p.partition});
-          p.offset = a == assigned_.end() ? RD_KAFKA_OFFSET_STORED : a->second;
-        }
-      }
-      e = rd_kafka_assign(rk_, current);
-    }
-    if (current) rd_kafka_topic_partition_list_destroy(current);
-    if (e) {
-      SetFatal(Status::Unavailable(fmt::format("partition {}[{}]: cannot resume at offset {}: {}",
-                                               topic, partition, offset, rd_kafka_err2str(e))));
-    }
-  }
-
-  // A position outside [low, high]: reports it loudly and returns where to resume (the earliest
-  // available offset) under `lost_offsets: continue`, or sets fatal_ and returns -1.
-  int64_t OutOfRange(const std::string& topic, int32_t partition, int64_t position, int64_t low,
-                     int64_t high) {
-    std::string what;
-    if (position >= 0 && position < low) {
-      what = fmt::format(
-          "partition {}[{}]: the position to read, offset {}, is below the broker's low "
-          "watermark {}: {} messages were deleted by the broker before they were read",
-          topic, partition, position, low, low - position);
-    } else {
-      what = fmt::format(
-          "partition {}[{}]: the position to read, offset {}, is outside the broker's range "
-          "[{}, {}] (the topic was recreated or truncated); how many messages were lost is "
-          "unknown",
-          topic, partition, position, low, high);
-    }
-    if (!cfg_.continue_on_lost) {
-      Log(LogLevel::kError, fmt::format("source '{}': {}", node_, what));
-      SetFatal(Status::DataLoss(fmt::format(
-          "{}; stopping (lost_offsets: fail). To go on from the earliest available offset, "
-          "set lost_offsets: continue",
-          what)));
-      return -1;
-    }
-    Log(LogLevel::kError,
-        fmt::format("source '{}': {}; continuing from offset {} (lost_offsets: continue)", node_,
-                    what, low));
-    return low;
-  }
-
-  // The positions a sink stored with its writes (exactly-once into a database); a failing
-  // store is asked again a few times before the run fails.
-  std::optional<std::map<PositionKey, int64_t>> LoadStoredPositions() {
-    auto backoff = std::chrono::milliseconds(200);
-    for (int attempt = 1;; ++attempt) {
-      auto got = store_->Load();
-      if (got.ok()) return std::move(*got);
-      if (attempt == kStoreAttempts) {
-        SetFatal(Status(got.status().code(),
-                        fmt::format("cannot read the stored positions: {}",
-                                    got.status().message())));
-        return std::nullopt;
-      }
-      Log(LogLevel::kWarn, fmt::format("source '{}': cannot read the stored positions ({}); "
-                                       "retrying in {} ms",
-                                       node_, got.status().message(), backoff.count()));
-      std::this_thread::sleep_for(backoff);
-      backoff *= 2;
-    }
-  }
-
-  // Decides where each assigned partition starts: the position the exactly-once sink stored
-  // with its writes, else the group's committed offset, checked against the broker's range;
-  // without either, `start`, as a concrete offset.
-  //
-  // The broker's ranges are asked with one request per leader for all the partitions. Handing
-  // librdkafka concrete offsets also spares it looking up `start` itself, partition by partition:
-  // at a group's first assignment those lookups race the partitions' move to their leader and
-  // are retried 500 ms later, while the partitions that did start reach their end and hold the
-  // one fetch in flight (fetch.wait.max.ms) that the others then wait for: up to a second lost.
-  void PrepareAssignment(rd_kafka_topic_partition_list_t* parts) {
-    rd_kafka_resp_err_t e = rd_kafka_committed(rk_, parts, kBrokerQueryMs);
-    if (e) {
-      SetFatal(Status::Unavailable(
-          fmt::format("cannot read the group's committed offsets: {}", rd_kafka_err2str(e))));
-      return;
-    }
-    if (store_) {
-      auto stored = LoadStoredPositions();
-      if (!stored) return;
-      for (int i = 0; i < parts->cnt; ++i) {
-        rd_kafka_topic_partition_t& p = parts->elems[i];
-        auto it = stored->find({p.topic, p.partition});
-        if (it != stored->end()) p.offset = it->second;
-      }
-    }
-    const auto lows = ListOffsets(rk_, parts, RD_KAFKA_OFFSET_BEGINNING, kBrokerQueryMs);
-    const auto highs = ListOffsets(rk_, parts, RD_KAFKA_OFFSET_END, kBrokerQueryMs);
-    for (int i = 0; i < parts->cnt; ++i) {
-      rd_kafka_topic_partition_t& p = parts->elems[i];
-      const auto low_it = lows.find({p.topic, p.partition});
-      const auto high_it = highs.find({p.topic, p.partition});
-      const bool known = low_it != lows.end() && high_it != highs.end();
-      if (p.offset < 0) {
-        // Without an answer librdkafka looks the logical offset up itself.
-        if (cfg_.start == "latest") {
-          p.offset = known ? high_it->second : RD_KAFKA_OFFSET_END;
-        } else {
-          p.offset = known ? low_it->second : RD_KAFKA_OFFSET_BEGINNING;
-        }
-        continue;
-      }
-      int64_t low = 0, high = 0;
-      if (known) {
-        low = low_it->second;
-        high = high_it->second;
-      } else if ((e = rd_kafka_query_watermark_offsets(rk_, p.topic, p.partition, &low, &high,
-                                                       kBrokerQueryMs))) {
-        Log(LogLevel::kWarn, fmt::format("source '{}': partition {}[{}]: cannot read the "
-                                         "broker's range ({}); the fetch will check it",
-                                         node_, p.topic, p.partition, rd_kafka_err2str(e)));
-        continue;
-      }
-      if (p.offset >= low && p.offset <= high) continue;
-      int64_t resume = OutOfRange(p.topic, p.partition, p.offset, low, high);
-      if (resume < 0) return;
-      p.offset = resume;
-    }
   }
 
   void Commit(bool sync) {
@@ -543,71 +392,12 @@ class KafkaReader : public SourceReader {
     rd_kafka_consumer_group_metadata_destroy(md);
   }
 
-  // sluice_kafka_consumer_lag per assigned partition, at each scrape: the partition's high
-  // watermark (librdkafka's cached value from the last fetch: no broker round trip) minus the
-  // first offset not yet written by every sink; before anything was read since the assignment,
-  // minus where the partition was assigned to start.
-  void ExportLag() {
-    rd_kafka_topic_partition_list_t* parts = nullptr;
-    if (rd_kafka_assignment(rk_, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
-    std::map<OffsetTracker::Key, int64_t> starts;
-    {
-      std::lock_guard<std::mutex> lock(lag_mu_);
-      starts = lag_start_;
-    }
-    std::set<OffsetTracker::Key> now;
-    for (int i = 0; i < parts->cnt; ++i) {
-      const auto& p = parts->elems[i];
-      int64_t low = -1, high = -1;
-      if (rd_kafka_get_watermark_offsets(rk_, p.topic, p.partition, &low, &high) ||
-          high < 0) {
-        continue;
-      }
-      OffsetTracker::Key key{p.topic, p.partition};
-      int64_t at = tracker_.FirstUnacknowledged(key);
-      if (at < 0) {
-        auto s = starts.find(key);
-        at = s == starts.end()                       ? -1
-             : s->second == RD_KAFKA_OFFSET_BEGINNING ? low
-             : s->second == RD_KAFKA_OFFSET_END       ? high
-                                                      : s->second;
-      }
-      if (at < 0) continue;  // nowhere known to start from: unknown, not zero
-      now.insert(key);
-      Metrics()
-          .GetGauge("sluice_kafka_consumer_lag",
-                    "messages between the first one not yet written by every sink and the "
-                    "partition's high watermark",
-                    LagLabels(key))
-          ->Set(static_cast<double>(std::max<int64_t>(0, high - std::max(at, low))));
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-    for (const auto& key : lag_exported_) {
-      if (!now.count(key)) Metrics().Remove("sluice_kafka_consumer_lag", LagLabels(key));
-    }
-    lag_exported_ = std::move(now);
-  }
-  MetricLabels LagLabels(const OffsetTracker::Key& key) const {
-    return {{"pipeline", pipeline_},
-            {"node", node_},
-            {"topic", key.first},
-            {"partition", std::to_string(key.second)}};
-  }
-
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<KafkaReader*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      self->PrepareAssignment(parts);
-      self->assigned_.clear();
-      for (int i = 0; i < parts->cnt; ++i) {
-        self->assigned_[{parts->elems[i].topic, parts->elems[i].partition}] =
-            parts->elems[i].offset;
-      }
-      {
-        std::lock_guard<std::mutex> lock(self->lag_mu_);
-        self->lag_start_ = self->assigned_;
-      }
+      if (Status st = self->positions_->Assign(parts); !st.ok()) self->SetFatal(std::move(st));
+      self->lag_->Assigned(self->positions_->assigned());
       rd_kafka_assign(rk, parts);
       self->RefreshGroupMetadata();
       return;
@@ -624,10 +414,7 @@ class KafkaReader : public SourceReader {
     }
     self->Commit(/*sync=*/true);
     for (const auto& k : keys) self->tracker_.Forget(k);
-    {
-      std::lock_guard<std::mutex> lock(self->lag_mu_);
-      for (const auto& k : keys) self->lag_start_.erase(k);
-    }
+    self->lag_->Revoked(keys);
     rd_kafka_assign(rk, nullptr);
   }
 
@@ -650,13 +437,11 @@ class KafkaReader : public SourceReader {
   std::thread poller_;
   std::unique_ptr<FetchWaker> waker_;  // used by the polling thread
   std::string group_metadata_;
-  std::map<OffsetTracker::Key, int64_t> assigned_;  // where each partition was assigned to start
+  std::unique_ptr<StartPositions> positions_;  // used by the polling thread
   OffsetTracker tracker_;
   std::mutex chunks_mu_;
   std::map<const RawRecords*, std::map<OffsetTracker::Key, std::pair<int64_t, int64_t>>> chunks_;
-  std::mutex lag_mu_;
-  std::map<OffsetTracker::Key, int64_t> lag_start_;  // assigned start offsets, for the lag
-  std::set<OffsetTracker::Key> lag_exported_;  // partitions with a lag series; scrapes only
+  std::unique_ptr<ConsumerLag> lag_;
   MetricsRegistry::Collector lag_collector_;
 };
 

@@ -8,6 +8,7 @@
 #include "engine/testing.h"
 #include "operator_helpers.h"
 #include "operators/kafka/fetch_waker.h"
+#include "operators/kafka/positions.h"
 #include "operators/sinks/value_template.h"
 #include "unit_helpers.h"
 
@@ -264,4 +265,30 @@ TEST_CASE("fetch waker: one partition per leader, and every partition whose lead
   // No metadata: every partition is asked for, as before.
   CHECK(FetchWaker::OnePerLeader(parts, {}) == parts);
   CHECK(FetchWaker::OnePerLeader({}, leaders).empty());
+}
+
+TEST_CASE("lost offsets: the loss is counted below the low watermark, and `continue` resumes there",
+          "[operators][kafka]") {
+  PositionPolicy fail{"in", false, /*continue_on_lost=*/false};
+  auto below = ResumeAfterLoss(fail, "rides", 3, 40, 100, 500);
+  REQUIRE_FALSE(below.ok());
+  CHECK(below.status().code() == StatusCode::kDataLoss);
+  CHECK_THAT(below.status().message(),
+             Catch::Contains("partition rides[3]") &&
+                 Catch::Contains("60 messages were deleted by the broker") &&
+                 Catch::Contains("set lost_offsets: continue"));
+
+  // Above the high watermark (the topic was recreated): nothing can say how much was lost.
+  auto above = ResumeAfterLoss(fail, "rides", 3, 900, 100, 500);
+  REQUIRE_FALSE(above.ok());
+  CHECK_THAT(above.status().message(), Catch::Contains("outside the broker's range [100, 500]") &&
+                                           Catch::Contains("lost is unknown"));
+
+  PositionPolicy go_on{"in", false, /*continue_on_lost=*/true};
+  auto resumed = ResumeAfterLoss(go_on, "rides", 3, 40, 100, 500);
+  REQUIRE(resumed.ok());
+  CHECK(*resumed == 100);
+  auto recreated = ResumeAfterLoss(go_on, "rides", 3, 900, 0, 20);
+  REQUIRE(recreated.ok());
+  CHECK(*recreated == 0);
 }
