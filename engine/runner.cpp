@@ -1,6 +1,8 @@
 #include "engine/runner.h"
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -29,6 +31,59 @@ struct SinkItem {
   std::shared_ptr<const std::string> prepared;
 };
 
+using SinkWriteNode = flow::async_node<SinkItem, flow::continue_msg>;
+
+// The thread a sink writes on. TBB's workers do CPU work only: a sink waits for its database,
+// broker or webhook (and sleeps between retries) here, while the workers go on decoding and
+// predicting the next batches. The serial async_node hands items over in order and the thread
+// writes them in that order; the source's in-flight limit bounds the queue. Each item holds the
+// graph open (reserve_wait) until it is written, so wait_for_all drains the sinks too.
+class SinkThread {
+ public:
+  explicit SinkThread(std::function<void(const SinkItem&)> write)
+      : write_(std::move(write)), thread_([this] { Loop(); }) {}
+  ~SinkThread() { Join(); }
+
+  void Push(const SinkItem& item, SinkWriteNode::gateway_type& gateway) {
+    gateway.reserve_wait();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.emplace_back(item, &gateway);
+    }
+    cv_.notify_one();
+  }
+  // Ends the thread once its queue is empty.
+  void Join() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto [item, gateway] = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      write_(item);
+      gateway->release_wait();
+    }
+  }
+
+  std::function<void(const SinkItem&)> write_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<SinkItem, SinkWriteNode::gateway_type*>> queue_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
 // A node's series in the process's metrics registry (engine/metrics.h), looked up once.
 struct NodeMetrics {
   Counter* in = nullptr;
@@ -55,7 +110,8 @@ struct NodeRt {
   std::unique_ptr<flow::function_node<BatchPtr, BatchPtr>> fn;
   std::unique_ptr<flow::function_node<BatchPtr, SinkItem>> prepare;
   std::unique_ptr<flow::sequencer_node<SinkItem>> sequencer;
-  std::unique_ptr<flow::function_node<SinkItem, flow::continue_msg>> sink_fn;
+  std::unique_ptr<SinkThread> sink_thread;
+  std::unique_ptr<SinkWriteNode> sink_fn;
   flow::sender<BatchPtr>* out_port = nullptr;
   flow::receiver<BatchPtr>* in_port = nullptr;
 };
@@ -384,51 +440,53 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               item.prepared = std::make_shared<const std::string>(std::move(*got));
               return item;
             });
-        r.sink_fn = std::make_unique<flow::function_node<SinkItem, flow::continue_msg>>(
-            g, flow::serial, [&, rp = &r](const SinkItem& item) -> flow::continue_msg {
-              const Batch& in = *item.batch;
-              const auto started = std::chrono::steady_clock::now();
-              rp->rows_in += in.num_rows();
-              rp->m.in->Inc(static_cast<double>(in.num_rows()));
-              auto backoff = kFirstBackoff;
-              while (!failed.load()) {
-                Status st;
-                const uint64_t refused_before = rp->ctx->rejected();
-                try {
-                  st = rp->sink->Write(in, *item.prepared, *rp->ctx);
-                } catch (const std::exception& e) {
-                  st = Status::Internal(e.what());
-                }
-                if (st.ok() && dead_letters_lost()) break;
-                if (st.ok()) {
-                  // Rows the sink refused one by one went to the dead-letter output instead.
-                  const uint64_t written = in.num_rows() - (rp->ctx->rejected() - refused_before);
-                  rp->rows_out += written;
-                  rp->m.out->Inc(static_cast<double>(written));
-                  if (in.num_rows() > 0) {
-                    rp->m.duration->Observe(SecondsSince(started));
-                    ObserveLatency(rp->m.latency, in);
-                  }
-                  live.rows_written += written;
-                  live.rejected.store(dlq->count(), std::memory_order_relaxed);
-                  if (in.ticket) in.ticket->Done();
-                  break;
-                }
-                if (st.code() != StatusCode::kUnavailable ||
-                    (options.stop && options.stop->load())) {
-                  fail(Status(st.code(),
-                              fmt::format("sink '{}': {}", rp->ctx->node(), st.message())));
-                  break;
-                }
-                Log(LogLevel::kWarn,
-                    fmt::format("sink '{}': {}; retrying in {} ms", rp->ctx->node(),
-                                st.message(), backoff.count()),
-                    {{"node", rp->ctx->node()}});
-                rp->m.retries->Inc();
-                std::this_thread::sleep_for(backoff);
-                backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
+        r.sink_thread = std::make_unique<SinkThread>([&, rp = &r](const SinkItem& item) {
+          const Batch& in = *item.batch;
+          const auto started = std::chrono::steady_clock::now();
+          rp->rows_in += in.num_rows();
+          rp->m.in->Inc(static_cast<double>(in.num_rows()));
+          auto backoff = kFirstBackoff;
+          while (!failed.load()) {
+            Status st;
+            const uint64_t refused_before = rp->ctx->rejected();
+            try {
+              st = rp->sink->Write(in, *item.prepared, *rp->ctx);
+            } catch (const std::exception& e) {
+              st = Status::Internal(e.what());
+            }
+            if (st.ok() && dead_letters_lost()) break;
+            if (st.ok()) {
+              // Rows the sink refused one by one went to the dead-letter output instead.
+              const uint64_t written = in.num_rows() - (rp->ctx->rejected() - refused_before);
+              rp->rows_out += written;
+              rp->m.out->Inc(static_cast<double>(written));
+              if (in.num_rows() > 0) {
+                rp->m.duration->Observe(SecondsSince(started));
+                ObserveLatency(rp->m.latency, in);
               }
-              return flow::continue_msg();
+              live.rows_written += written;
+              live.rejected.store(dlq->count(), std::memory_order_relaxed);
+              if (in.ticket) in.ticket->Done();
+              break;
+            }
+            if (st.code() != StatusCode::kUnavailable || (options.stop && options.stop->load())) {
+              fail(Status(st.code(), fmt::format("sink '{}': {}", rp->ctx->node(), st.message())));
+              break;
+            }
+            Log(LogLevel::kWarn,
+                fmt::format("sink '{}': {}; retrying in {} ms", rp->ctx->node(), st.message(),
+                            backoff.count()),
+                {{"node", rp->ctx->node()}});
+            rp->m.retries->Inc();
+            std::this_thread::sleep_for(backoff);
+            backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
+          }
+        });
+        r.sink_fn = std::make_unique<SinkWriteNode>(
+            g, flow::serial,
+            [thread = r.sink_thread.get()](const SinkItem& item,
+                                           SinkWriteNode::gateway_type& gateway) {
+              thread->Push(item, gateway);
             });
         r.in_port = r.prepare.get();
         // A sink reached by exactly one path from one source sees batches in read order.
@@ -466,6 +524,8 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
   for (auto& r : rt)
     if (r && r->input) r->input->activate();
   g.wait_for_all();
+  for (auto& r : rt)
+    if (r && r->sink_thread) r->sink_thread->Join();
   readiness.state = Readiness::kStopped;
   ready_collector = {};
   ready->Set(0);

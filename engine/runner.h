@@ -2,9 +2,10 @@
 //
 // Shape: each source is an input_node (its reader, serial, may block) feeding a limiter_node that
 // bounds the batches in flight, then a decode function_node (parallel when the format allows).
-// Transforms are function_nodes, parallel when their spec says so. Each sink is a serial
-// function_node, behind a sequencer_node when exactly one source path reaches it, so it sees
-// batches in read order. A batch's ticket is acknowledged once per sink path; the last
+// Transforms are function_nodes, parallel when their spec says so. Each sink prepares batches in
+// a parallel function_node and writes them on a thread of its own, behind a serial async_node
+// (and a sequencer_node when exactly one source path reaches it, so it sees batches in read
+// order): the oneTBB workers never wait for a sink's server. A batch's ticket is acknowledged once per sink path; the last
 // acknowledgement releases the limiter slot. Stop requests drain: sources stop reading,
 // in-flight batches finish, sinks flush.
 #pragma once

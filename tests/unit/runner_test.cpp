@@ -1,0 +1,134 @@
+// The runner's threading contract: sinks write on threads of their own, never on the oneTBB
+// workers, so a sink waiting for its server leaves the workers to the next batches; and a sink
+// still writes its batches one at a time, in read order.
+#include <oneapi/tbb/task_arena.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <catch2/catch.hpp>
+
+#include "engine/runner.h"
+#include "unit_helpers.h"
+
+using namespace sluice;
+using namespace sluice::test;
+
+namespace {
+
+// What the `hold` sink saw, shared with the test.
+struct HoldLog {
+  std::mutex mu;
+  std::condition_variable cv;
+  int prepared = 0;                 // batches prepared (on the workers)
+  bool first_saw_all = false;       // the first write saw every batch prepared while it waited
+  bool write_on_worker = false;     // some write ran on a oneTBB worker
+  int concurrent = 0, most_concurrent = 0;
+  std::vector<int64_t> written;     // `n` of every row, in write order
+  int expected_batches = 0;
+};
+HoldLog* g_log = nullptr;
+
+// A sink whose first write waits (up to a bound) until every batch has been prepared: with a
+// single worker thread that can only happen if the write does not hold the worker.
+class HoldRuntime : public SinkRuntime {
+ public:
+  bool prepares() const override { return true; }
+  Result<std::string> Prepare(const Batch&) const override {
+    std::lock_guard<std::mutex> lock(g_log->mu);
+    ++g_log->prepared;
+    g_log->cv.notify_all();
+    return std::string();
+  }
+  Status Write(const Batch& batch, const std::string&, NodeContext&) override {
+    std::unique_lock<std::mutex> lock(g_log->mu);
+    if (oneapi::tbb::this_task_arena::current_thread_index() !=
+        oneapi::tbb::task_arena::not_initialized) {
+      g_log->write_on_worker = true;
+    }
+    g_log->most_concurrent = std::max(g_log->most_concurrent, ++g_log->concurrent);
+    if (g_log->written.empty()) {
+      g_log->first_saw_all = g_log->cv.wait_for(lock, std::chrono::seconds(10), [] {
+        return g_log->prepared == g_log->expected_batches;
+      });
+    }
+    const Column& n = batch.column(0);
+    for (size_t r = 0; r < batch.num_rows(); ++r) g_log->written.push_back(n.ints[r]);
+    --g_log->concurrent;
+    return Status::Ok();
+  }
+};
+
+class HoldSink : public SinkNode {
+ public:
+  Status CheckInput(const SchemaPtr&) override { return Status::Ok(); }
+  Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
+    return std::unique_ptr<SinkRuntime>(std::make_unique<HoldRuntime>());
+  }
+};
+
+const Registry& WithHoldSink() {
+  static const Registry* registry = [] {
+    auto* r = new Registry;
+    RegisterBuiltinOperators(*r);
+    OperatorSpec spec;
+    spec.name = "hold";
+    spec.role = Role::kSink;
+    spec.summary = "test sink";
+    spec.example = "{type: hold, inputs: [src]}";
+    spec.make_sink = [](const NodeConfig&) -> Result<std::unique_ptr<SinkNode>> {
+      return std::unique_ptr<SinkNode>(std::make_unique<HoldSink>());
+    };
+    r->Add(std::move(spec));
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace
+
+TEST_CASE("runner: a sink writes on a thread of its own, in order, one batch at a time",
+          "[runner]") {
+  constexpr int kRows = 40, kBatch = 10;
+  TempDir dir;
+  dir.Write("s.json", R"({"type": "object", "properties": {"n": {"type": "integer"}},
+                          "required": ["n"]})");
+  std::string lines;
+  for (int i = 0; i < kRows; ++i) lines += "{\"n\": " + std::to_string(i) + "}\n";
+  dir.Write("in.jsonl", lines);
+  const std::string yaml =
+      "settings: {batch_size: 10, max_in_flight: 4}\n"
+      "sources:\n"
+      "  src: {type: file, path: in.jsonl, schema: s.json}\n"
+      "sinks:\n"
+      "  out: {type: hold, inputs: [src]}\n";
+  Diagnostics diags;
+  auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithHoldSink(), diags);
+  REQUIRE(decl);
+  auto plan = PlanPipeline(std::move(*decl), diags);
+  REQUIRE(plan);
+  REQUIRE_FALSE(diags.HasErrors());
+
+  HoldLog log;
+  log.expected_batches = kRows / kBatch;  // all of them fit in flight at once
+  g_log = &log;
+  MemoryDeadLetter dead;
+  RunOptions options;
+  options.dead_letter = &dead;
+  options.threads = 1;  // one worker: a write that held it would stall every other batch
+  auto summary = RunPipeline(*plan, options);
+  g_log = nullptr;
+  REQUIRE(summary.ok());
+  INFO(summary->status.message());
+  REQUIRE(summary->status.ok());
+  CHECK(summary->rows_written == static_cast<uint64_t>(kRows));
+
+  CHECK_FALSE(log.write_on_worker);
+  CHECK(log.first_saw_all);  // the worker prepared batches 2-4 while batch 1 was being written
+  CHECK(log.most_concurrent == 1);
+  std::vector<int64_t> expected(kRows);
+  for (int i = 0; i < kRows; ++i) expected[static_cast<size_t>(i)] = i;
+  CHECK(log.written == expected);
+}
