@@ -106,6 +106,9 @@ class TransformRuntime {
  public:
   virtual ~TransformRuntime() = default;
   virtual Result<BatchPtr> Process(const BatchPtr& input, NodeContext& ctx) const = 0;
+  // True when Process waits on I/O (a remote server): the runner then calls it on threads of
+  // the node's own, so that the oneTBB workers do CPU work only.
+  virtual bool blocks() const { return false; }
 };
 
 class TransformNode {

@@ -31,20 +31,26 @@ struct SinkItem {
   std::shared_ptr<const std::string> prepared;
 };
 
-using SinkWriteNode = flow::async_node<SinkItem, flow::continue_msg>;
-
-// The thread a sink writes on. TBB's workers do CPU work only: a sink waits for its database,
-// broker or webhook (and sleeps between retries) here, while the workers go on decoding and
-// predicting the next batches. The serial async_node hands items over in order and the thread
-// writes them in that order; the source's in-flight limit bounds the queue. Each item holds the
-// graph open (reserve_wait) until it is written, so wait_for_all drains the sinks too.
-class SinkThread {
+// Threads of a node's own, for work that waits: a sink's writes (its database, broker or
+// webhook, and the sleeps between retries) and transforms that call a remote server. TBB's
+// workers only decode, transform and prepare; they hand such work over through an async_node
+// and go on with the next batches. Each item holds the graph open (reserve_wait) until its work
+// is done, so wait_for_all drains these threads too. With one thread, items are worked on in the
+// order they were handed over. The sources' in-flight limits bound the queue.
+template <typename In, typename Out>
+class IoThreads {
  public:
-  explicit SinkThread(std::function<void(const SinkItem&)> write)
-      : write_(std::move(write)), thread_([this] { Loop(); }) {}
-  ~SinkThread() { Join(); }
+  using Node = flow::async_node<In, Out>;
+  using Gateway = typename Node::gateway_type;
+  using Work = std::function<void(const In&, Gateway&)>;
 
-  void Push(const SinkItem& item, SinkWriteNode::gateway_type& gateway) {
+  IoThreads(size_t threads, Work work) : work_(std::move(work)) {
+    for (size_t t = 0; t < threads; ++t) threads_.emplace_back([this] { Loop(); });
+  }
+  ~IoThreads() { Join(); }
+
+  // Called by the async_node's body, on a TBB worker: queues the item and returns at once.
+  void Push(const In& item, Gateway& gateway) {
     gateway.reserve_wait();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -52,14 +58,15 @@ class SinkThread {
     }
     cv_.notify_one();
   }
-  // Ends the thread once its queue is empty.
+  // Ends the threads once the queue is empty.
   void Join() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
     }
-    cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
   }
 
  private:
@@ -71,18 +78,21 @@ class SinkThread {
       auto [item, gateway] = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
-      write_(item);
+      work_(item, *gateway);
       gateway->release_wait();
     }
   }
 
-  std::function<void(const SinkItem&)> write_;
+  Work work_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<SinkItem, SinkWriteNode::gateway_type*>> queue_;
+  std::deque<std::pair<In, Gateway*>> queue_;
   bool stop_ = false;
-  std::thread thread_;  // last: starts once the members it uses exist
+  std::vector<std::thread> threads_;
 };
+
+using SinkThread = IoThreads<SinkItem, flow::continue_msg>;
+using TransformThreads = IoThreads<BatchPtr, BatchPtr>;
 
 // A node's series in the process's metrics registry (engine/metrics.h), looked up once.
 struct NodeMetrics {
@@ -110,8 +120,10 @@ struct NodeRt {
   std::unique_ptr<flow::function_node<BatchPtr, BatchPtr>> fn;
   std::unique_ptr<flow::function_node<BatchPtr, SinkItem>> prepare;
   std::unique_ptr<flow::sequencer_node<SinkItem>> sequencer;
+  std::unique_ptr<TransformThreads> transform_threads;  // transforms that wait on a server
+  std::unique_ptr<TransformThreads::Node> transform_io;
   std::unique_ptr<SinkThread> sink_thread;
-  std::unique_ptr<SinkWriteNode> sink_fn;
+  std::unique_ptr<SinkThread::Node> sink_fn;
   flow::sender<BatchPtr>* out_port = nullptr;
   flow::receiver<BatchPtr>* in_port = nullptr;
 };
@@ -368,56 +380,77 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
         break;
       }
       case Role::kTransform: {
-        r.fn = std::make_unique<flow::function_node<BatchPtr, BatchPtr>>(
-            g, concurrency,
-            [&, rp = &r, schema = pn.output_schema](const BatchPtr& in) -> BatchPtr {
-              const auto started = std::chrono::steady_clock::now();
-              rp->rows_in += in->num_rows();
-              rp->m.in->Inc(static_cast<double>(in->num_rows()));
-              Result<BatchPtr> got = Status::Internal("not processed");
-              // A dependency that is down (a model server) pauses the batch, retried with
-              // backoff, rather than failing its rows; a stop ends the run without them, so
-              // their positions are not committed and the next run reads them again.
-              auto backoff = kFirstBackoff;
-              for (;;) {
-                try {
-                  got = rp->transform->Process(in, *rp->ctx);
-                } catch (const std::exception& e) {
-                  got = Status::Internal(e.what());
-                }
-                if (got.ok() || got.status().code() != StatusCode::kUnavailable) break;
-                if (stopping()) {
-                  fail(Status(got.status().code(), fmt::format("transform '{}': {}",
-                                                               rp->ctx->node(),
-                                                               got.status().message())));
-                  return in->Empty(schema);
-                }
-                Log(LogLevel::kWarn,
-                    fmt::format("transform '{}': {}; retrying in {} ms", rp->ctx->node(),
-                                got.status().message(), backoff.count()),
-                    {{"node", rp->ctx->node()}});
-                rp->m.retries->Inc();
-                std::this_thread::sleep_for(backoff);
-                backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
-              }
-              BatchPtr out;
-              if (got.ok() && *got) {
-                out = std::move(*got);
-              } else {
-                // A failure of the whole batch: every row is dead-lettered with the reason and
-                // the (empty) batch still flows so its position advances.
-                std::string reason = got.ok() ? "no output" : got.status().message();
-                for (size_t k = 0; k < in->num_rows(); ++k) rp->ctx->Reject(*in, k, reason);
-                out = in->Empty(schema);
-              }
-              dead_letters_lost();
-              rp->rows_out += out->num_rows();
-              rp->m.out->Inc(static_cast<double>(out->num_rows()));
-              if (in->num_rows() > 0) rp->m.duration->Observe(SecondsSince(started));
-              return out;
-            });
-        r.in_port = r.fn.get();
-        r.out_port = r.fn.get();
+        auto process = [&, rp = &r, schema = pn.output_schema](const BatchPtr& in) -> BatchPtr {
+          const auto started = std::chrono::steady_clock::now();
+          rp->rows_in += in->num_rows();
+          rp->m.in->Inc(static_cast<double>(in->num_rows()));
+          Result<BatchPtr> got = Status::Internal("not processed");
+          // A dependency that is down (a model server) pauses the batch, retried with
+          // backoff, rather than failing its rows; a stop ends the run without them, so
+          // their positions are not committed and the next run reads them again.
+          auto backoff = kFirstBackoff;
+          for (;;) {
+            try {
+              got = rp->transform->Process(in, *rp->ctx);
+            } catch (const std::exception& e) {
+              got = Status::Internal(e.what());
+            }
+            if (got.ok() || got.status().code() != StatusCode::kUnavailable) break;
+            if (stopping()) {
+              fail(Status(got.status().code(), fmt::format("transform '{}': {}",
+                                                           rp->ctx->node(),
+                                                           got.status().message())));
+              return in->Empty(schema);
+            }
+            Log(LogLevel::kWarn,
+                fmt::format("transform '{}': {}; retrying in {} ms", rp->ctx->node(),
+                            got.status().message(), backoff.count()),
+                {{"node", rp->ctx->node()}});
+            rp->m.retries->Inc();
+            std::this_thread::sleep_for(backoff);
+            backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
+          }
+          BatchPtr out;
+          if (got.ok() && *got) {
+            out = std::move(*got);
+          } else {
+            // A failure of the whole batch: every row is dead-lettered with the reason and
+            // the (empty) batch still flows so its position advances.
+            std::string reason = got.ok() ? "no output" : got.status().message();
+            for (size_t k = 0; k < in->num_rows(); ++k) rp->ctx->Reject(*in, k, reason);
+            out = in->Empty(schema);
+          }
+          dead_letters_lost();
+          rp->rows_out += out->num_rows();
+          rp->m.out->Inc(static_cast<double>(out->num_rows()));
+          if (in->num_rows() > 0) rp->m.duration->Observe(SecondsSince(started));
+          return out;
+        };
+        if (r.transform->blocks()) {
+          // It waits on a server: threads of its own call it, one per batch that may be in
+          // flight when it runs on several batches at once.
+          const size_t threads =
+              parallel ? static_cast<size_t>(std::max<int64_t>(1, decl.settings.max_in_flight))
+                       : 1;
+          r.transform_threads = std::make_unique<TransformThreads>(
+              threads, [process](const BatchPtr& in, TransformThreads::Gateway& gateway) {
+                gateway.try_put(process(in));
+              });
+          r.transform_io = std::make_unique<TransformThreads::Node>(
+              g, concurrency,
+              [threads = r.transform_threads.get()](const BatchPtr& in,
+                                                    TransformThreads::Gateway& gateway) {
+                threads->Push(in, gateway);
+              });
+          r.in_port = r.transform_io.get();
+          // An async_node takes successors only through its port (its own register_successor
+          // refuses them).
+          r.out_port = &flow::output_port<0>(*r.transform_io);
+        } else {
+          r.fn = std::make_unique<flow::function_node<BatchPtr, BatchPtr>>(g, concurrency, process);
+          r.in_port = r.fn.get();
+          r.out_port = r.fn.get();
+        }
         break;
       }
       case Role::kSink: {
@@ -440,7 +473,8 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               item.prepared = std::make_shared<const std::string>(std::move(*got));
               return item;
             });
-        r.sink_thread = std::make_unique<SinkThread>([&, rp = &r](const SinkItem& item) {
+        r.sink_thread = std::make_unique<SinkThread>(1, [&, rp = &r](const SinkItem& item,
+                                                                     SinkThread::Gateway&) {
           const Batch& in = *item.batch;
           const auto started = std::chrono::steady_clock::now();
           rp->rows_in += in.num_rows();
@@ -482,10 +516,9 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
             backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
           }
         });
-        r.sink_fn = std::make_unique<SinkWriteNode>(
-            g, flow::serial,
-            [thread = r.sink_thread.get()](const SinkItem& item,
-                                           SinkWriteNode::gateway_type& gateway) {
+        r.sink_fn = std::make_unique<SinkThread::Node>(
+            g, flow::serial, [thread = r.sink_thread.get()](const SinkItem& item,
+                                                            SinkThread::Gateway& gateway) {
               thread->Push(item, gateway);
             });
         r.in_port = r.prepare.get();
@@ -524,8 +557,10 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
   for (auto& r : rt)
     if (r && r->input) r->input->activate();
   g.wait_for_all();
-  for (auto& r : rt)
+  for (auto& r : rt) {
+    if (r && r->transform_threads) r->transform_threads->Join();
     if (r && r->sink_thread) r->sink_thread->Join();
+  }
   readiness.state = Readiness::kStopped;
   ready_collector = {};
   ready->Set(0);

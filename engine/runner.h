@@ -2,12 +2,13 @@
 //
 // Shape: each source is an input_node (its reader, serial, may block) feeding a limiter_node that
 // bounds the batches in flight, then a decode function_node (parallel when the format allows).
-// Transforms are function_nodes, parallel when their spec says so. Each sink prepares batches in
-// a parallel function_node and writes them on a thread of its own, behind a serial async_node
-// (and a sequencer_node when exactly one source path reaches it, so it sees batches in read
-// order): the oneTBB workers never wait for a sink's server. A batch's ticket is acknowledged once per sink path; the last
-// acknowledgement releases the limiter slot. Stop requests drain: sources stop reading,
-// in-flight batches finish, sinks flush.
+// Transforms are function_nodes, parallel when their spec says so; one whose runtime blocks()
+// (a remote model call) is an async_node that hands batches to threads of the node's own. Each
+// sink prepares batches in a parallel function_node and writes them on a thread of its own,
+// behind a serial async_node (and a sequencer_node when exactly one source path reaches it, so
+// it sees batches in read order): the oneTBB workers never wait for a server. A batch's ticket
+// is acknowledged once per sink path; the last acknowledgement releases the limiter slot. Stop
+// requests drain: sources stop reading, in-flight batches finish, sinks flush.
 #pragma once
 
 #include <atomic>

@@ -311,6 +311,8 @@ class RemotePredictRuntime : public TransformRuntime {
         outputs_(std::move(outputs)),
         info_(std::move(info)) {}
 
+  bool blocks() const override { return true; }  // every batch waits for the server
+
   Result<BatchPtr> Process(const BatchPtr& input, NodeContext& ctx) const override {
     // The unscorable rows are dead-lettered only once the server has answered: a batch that
     // comes back Unavailable is processed again from the start, and must not send them twice.

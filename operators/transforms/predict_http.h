@@ -11,10 +11,11 @@
 // nothing is dropped. A request the server refuses (4xx) or an answer that cannot be read
 // dead-letters the rows of that request with the server's message; the other rows flow.
 //
-// Threading contract: Process is const and runs concurrently on TBB workers (predict is
-// parallel). It blocks its worker on HTTP calls, each bounded by timeout_ms per attempt and by
-// the retry count (see operators/http/client.h); requests in flight are bounded per node by
-// `concurrency`, across all the batches being processed. The client is shared and thread-safe;
+// Threading contract: Process is const and runs concurrently on several batches (predict is
+// parallel). It blocks its thread on HTTP calls, each bounded by timeout_ms per attempt and by
+// the retry count (see operators/http/client.h), so it says it blocks() and the runner calls it
+// on threads of the node's own, not on the TBB workers; requests in flight are bounded per node
+// by `concurrency`, across all the batches being processed. The client is shared and thread-safe;
 // the runtime holds no other mutable state.
 #pragma once
 

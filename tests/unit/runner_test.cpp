@@ -1,6 +1,6 @@
-// The runner's threading contract: sinks write on threads of their own, never on the oneTBB
-// workers, so a sink waiting for its server leaves the workers to the next batches; and a sink
-// still writes its batches one at a time, in read order.
+// The runner's threading contract: sinks, and transforms that block, run on threads of their
+// own, never on the oneTBB workers, so a node waiting for its server leaves the workers to the
+// next batches; and a sink still writes its batches one at a time, in read order.
 #include <oneapi/tbb/task_arena.h>
 
 #include <atomic>
@@ -69,10 +69,61 @@ class HoldSink : public SinkNode {
   }
 };
 
+// What the `wait` transform saw, shared with the test.
+struct WaitLog {
+  std::mutex mu;
+  std::condition_variable cv;
+  int entered = 0;              // Process calls begun
+  int inside = 0;               // Process calls not yet returned
+  int most_at_once = 0;         // the most Process calls inside at the same time
+  bool on_worker = false;       // some Process ran on a oneTBB worker
+  int expected_batches = 0;
+};
+WaitLog* g_wait = nullptr;
+
+// A transform that says it blocks, as a remote model call does: each call waits (up to a bound)
+// until every batch has entered Process, which only threads other than the one worker can do.
+class WaitRuntime : public TransformRuntime {
+ public:
+  bool blocks() const override { return true; }
+  Result<BatchPtr> Process(const BatchPtr& in, NodeContext&) const override {
+    std::unique_lock<std::mutex> lock(g_wait->mu);
+    if (oneapi::tbb::this_task_arena::current_thread_index() !=
+        oneapi::tbb::task_arena::not_initialized) {
+      g_wait->on_worker = true;
+    }
+    ++g_wait->entered;
+    g_wait->most_at_once = std::max(g_wait->most_at_once, ++g_wait->inside);
+    g_wait->cv.notify_all();
+    g_wait->cv.wait_for(lock, std::chrono::seconds(10),
+                        [] { return g_wait->entered >= g_wait->expected_batches; });
+    --g_wait->inside;
+    return in;
+  }
+};
+
+class WaitTransform : public TransformNode {
+ public:
+  Result<SchemaPtr> OutputSchema(const SchemaPtr& input) override { return input; }
+  Result<std::unique_ptr<TransformRuntime>> Build() const override {
+    return std::unique_ptr<TransformRuntime>(std::make_unique<WaitRuntime>());
+  }
+};
+
 const Registry& WithHoldSink() {
   static const Registry* registry = [] {
     auto* r = new Registry;
     RegisterBuiltinOperators(*r);
+    OperatorSpec wait;
+    wait.name = "wait";
+    wait.role = Role::kTransform;
+    wait.summary = "test transform";
+    wait.example = "{type: wait, inputs: [src]}";
+    wait.parallel = true;
+    wait.make_transform = [](const NodeConfig&) -> Result<std::unique_ptr<TransformNode>> {
+      return std::unique_ptr<TransformNode>(std::make_unique<WaitTransform>());
+    };
+    r->Add(std::move(wait));
     OperatorSpec spec;
     spec.name = "hold";
     spec.role = Role::kSink;
@@ -131,4 +182,54 @@ TEST_CASE("runner: a sink writes on a thread of its own, in order, one batch at 
   std::vector<int64_t> expected(kRows);
   for (int i = 0; i < kRows; ++i) expected[static_cast<size_t>(i)] = i;
   CHECK(log.written == expected);
+}
+
+TEST_CASE("runner: a transform that blocks runs on threads of its own, several batches at once",
+          "[runner]") {
+  constexpr int kRows = 40;
+  TempDir dir;
+  dir.Write("s.json", R"({"type": "object", "properties": {"n": {"type": "integer"}},
+                          "required": ["n"]})");
+  std::string lines;
+  for (int i = 0; i < kRows; ++i) lines += "{\"n\": " + std::to_string(i) + "}\n";
+  dir.Write("in.jsonl", lines);
+  const std::string yaml =
+      "settings: {batch_size: 10, max_in_flight: 4}\n"
+      "sources:\n"
+      "  src: {type: file, path: in.jsonl, schema: s.json}\n"
+      "transforms:\n"
+      "  slow: {type: wait, inputs: [src]}\n"
+      "sinks:\n"
+      "  out: {type: hold, inputs: [slow]}\n";
+  Diagnostics diags;
+  auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithHoldSink(), diags);
+  REQUIRE(decl);
+  auto plan = PlanPipeline(std::move(*decl), diags);
+  REQUIRE(plan);
+  REQUIRE_FALSE(diags.HasErrors());
+
+  WaitLog wait;
+  wait.expected_batches = 4;  // max_in_flight: all four batches can be in Process at once
+  HoldLog hold;
+  hold.expected_batches = 4;
+  g_wait = &wait;
+  g_log = &hold;
+  MemoryDeadLetter dead;
+  RunOptions options;
+  options.dead_letter = &dead;
+  options.threads = 1;
+  auto summary = RunPipeline(*plan, options);
+  g_wait = nullptr;
+  g_log = nullptr;
+  REQUIRE(summary.ok());
+  INFO(summary->status.message());
+  REQUIRE(summary->status.ok());
+  CHECK(summary->rows_written == static_cast<uint64_t>(kRows));
+
+  CHECK_FALSE(wait.on_worker);
+  CHECK(wait.most_at_once == 4);  // four calls waited together, while one worker was free
+  // The transform's threads may finish batches out of order; the sink still writes in order.
+  std::vector<int64_t> expected(kRows);
+  for (int i = 0; i < kRows; ++i) expected[static_cast<size_t>(i)] = i;
+  CHECK(hold.written == expected);
 }
