@@ -138,11 +138,13 @@ const Registry& WithHoldSink() {
   return *registry;
 }
 
-}  // namespace
+constexpr int kRows = 40;    // n = 0..39 in the input file
+constexpr int kBatches = 4;  // of 10 rows: all of them fit in flight at once
 
-TEST_CASE("runner: a sink writes on a thread of its own, in order, one batch at a time",
-          "[runner]") {
-  constexpr int kRows = 40, kBatch = 10;
+// Runs `nodes` (YAML of the transforms and sinks sections) on a file source of kRows records
+// {"n": i} in batches of 10, up to kBatches in flight, with one oneTBB worker: a node that held
+// it would stall every other batch.
+RunSummary RunOnOneWorker(const std::string& nodes) {
   TempDir dir;
   dir.Write("s.json", R"({"type": "object", "properties": {"n": {"type": "integer"}},
                           "required": ["n"]})");
@@ -152,84 +154,69 @@ TEST_CASE("runner: a sink writes on a thread of its own, in order, one batch at 
   const std::string yaml =
       "settings: {batch_size: 10, max_in_flight: 4}\n"
       "sources:\n"
-      "  src: {type: file, path: in.jsonl, schema: s.json}\n"
-      "sinks:\n"
-      "  out: {type: hold, inputs: [src]}\n";
+      "  src: {type: file, path: in.jsonl, schema: s.json}\n" +
+      nodes;
   Diagnostics diags;
   auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithHoldSink(), diags);
   REQUIRE(decl);
   auto plan = PlanPipeline(std::move(*decl), diags);
   REQUIRE(plan);
   REQUIRE_FALSE(diags.HasErrors());
-
-  HoldLog log;
-  log.expected_batches = kRows / kBatch;  // all of them fit in flight at once
-  g_log = &log;
-  MemoryDeadLetter dead;
-  RunOptions options;
-  options.dead_letter = &dead;
-  options.threads = 1;  // one worker: a write that held it would stall every other batch
-  auto summary = RunPipeline(*plan, options);
-  g_log = nullptr;
-  REQUIRE(summary.ok());
-  INFO(summary->status.message());
-  REQUIRE(summary->status.ok());
-  CHECK(summary->rows_written == static_cast<uint64_t>(kRows));
-
-  CHECK_FALSE(log.write_on_worker);
-  CHECK(log.first_saw_all);  // the worker prepared batches 2-4 while batch 1 was being written
-  CHECK(log.most_concurrent == 1);
-  std::vector<int64_t> expected(kRows);
-  for (int i = 0; i < kRows; ++i) expected[static_cast<size_t>(i)] = i;
-  CHECK(log.written == expected);
-}
-
-TEST_CASE("runner: a transform that blocks runs on threads of its own, several batches at once",
-          "[runner]") {
-  constexpr int kRows = 40;
-  TempDir dir;
-  dir.Write("s.json", R"({"type": "object", "properties": {"n": {"type": "integer"}},
-                          "required": ["n"]})");
-  std::string lines;
-  for (int i = 0; i < kRows; ++i) lines += "{\"n\": " + std::to_string(i) + "}\n";
-  dir.Write("in.jsonl", lines);
-  const std::string yaml =
-      "settings: {batch_size: 10, max_in_flight: 4}\n"
-      "sources:\n"
-      "  src: {type: file, path: in.jsonl, schema: s.json}\n"
-      "transforms:\n"
-      "  slow: {type: wait, inputs: [src]}\n"
-      "sinks:\n"
-      "  out: {type: hold, inputs: [slow]}\n";
-  Diagnostics diags;
-  auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithHoldSink(), diags);
-  REQUIRE(decl);
-  auto plan = PlanPipeline(std::move(*decl), diags);
-  REQUIRE(plan);
-  REQUIRE_FALSE(diags.HasErrors());
-
-  WaitLog wait;
-  wait.expected_batches = 4;  // max_in_flight: all four batches can be in Process at once
-  HoldLog hold;
-  hold.expected_batches = 4;
-  g_wait = &wait;
-  g_log = &hold;
   MemoryDeadLetter dead;
   RunOptions options;
   options.dead_letter = &dead;
   options.threads = 1;
   auto summary = RunPipeline(*plan, options);
-  g_wait = nullptr;
-  g_log = nullptr;
   REQUIRE(summary.ok());
   INFO(summary->status.message());
   REQUIRE(summary->status.ok());
   CHECK(summary->rows_written == static_cast<uint64_t>(kRows));
+  CHECK(dead.records().empty());
+  return std::move(*summary);
+}
+
+std::vector<int64_t> AllRows() {
+  std::vector<int64_t> rows(kRows);
+  for (int i = 0; i < kRows; ++i) rows[static_cast<size_t>(i)] = i;
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("runner: a sink writes on a thread of its own, in order, one batch at a time",
+          "[runner]") {
+  HoldLog log;
+  log.expected_batches = kBatches;
+  g_log = &log;
+  RunOnOneWorker(
+      "sinks:\n"
+      "  out: {type: hold, inputs: [src]}\n");
+  g_log = nullptr;
+
+  CHECK_FALSE(log.write_on_worker);
+  CHECK(log.first_saw_all);  // the worker prepared batches 2-4 while batch 1 was being written
+  CHECK(log.most_concurrent == 1);
+  CHECK(log.written == AllRows());
+}
+
+TEST_CASE("runner: a transform that blocks runs on threads of its own, several batches at once",
+          "[runner]") {
+  WaitLog wait;
+  wait.expected_batches = kBatches;
+  HoldLog hold;
+  hold.expected_batches = kBatches;
+  g_wait = &wait;
+  g_log = &hold;
+  RunOnOneWorker(
+      "transforms:\n"
+      "  slow: {type: wait, inputs: [src]}\n"
+      "sinks:\n"
+      "  out: {type: hold, inputs: [slow]}\n");
+  g_wait = nullptr;
+  g_log = nullptr;
 
   CHECK_FALSE(wait.on_worker);
-  CHECK(wait.most_at_once == 4);  // four calls waited together, while one worker was free
+  CHECK(wait.most_at_once == kBatches);  // all calls waited together, while one worker was free
   // The transform's threads may finish batches out of order; the sink still writes in order.
-  std::vector<int64_t> expected(kRows);
-  for (int i = 0; i < kRows; ++i) expected[static_cast<size_t>(i)] = i;
-  CHECK(hold.written == expected);
+  CHECK(hold.written == AllRows());
 }
