@@ -244,6 +244,9 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     return true;
   };
 
+  // The graph outlives the nodes in `rt`, declared after it: a node's destructor unregisters
+  // itself from its graph.
+  flow::graph g;
   // Build phase: readers, decoders, transform runtimes, sinks.
   std::vector<std::unique_ptr<NodeRt>> rt(plan.nodes.size());
   for (int i : plan.topo) {
@@ -278,7 +281,6 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     rt[i] = std::move(r);
   }
 
-  flow::graph g;
   const size_t batch_size = static_cast<size_t>(decl.settings.batch_size);
   const size_t in_flight = static_cast<size_t>(decl.settings.max_in_flight);
   LiveCounters local_live;
