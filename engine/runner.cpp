@@ -1,5 +1,6 @@
 #include "engine/runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -137,6 +138,9 @@ int CountPaths(const Plan& plan, int from, int to) {
 }
 
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
+// Threads of one blocking transform: more would only queue for the client's own bound on
+// requests in flight (a remote predict's `concurrency`).
+constexpr int64_t kMaxTransformThreads = 64;
 constexpr auto kMaxBackoff = std::chrono::seconds(5);
 
 int64_t NowMicros() {
@@ -430,9 +434,10 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
         };
         if (r.transform->blocks()) {
           // It waits on a server: threads of its own call it, one per batch that may be in
-          // flight when it runs on several batches at once.
+          // flight when it runs on several batches at once (up to kMaxTransformThreads).
           const size_t threads =
-              parallel ? static_cast<size_t>(std::max<int64_t>(1, decl.settings.max_in_flight))
+              parallel ? static_cast<size_t>(std::clamp<int64_t>(decl.settings.max_in_flight, 1,
+                                                                 kMaxTransformThreads))
                        : 1;
           r.transform_threads = std::make_unique<TransformThreads>(
               threads, [process](const BatchPtr& in, TransformThreads::Gateway& gateway) {
