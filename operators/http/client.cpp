@@ -1,6 +1,10 @@
 #include "operators/http/client.h"
 
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -24,6 +28,37 @@ std::string Shorten(std::string s) {
 size_t WriteBody(char* data, size_t size, size_t n, void* user) {
   static_cast<std::string*>(user)->append(data, size * n);
   return size * n;
+}
+
+// The sockets of a session's connections, kept by libcurl's open and close callbacks.
+//
+// Why: servers that write a response's head and its body separately, without TCP_NODELAY (uvicorn
+// 0.17, which serves the seed's FastAPI model API, does), send the body only once the head is
+// acknowledged, and on a kept-alive connection Linux delays that acknowledgement by up to 40 ms:
+// every request took ~44 ms, so a `json` predict with `concurrency: 16` managed ~360 records/s.
+// Asking for immediate acknowledgements (TCP_QUICKACK) on each connection before every wait for
+// answers removes the stall. The kernel leaves that mode by itself, hence again before each wait.
+struct SocketSet {
+  std::vector<curl_socket_t> fds;
+
+  void AckPromptly() const {
+#ifdef TCP_QUICKACK
+    const int one = 1;
+    for (curl_socket_t fd : fds) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#endif
+  }
+};
+
+curl_socket_t OpenSocket(void* user, curlsocktype, curl_sockaddr* address) {
+  curl_socket_t fd = socket(address->family, address->socktype, address->protocol);
+  if (fd != CURL_SOCKET_BAD) static_cast<SocketSet*>(user)->fds.push_back(fd);
+  return fd;
+}
+
+int CloseSocket(void* user, curl_socket_t fd) {
+  auto& fds = static_cast<SocketSet*>(user)->fds;
+  fds.erase(std::remove(fds.begin(), fds.end(), fd), fds.end());
+  return close(fd);
 }
 
 void GlobalInit() {
@@ -52,6 +87,7 @@ std::string ServerMessage(const std::string& body) {
 struct HttpClient::Session {
   CURLM* multi = nullptr;
   std::vector<CURL*> easies;  // idle easy handles of this session
+  SocketSet sockets;          // its open connections; outlives the cleanups, which close them
 
   Session() : multi(curl_multi_init()) {}
   ~Session() {
@@ -59,7 +95,14 @@ struct HttpClient::Session {
     if (multi) curl_multi_cleanup(multi);
   }
   CURL* Easy() {
-    if (easies.empty()) return curl_easy_init();
+    if (easies.empty()) {
+      CURL* e = curl_easy_init();
+      curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
+      curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &sockets);
+      curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, CloseSocket);
+      curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, &sockets);
+      return e;
+    }
     CURL* e = easies.back();
     easies.pop_back();
     return e;
@@ -209,7 +252,10 @@ void HttpClient::Attempt(Session& s, const std::vector<HttpRequest>& requests,
       release();
       finished_any = true;
     }
-    if (!finished_any && running > 0) curl_multi_poll(s.multi, nullptr, 0, kPollMs, nullptr);
+    if (!finished_any && running > 0) {
+      s.sockets.AckPromptly();
+      curl_multi_poll(s.multi, nullptr, 0, kPollMs, nullptr);
+    }
   }
 }
 
