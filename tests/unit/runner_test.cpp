@@ -110,7 +110,8 @@ class WaitTransform : public TransformNode {
   }
 };
 
-const Registry& WithHoldSink() {
+// The built-in operators plus the `wait` transform and the `hold` sink.
+const Registry& WithTestOperators() {
   static const Registry* registry = [] {
     auto* r = new Registry;
     RegisterBuiltinOperators(*r);
@@ -157,7 +158,7 @@ RunSummary RunOnOneWorker(const std::string& nodes) {
       "  src: {type: file, path: in.jsonl, schema: s.json}\n" +
       nodes;
   Diagnostics diags;
-  auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithHoldSink(), diags);
+  auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithTestOperators(), diags);
   REQUIRE(decl);
   auto plan = PlanPipeline(std::move(*decl), diags);
   REQUIRE(plan);
