@@ -48,16 +48,15 @@ struct PredictTelemetry {
   DriftConfig drift;
 };
 
-// Bounds of sluice_prediction_value for a regressor without a reference profile.
-const std::vector<double> kValueBuckets = {0.1, 0.25, 0.5, 1,   2.5,  5,    10,   25,
-                                           50,  100,  250, 500, 1000, 2500, 5000, 10000};
-
 class PredictRuntime : public TransformRuntime {
  public:
   PredictRuntime(SchemaPtr out, std::vector<OutputSpec> outputs,
                  std::shared_ptr<const LoadedModel> model, std::optional<ModelFollow> follow,
                  PredictTelemetry telemetry)
-      : out_(std::move(out)), outputs_(std::move(outputs)), telemetry_(std::move(telemetry)) {
+      : out_(std::move(out)),
+        outputs_(std::move(outputs)),
+        telemetry_(std::move(telemetry)),
+        predictions_(model->info.classes, model->profile.get(), telemetry_.labels) {
     MetricsRegistry& reg = Metrics();
     const MetricLabels& labels = telemetry_.labels;
     load_time_ = reg.GetGauge("sluice_model_load_timestamp_seconds",
@@ -67,20 +66,6 @@ class PredictRuntime : public TransformRuntime {
                             "model versions swapped in while running", labels);
     refused_ = reg.GetCounter("sluice_model_refused_total",
                               "new model versions refused: they do not fit the pipeline", labels);
-    if (!model->info.classes.empty()) {
-      for (const auto& c : model->info.classes) {
-        MetricLabels l = labels;
-        l.emplace_back("class", c);
-        per_class_.push_back(reg.GetCounter("sluice_predictions_total",
-                                            "predictions of a classifier, by predicted class", l));
-      }
-    } else {
-      values_ = reg.GetHistogram(
-          "sluice_prediction_value", "predictions of a regressor, by value", labels,
-          model->profile && !model->profile->prediction.categorical
-              ? model->profile->prediction.edges
-              : kValueBuckets);
-    }
     Serve(std::move(model));
     if (follow && follow->interval_ms > 0) {
       follow_ = std::move(*follow);
@@ -183,50 +168,25 @@ class PredictRuntime : public TransformRuntime {
   // for the drift monitor. `in` holds only scorable rows: no feature is null.
   void Observe(const LoadedModel& model, DriftMonitor* monitor, const Batch& in,
                const float* matrix, const float* result, size_t n, size_t width) const {
-    std::vector<uint64_t> counts;
-    if (monitor) counts = monitor->NewCounts();
-    const ProfileBins* pred = monitor ? &monitor->profile().prediction : nullptr;
-    if (!per_class_.empty()) {
-      std::vector<uint64_t> by_class(per_class_.size(), 0);
-      for (size_t r = 0; r < n; ++r) {
-        const size_t label = PredictedLabel(result + r * width, width, false);
-        if (label < by_class.size()) ++by_class[label];
-        if (pred && label + 1 < pred->size()) ++counts[monitor->PredictionOffset() + label];
-      }
-      for (size_t c = 0; c < by_class.size(); ++c)
-        if (by_class[c]) per_class_[c]->Inc(static_cast<double>(by_class[c]));
-    } else if (values_) {
-      Histogram::Local values(*values_);
-      for (size_t r = 0; r < n; ++r) {
-        const double v = result[r * width];
-        values.Observe(v);
-        if (pred) ++counts[monitor->PredictionOffset() + pred->BinOf(v)];
-      }
-      values_->Add(values);
-    }
-    if (!monitor) return;
-    const auto& bins = monitor->profile().features;
-    for (size_t j = 0; j < bins.size() && j < model.features.size(); ++j) {
-      const Column& c = in.column(model.features[j]);
-      uint64_t* at = counts.data() + monitor->Offset(j);
+    PredictionTally tally(&predictions_, monitor);
+    for (size_t r = 0; r < n; ++r) tally.AddPrediction(result + r * width, width, false);
+    const size_t k = model.features.size();
+    for (size_t j = 0; j < k; ++j) {
+      uint64_t* at = tally.FeatureCounts(j);
+      if (!at) break;
       if (j < model.profile_bin_of_code.size() && !model.profile_bin_of_code[j].empty()) {
         // The category codes of the feature matrix: NaN (unseen) is the profile's last bin.
         const std::vector<uint32_t>& bin_of = model.profile_bin_of_code[j];
-        const size_t k = model.features.size();
-        const size_t other = bins[j].size() - 1;
+        const size_t other = monitor->profile().features[j].size() - 1;
         for (size_t r = 0; r < n; ++r) {
           const float code = matrix[r * k + j];
           ++at[std::isnan(code) ? other : bin_of[static_cast<size_t>(code)]];
         }
-      } else if (bins[j].categorical) {
-        for (size_t r = 0; r < n; ++r) ++at[bins[j].BinOf(std::string_view(c.strings[r]))];
-      } else if (c.type == TypeId::kFloat64) {
-        for (size_t r = 0; r < n; ++r) ++at[bins[j].BinOf(c.doubles[r])];
       } else {
-        for (size_t r = 0; r < n; ++r) ++at[bins[j].BinOf(static_cast<double>(c.ints[r]))];
+        tally.AddFeature(j, in.column(model.features[j]), n);
       }
     }
-    monitor->Add(std::move(counts), n);
+    tally.Commit(n);
   }
 
   // Checks the registry every interval; a new version (or an alias moved) that fits the
@@ -287,8 +247,7 @@ class PredictRuntime : public TransformRuntime {
   Gauge* load_time_ = nullptr;
   Counter* swaps_ = nullptr;
   Counter* refused_ = nullptr;
-  std::vector<Counter*> per_class_;  // classifiers: by class index
-  Histogram* values_ = nullptr;      // regressors
+  PredictionMetrics predictions_;
   MetricLabels info_labels_;         // the serving version's sluice_model_info series
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -456,7 +415,8 @@ class Predict : public TransformNode {
 
   Result<std::unique_ptr<TransformRuntime>> Build() const override {
     if (cfg_.backend != PredictBackend::kXgboost) {
-      return MakeRemotePredict(cfg_.remote, out_, features_, names_, cfg_.outputs, info_);
+      return MakeRemotePredict(cfg_.remote, out_, features_, names_, cfg_.outputs, info_,
+                               {{"pipeline", node_.pipeline}, {"node", node_.name}}, cfg_.drift);
     }
     bool uses_classes = false;
     for (const auto& o : cfg_.outputs)

@@ -1,9 +1,13 @@
 #include "operators/transforms/predict_http.h"
 
+#include <optional>
+
 #include <fmt/format.h>
 #include <simdjson.h>
 
 #include "engine/json.h"
+#include "engine/log.h"
+#include "engine/metrics.h"
 
 namespace sluice {
 namespace {
@@ -301,7 +305,7 @@ class RemotePredictRuntime : public TransformRuntime {
  public:
   RemotePredictRuntime(RemoteConfig cfg, SchemaPtr out, std::vector<size_t> features,
                        std::vector<std::string> names, std::vector<OutputSpec> outputs,
-                       ModelInfo info)
+                       ModelInfo info, MetricLabels labels, DriftConfig drift)
       : cfg_(std::move(cfg)),
         endpoint_(EndpointUrl(cfg_)),
         client_(std::make_unique<HttpClient>(cfg_.http)),
@@ -309,7 +313,31 @@ class RemotePredictRuntime : public TransformRuntime {
         features_(std::move(features)),
         names_(std::move(names)),
         outputs_(std::move(outputs)),
-        info_(std::move(info)) {}
+        info_(std::move(info)) {
+    MetricLabels info_labels = labels;
+    info_labels.emplace_back("model", info_.name);
+    info_labels.emplace_back("version", info_.version);
+    Metrics()
+        .GetGauge("sluice_model_info", "the model version serving in a predict node; always 1",
+                  info_labels)
+        ->Set(1);
+    const bool scores = cfg_.backend != PredictBackend::kJson;
+    std::shared_ptr<const ReferenceProfile> profile;
+    if (!info_.profile_path.empty()) {
+      auto loaded = LoadReferenceProfile(info_);
+      if (loaded.ok()) {
+        profile = std::move(*loaded);
+      } else {
+        Log(LogLevel::kWarn, fmt::format("{}; drift is not monitored for this model",
+                                         loaded.status().message()));
+      }
+    }
+    if (scores) predictions_.emplace(info_.classes, profile.get(), labels);
+    if (profile) {
+      monitor_ = std::make_unique<DriftMonitor>(
+          profile, drift, labels, fmt::format("{} v{}", info_.name, info_.version), scores);
+    }
+  }
 
   bool blocks() const override { return true; }  // every batch waits for the server
 
@@ -322,6 +350,8 @@ class RemotePredictRuntime : public TransformRuntime {
     std::vector<std::shared_ptr<Column>> cols;
     for (const auto& o : outputs_) cols.push_back(std::make_shared<Column>(OutputType(o)));
     std::vector<uint32_t> good;
+    // Counted only once the server has answered: a retried batch is counted once.
+    PredictionTally tally(predictions_ ? &*predictions_ : nullptr, monitor_.get());
     if (n > 0) {
       const bool per_record = cfg_.backend == PredictBackend::kJson;
       const size_t chunk =
@@ -381,14 +411,18 @@ class RemotePredictRuntime : public TransformRuntime {
             ctx.Reject(*in, r, "model server: " + why);
             continue;
           }
-          AppendPrediction(cols, outputs_, scores->values.data() + (r - b) * scores->width,
-                           scores->width, scores->direct, info_);
+          const double* row = scores->values.data() + (r - b) * scores->width;
+          AppendPrediction(cols, outputs_, row, scores->width, scores->direct, info_);
+          tally.AddPrediction(row, scores->width, scores->direct);
           good.push_back(static_cast<uint32_t>(r));
         }
       }
     }
     if (n == 0) unscorable.Reject(*input, ctx);
     if (good.size() != n) in = in->Take(good);
+    for (size_t j = 0; j < features_.size(); ++j)
+      tally.AddFeature(j, in->column(features_[j]), in->num_rows());
+    tally.Commit(in->num_rows());
     std::vector<ColumnPtr> all = in->columns();
     all.insert(all.end(), cols.begin(), cols.end());
     return BatchPtr(in->WithColumns(out_, std::move(all)));
@@ -411,6 +445,8 @@ class RemotePredictRuntime : public TransformRuntime {
   std::vector<std::string> names_;
   std::vector<OutputSpec> outputs_;
   ModelInfo info_;
+  std::optional<PredictionMetrics> predictions_;  // when the answers are scores
+  std::unique_ptr<DriftMonitor> monitor_;         // when the model has a reference profile
 };
 
 }  // namespace
@@ -419,10 +455,11 @@ std::unique_ptr<TransformRuntime> MakeRemotePredict(RemoteConfig cfg, SchemaPtr 
                                                     std::vector<size_t> features,
                                                     std::vector<std::string> names,
                                                     std::vector<OutputSpec> outputs,
-                                                    ModelInfo info) {
-  return std::make_unique<RemotePredictRuntime>(std::move(cfg), std::move(out),
-                                                std::move(features), std::move(names),
-                                                std::move(outputs), std::move(info));
+                                                    ModelInfo info, MetricLabels labels,
+                                                    DriftConfig drift) {
+  return std::make_unique<RemotePredictRuntime>(
+      std::move(cfg), std::move(out), std::move(features), std::move(names), std::move(outputs),
+      std::move(info), std::move(labels), drift);
 }
 
 }  // namespace sluice

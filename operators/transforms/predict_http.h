@@ -16,7 +16,13 @@
 // the retry count (see operators/http/client.h), so it says it blocks() and the runner calls it
 // on threads of the node's own, not on the TBB workers; requests in flight are bounded per node
 // by `concurrency`, across all the batches being processed. The client is shared and thread-safe;
-// the runtime holds no other mutable state.
+// the other mutable state is the node's metrics and drift window (predict_monitor.h), which
+// take concurrent batches.
+//
+// Metrics: sluice_model_info names the model (its MLmodel's name and version, or `model_name`
+// or the node's name without one). With scores in the answer (mlflow, kserve-v2) the predictions
+// are counted as in process, and a model directory with a reference profile adds drift
+// monitoring; the json backend's answers are not scores, so only its inputs are monitored.
 #pragma once
 
 #include <memory>
@@ -28,6 +34,7 @@
 #include "engine/model.h"
 #include "engine/operator.h"
 #include "operators/http/client.h"
+#include "operators/transforms/predict_monitor.h"
 #include "operators/transforms/predict_outputs.h"
 
 namespace sluice {
@@ -79,6 +86,7 @@ std::unique_ptr<TransformRuntime> MakeRemotePredict(RemoteConfig cfg, SchemaPtr 
                                                     std::vector<size_t> features,
                                                     std::vector<std::string> names,
                                                     std::vector<OutputSpec> outputs,
-                                                    ModelInfo info);
+                                                    ModelInfo info, MetricLabels labels,
+                                                    DriftConfig drift);
 
 }  // namespace sluice

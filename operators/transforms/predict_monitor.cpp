@@ -164,7 +164,7 @@ double PopulationStabilityIndex(const std::vector<double>& expected,
 }
 
 DriftMonitor::DriftMonitor(std::shared_ptr<const ReferenceProfile> profile, DriftConfig config,
-                           MetricLabels labels, std::string model)
+                           MetricLabels labels, std::string model, bool predictions)
     : profile_(std::move(profile)), config_(config), model_(std::move(model)) {
   for (const auto& [k, v] : labels)
     if (k == "node") node_ = v;
@@ -188,15 +188,16 @@ DriftMonitor::DriftMonitor(std::shared_ptr<const ReferenceProfile> profile, Drif
     feature_exceeded_.push_back(
         reg.GetGauge("sluice_drift_threshold_exceeded", kExceededHelp, l));
   }
+  // A new version starts its own window: nothing known yet.
+  for (Gauge* g : feature_psi_) g->Set(NAN);
+  for (Gauge* g : feature_exceeded_) g->Set(0);
+  if (!predictions) return;
   prediction_psi_ = reg.GetGauge(
       "sluice_prediction_psi",
       "population stability index of the predictions over the monitoring window", labels);
   MetricLabels l = labels;
   l.emplace_back("feature", "prediction");
   prediction_exceeded_ = reg.GetGauge("sluice_drift_threshold_exceeded", kExceededHelp, l);
-  // A new version starts its own window: nothing known yet.
-  for (Gauge* g : feature_psi_) g->Set(NAN);
-  for (Gauge* g : feature_exceeded_) g->Set(0);
   prediction_psi_->Set(NAN);
   prediction_exceeded_->Set(0);
 }
@@ -218,8 +219,10 @@ void DriftMonitor::Add(std::vector<uint64_t> counts, uint64_t rows) {
     Publish(f, profile_->features[f].name, profile_->features[f].expected, offsets_[f],
             feature_psi_[f], feature_exceeded_[f]);
   }
-  Publish(profile_->features.size(), "prediction", profile_->prediction.expected, offsets_.back(),
-          prediction_psi_, prediction_exceeded_);
+  if (prediction_psi_) {
+    Publish(profile_->features.size(), "prediction", profile_->prediction.expected,
+            offsets_.back(), prediction_psi_, prediction_exceeded_);
+  }
 }
 
 void DriftMonitor::Publish(size_t i, const std::string& name, const std::vector<double>& expected,
@@ -246,6 +249,73 @@ void DriftMonitor::Publish(size_t i, const std::string& name, const std::vector<
                     node_, what, v, config_.threshold, model_),
         {{"node", node_}, {"feature", name}, {"psi", v}});
   }
+}
+
+namespace {
+
+// Bounds of sluice_prediction_value without a reference profile.
+const std::vector<double> kValueBuckets = {0.1, 0.25, 0.5, 1,   2.5,  5,    10,   25,
+                                           50,  100,  250, 500, 1000, 2500, 5000, 10000};
+
+}  // namespace
+
+PredictionMetrics::PredictionMetrics(const std::vector<std::string>& classes,
+                                     const ReferenceProfile* profile,
+                                     const MetricLabels& labels) {
+  MetricsRegistry& reg = Metrics();
+  if (!classes.empty()) {
+    for (const auto& c : classes) {
+      MetricLabels l = labels;
+      l.emplace_back("class", c);
+      per_class_.push_back(reg.GetCounter("sluice_predictions_total",
+                                          "predictions of a classifier, by predicted class", l));
+    }
+    return;
+  }
+  values_ = reg.GetHistogram("sluice_prediction_value", "predictions of a regressor, by value",
+                             labels,
+                             profile && !profile->prediction.categorical
+                                 ? profile->prediction.edges
+                                 : kValueBuckets);
+}
+
+PredictionTally::PredictionTally(const PredictionMetrics* metrics, DriftMonitor* monitor)
+    : metrics_(metrics), monitor_(monitor) {
+  if (metrics_ && !metrics_->per_class_.empty()) by_class_.assign(metrics_->per_class_.size(), 0);
+  if (metrics_ && metrics_->values_) values_.emplace(*metrics_->values_);
+  if (monitor_) {
+    counts_ = monitor_->NewCounts();
+    prediction_bins_ = &monitor_->profile().prediction;
+    prediction_at_ = monitor_->PredictionOffset();
+  }
+}
+
+uint64_t* PredictionTally::FeatureCounts(size_t j) {
+  if (!monitor_ || j >= monitor_->profile().features.size()) return nullptr;
+  return counts_.data() + monitor_->Offset(j);
+}
+
+void PredictionTally::AddFeature(size_t j, const Column& c, size_t rows) {
+  uint64_t* at = FeatureCounts(j);
+  if (!at) return;
+  const ProfileBins& bins = monitor_->profile().features[j];
+  if (bins.categorical) {
+    // A profile of strings bins only strings; any other value is one of "the rest".
+    for (size_t r = 0; r < rows; ++r)
+      ++at[c.type == TypeId::kString ? bins.BinOf(std::string_view(c.strings[r]))
+                                     : bins.size() - 1];
+  } else if (c.type == TypeId::kFloat64) {
+    for (size_t r = 0; r < rows; ++r) ++at[bins.BinOf(c.doubles[r])];
+  } else if (c.type != TypeId::kString) {
+    for (size_t r = 0; r < rows; ++r) ++at[bins.BinOf(static_cast<double>(c.ints[r]))];
+  }
+}
+
+void PredictionTally::Commit(uint64_t rows) {
+  for (size_t c = 0; c < by_class_.size(); ++c)
+    if (by_class_[c]) metrics_->per_class_[c]->Inc(static_cast<double>(by_class_[c]));
+  if (values_ && !values_->empty()) metrics_->values_->Add(*values_);
+  if (monitor_) monitor_->Add(std::move(counts_), rows);
 }
 
 }  // namespace sluice

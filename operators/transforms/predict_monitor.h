@@ -1,17 +1,21 @@
-// Model monitoring for predict: the population stability index (PSI) of each model input and of
-// the predictions over a sliding window of recent rows, against the reference profile saved with
+// Model monitoring for predict, for every backend (in process and remote): the predictions by
+// class or by value, and the population stability index (PSI) of each model input and of the
+// predictions over a sliding window of recent rows, against the reference profile saved with
 // the model (profile.json, written by models/train.py; docs/models.md#reference-profiles).
-// Exported as sluice_feature_psi / sluice_prediction_psi / sluice_drift_threshold_exceeded; a
-// crossing of the threshold is logged once, as is the way back.
+// Exported as sluice_predictions_total / sluice_prediction_value, and sluice_feature_psi /
+// sluice_prediction_psi / sluice_drift_threshold_exceeded; a crossing of the threshold is logged
+// once, as is the way back.
 //
-// Threading: Bin* are const and run on any thread; DriftMonitor::Add locks, and is called once
-// per batch by concurrent batches of a predict node.
+// Threading: Bin* are const and run on any thread; a PredictionTally belongs to one batch and
+// one thread; DriftMonitor::Add locks, and is called once per batch by concurrent batches of a
+// predict node; the metrics' counters are atomic.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,6 +24,7 @@
 #include "engine/metrics.h"
 #include "engine/model.h"
 #include "engine/status.h"
+#include "operators/transforms/predict_outputs.h"
 
 namespace sluice {
 
@@ -58,9 +63,10 @@ struct DriftConfig {
 
 class DriftMonitor {
  public:
-  // `labels`: pipeline and node; `model`: "name vversion", for the log.
+  // `labels`: pipeline and node; `model`: "name vversion", for the log. Without `predictions`
+  // (a model server whose answers are not scores) only the inputs are monitored.
   DriftMonitor(std::shared_ptr<const ReferenceProfile> profile, DriftConfig config,
-               MetricLabels labels, std::string model);
+               MetricLabels labels, std::string model, bool predictions = true);
   const ReferenceProfile& profile() const { return *profile_; }
 
   // One batch's counts: bin b of feature f at counts[offset(f) + b], the prediction's bins last.
@@ -92,6 +98,57 @@ class DriftMonitor {
   std::vector<uint64_t> totals_;
   uint64_t rows_ = 0;
   std::vector<bool> above_;  // per feature, then the prediction
+};
+
+// A predict node's counts of its predictions: sluice_predictions_total by class for a model that
+// names its classes, otherwise sluice_prediction_value (bucketed by the profile's prediction
+// edges when there are some).
+class PredictionMetrics {
+ public:
+  PredictionMetrics(const std::vector<std::string>& classes, const ReferenceProfile* profile,
+                    const MetricLabels& labels);
+
+ private:
+  friend class PredictionTally;
+  std::vector<Counter*> per_class_;  // by class index
+  Histogram* values_ = nullptr;      // when there are no classes
+};
+
+// One batch's predictions and drift bins, gathered on one thread without locks and added to the
+// metrics and to the drift monitor at once by Commit. Either may be null.
+class PredictionTally {
+ public:
+  PredictionTally(const PredictionMetrics* metrics, DriftMonitor* monitor);
+
+  // One row's scores, as AppendPrediction reads them.
+  template <typename T>
+  void AddPrediction(const T* row, size_t width, bool direct) {
+    if (!by_class_.empty()) {
+      const size_t label = PredictedLabel(row, width, direct);
+      if (label < by_class_.size()) ++by_class_[label];
+      if (prediction_bins_ && label + 1 < prediction_bins_->size())
+        ++counts_[prediction_at_ + label];
+    } else if (values_) {
+      const double v = static_cast<double>(row[0]);
+      values_->Observe(v);
+      if (prediction_bins_) ++counts_[prediction_at_ + prediction_bins_->BinOf(v)];
+    }
+  }
+  // Bins the first `rows` values of `c` as the profile's input `j` (signature order).
+  void AddFeature(size_t j, const Column& c, size_t rows);
+  // The drift counts of input `j`, for a caller that bins it itself; null without a monitor.
+  uint64_t* FeatureCounts(size_t j);
+  // Adds everything gathered; `rows` is the number of rows scored.
+  void Commit(uint64_t rows);
+
+ private:
+  const PredictionMetrics* metrics_;
+  DriftMonitor* monitor_;
+  std::vector<uint64_t> by_class_;
+  std::optional<Histogram::Local> values_;
+  std::vector<uint64_t> counts_;  // the drift monitor's, when there is one
+  const ProfileBins* prediction_bins_ = nullptr;
+  size_t prediction_at_ = 0;
 };
 
 }  // namespace sluice

@@ -17,19 +17,8 @@ using namespace sluice::testing;
 
 namespace {
 
-// Shell text that starts the model server in the background (pid in $server), waits until it
-// listens and exports its port as PORT. The EXIT trap kills it whatever happens next.
 std::string StartServer(const TempDir& dir, const std::string& args) {
-  const std::string port_file = dir / "port.txt";
-  return "rm -f " + port_file + "\n/usr/bin/python3 " +
-         Source("tests/integration/model_server.py") + " --model " + Source("models/iris") +
-         " --port-file " + port_file + " " + args + " >>" + (dir / "server.log") +
-         " 2>&1 &\nserver=$!\ntrap 'kill -9 $server 2>/dev/null' EXIT\n"
-         "for i in $(seq 1 150); do [ -s " +
-         port_file + " ] && break; sleep 0.1; done\nexport PORT=$(cat " + port_file + ")\n" +
-         // Listening is not serving yet: wait for the app's first answer.
-         "for i in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/health >/dev/null && break; "
-         "sleep 0.1; done\n";
+  return StartModelServer(dir, Source("models/iris"), args);
 }
 
 // A pipeline: the shipped iris envelopes → predict → (id, iris_class) lines in `out`.

@@ -7,7 +7,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -82,11 +84,19 @@ const char* kFreePort =
     "free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); "
     "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'; }\n";
 
-}  // namespace
+// What a run of the shifted-stream scenario left: the shell's output, Sluice's JSON log, and
+// the metrics scraped after the normal rows (m1) and after the shifted ones (m2).
+struct ShiftedRun {
+  CommandResult r;
+  std::string log, m1, m2;
+};
 
-TEST_CASE("metrics: counts, readiness, predictions, and drift raised by a shifted stream",
-          "[integration][metrics]") {
-  TempDir dir;
+// Pipeline `metrics-test`: an http source → predict `classify` (models/iris, its reference
+// profile; `predict` adds the node's other keys) → a file. It posts the 1,500 good iris rows, one
+// bad body, scrapes /metrics, posts the 1,500 rows shifted, scrapes again, and stops Sluice with
+// SIGTERM. `prelude` runs first (a model server).
+ShiftedRun RunShiftedStream(const TempDir& dir, const std::string& predict,
+                            const std::string& prelude = "") {
   const std::string d = dir.path().string();
   std::ofstream(dir / "p.yaml")
       << "name: metrics-test\n"
@@ -96,19 +106,19 @@ TEST_CASE("metrics: counts, readiness, predictions, and drift raised by a shifte
          "iris.json}\n"
          "transforms:\n"
          "  classify: {type: predict, inputs: [rows], model: " +
-             Source("models/iris") +
-             ", outputs: {iris_class: class}, drift_window: 1000, drift_min_rows: 500}\n"
+             Source("models/iris") + ", " + predict +
+             ", drift_window: 1000, drift_min_rows: 500}\n"
              "sinks:\n"
              "  out: {type: file, inputs: [classify], path: out.jsonl}\n"
              "dead_letter: {path: dead.jsonl}\n";
   const std::string post =
       "curl -s -o /dev/null -w '%{http_code}\\n' -H 'Content-Type: application/json' "
       "--data-binary";
-  const std::string script = WriteIrisBodies(dir) + kFreePort + "export PUSH_PORT=$(free_port)\n" +
-                             Sluice() + " --log-format json run --metrics-addr 127.0.0.1:0 " + d +
-                             "/p.yaml 2>" + d + "/run.err &\nrun=$!\n" +
-                             "trap 'kill -9 $run 2>/dev/null' EXIT\n" + WaitMetricsAddr(d + "/run.err") +
-                             R"SH(
+  const std::string script =
+      WriteIrisBodies(dir) + kFreePort + "export PUSH_PORT=$(free_port)\n" + prelude + Sluice() +
+      " --log-format json run --metrics-addr 127.0.0.1:0 " + d + "/p.yaml 2>" + d +
+      "/run.err &\nrun=$!\n" + "trap 'kill -9 $run $server 2>/dev/null' EXIT\n" +
+      WaitMetricsAddr(d + "/run.err") + R"SH(
 echo "healthz $(curl -s -o /dev/null -w '%{http_code}' http://$MADDR/healthz)"
 for i in $(seq 1 100); do
   code=$(curl -s -o /dev/null -w '%{http_code}' http://$MADDR/readyz)
@@ -125,8 +135,19 @@ kill -TERM $run
 wait $run
 echo "run exit $?"
 )SH";
-  auto r = Run(script);
-  const std::string log = Slurp(dir / "run.err");
+  ShiftedRun out{Run(script), Slurp(dir / "run.err"), Slurp(dir / "metrics1.txt"),
+                 Slurp(dir / "metrics2.txt")};
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("metrics: counts, readiness, predictions, and drift raised by a shifted stream",
+          "[integration][metrics]") {
+  TempDir dir;
+  const ShiftedRun run = RunShiftedStream(dir, "outputs: {iris_class: class}");
+  const CommandResult& r = run.r;
+  const std::string& log = run.log;
   INFO(r.out + r.err + "\n--- run.err\n" + log);
   CHECK(r.out.find("healthz 200") != std::string::npos);
   CHECK(r.out.find("readyz 200") != std::string::npos);
@@ -137,7 +158,7 @@ echo "run exit $?"
   CHECK(ok_posts == 6u);
   CHECK(r.out.find("run exit 0") != std::string::npos);
 
-  const std::string m1 = Slurp(dir / "metrics1.txt");
+  const std::string& m1 = run.m1;
   INFO("--- metrics1\n" + m1);
   const std::string p = "pipeline=\"metrics-test\"";
   CHECK(Sample(m1, "sluice_node_records_in_total", {p, "node=\"rows\"", "role=\"source\""}) ==
@@ -166,7 +187,7 @@ echo "run exit $?"
   CHECK(Sample(m1, "sluice_prediction_psi", {p}) < 0.05);
 
   // 1,500 rows with petal_length 2.5 cm longer: the window (1,000 rows) holds only them.
-  const std::string m2 = Slurp(dir / "metrics2.txt");
+  const std::string& m2 = run.m2;
   INFO("--- metrics2\n" + m2);
   CHECK(Sample(m2, "sluice_feature_psi", {p, "feature=\"petal_length\""}) > 1);
   CHECK(Sample(m2, "sluice_drift_threshold_exceeded", {p, "feature=\"petal_length\""}) == 1);
@@ -192,6 +213,86 @@ echo "run exit $?"
   CHECK(lines > 3u);
   CHECK(unnamed == 0u);
   CHECK(drift == 1u);
+}
+
+TEST_CASE("metrics: a remote model server's predictions and drift are counted as in process",
+          "[integration][metrics][http]") {
+  // The drift warnings of a run's JSON log, by feature.
+  auto drift_warnings = [](const std::string& log) {
+    simdjson::dom::parser parser;
+    std::vector<std::string> out;
+    for (const auto& line : LinesOf(log)) {
+      simdjson::padded_string padded(line);
+      simdjson::dom::element doc;
+      std::string_view level, feature;
+      if (parser.parse(padded).get(doc)) continue;
+      if (!doc["level"].get(level) && level == "warn" && !doc["feature"].get(feature))
+        out.emplace_back(feature);
+    }
+    return out;
+  };
+  const std::string p = "pipeline=\"metrics-test\"";
+  const std::string node = "node=\"classify\"";
+
+  SECTION("mlflow: scores, counted by class, and the predictions' drift") {
+    TempDir dir;
+    const ShiftedRun run = RunShiftedStream(
+        dir, "backend: mlflow, url: \"http://127.0.0.1:${PORT}\", outputs: {iris_class: class}",
+        StartModelServer(dir, Source("models/iris"), ""));
+    INFO(run.r.out + run.r.err + "\n--- run.err\n" + run.log + "\n--- server.log\n" +
+         Slurp(dir / "server.log") + "\n--- metrics1\n" + run.m1 + "\n--- metrics2\n" + run.m2);
+    REQUIRE(run.r.out.find("run exit 0") != std::string::npos);
+    CHECK(Sample(run.m1, "sluice_model_info", {p, node, "model=\"iris\"", "version=\"1\""}) == 1);
+    // Each class's count is the number of rows written with that class.
+    std::map<std::string, int> written;
+    for (const auto& line : LinesOf(Slurp(dir / "out.jsonl"))) {
+      const size_t at = line.find("\"iris_class\":\"");
+      REQUIRE(at != std::string::npos);
+      const size_t from = at + 14;
+      ++written[line.substr(from, line.find('"', from) - from)];
+    }
+    REQUIRE(written.size() == 3u);
+    int total = 0;
+    for (const auto& [name, count] : written) {
+      INFO(name);
+      total += count;
+      CHECK(Sample(run.m2, "sluice_predictions_total", {p, node, "class=\"" + name + "\""}) ==
+            count);
+    }
+    CHECK(total == 3000);
+    CHECK(Sample(run.m1, "sluice_predictions_total", {p, node}) == 1500);
+    CHECK(Sample(run.m1, "sluice_feature_psi", {p, "feature=\"petal_length\""}) < 0.05);
+    CHECK(Sample(run.m1, "sluice_prediction_psi", {p}) < 0.05);
+    CHECK(Sample(run.m2, "sluice_feature_psi", {p, "feature=\"petal_length\""}) > 1);
+    CHECK(Sample(run.m2, "sluice_drift_threshold_exceeded", {p, "feature=\"petal_length\""}) ==
+          1);
+    CHECK(Sample(run.m2, "sluice_feature_psi", {p, "feature=\"sepal_width\""}) < 0.05);
+    const auto warned = drift_warnings(run.log);
+    CHECK(std::count(warned.begin(), warned.end(), "petal_length") == 1);
+  }
+
+  SECTION("json: the answers are not scores; the inputs' drift is still monitored") {
+    TempDir dir;
+    const ShiftedRun run = RunShiftedStream(
+        dir,
+        "backend: json, url: \"http://127.0.0.1:${PORT}/predict\", "
+        "outputs: {iris_class: iris_class}",
+        StartModelServer(dir, Source("models/iris"), ""));
+    INFO(run.r.out + run.r.err + "\n--- run.err\n" + run.log + "\n--- server.log\n" +
+         Slurp(dir / "server.log") + "\n--- metrics1\n" + run.m1 + "\n--- metrics2\n" + run.m2);
+    REQUIRE(run.r.out.find("run exit 0") != std::string::npos);
+    CHECK(LinesOf(Slurp(dir / "out.jsonl")).size() == 3000u);
+    CHECK(Sample(run.m1, "sluice_model_info", {p, node, "model=\"iris\"", "version=\"1\""}) == 1);
+    CHECK(std::isnan(Sample(run.m2, "sluice_predictions_total", {p, node})));
+    CHECK(std::isnan(Sample(run.m2, "sluice_prediction_psi", {p, node})));
+    CHECK(Sample(run.m1, "sluice_feature_psi", {p, "feature=\"petal_length\""}) < 0.05);
+    CHECK(Sample(run.m2, "sluice_feature_psi", {p, "feature=\"petal_length\""}) > 1);
+    CHECK(Sample(run.m2, "sluice_drift_threshold_exceeded", {p, "feature=\"petal_length\""}) ==
+          1);
+    const auto warned = drift_warnings(run.log);
+    CHECK(std::count(warned.begin(), warned.end(), "petal_length") == 1);
+    CHECK(std::count(warned.begin(), warned.end(), "prediction") == 0);
+  }
 }
 
 TEST_CASE("metrics: Kafka lag per partition, scraped by Prometheus; dashboards use served names",

@@ -83,6 +83,23 @@ inline std::string StartBroker(const TempDir& dir, const std::string& args) {
          " ] && break; sleep 0.1; done\nexport KAFKA_BROKERS=$(cat " + bs + ")\n";
 }
 
+// Shell text that starts tests/integration/model_server.py on MODEL in the background (pid in
+// $server, log in DIR/server.log), waits until it answers and exports its port as PORT. The
+// EXIT trap kills it whatever happens next.
+inline std::string StartModelServer(const TempDir& dir, const std::string& model,
+                                    const std::string& args) {
+  const std::string port_file = dir / "port.txt";
+  return "rm -f " + port_file + "\n/usr/bin/python3 " +
+         Source("tests/integration/model_server.py") + " --model " + model + " --port-file " +
+         port_file + " " + args + " >>" + (dir / "server.log") +
+         " 2>&1 &\nserver=$!\ntrap 'kill -9 $server 2>/dev/null' EXIT\n"
+         "for i in $(seq 1 150); do [ -s " + port_file + " ] && break; sleep 0.1; done\n"
+         "export PORT=$(cat " + port_file + ")\n" +
+         // Listening is not serving yet: wait for the app's first answer.
+         "for i in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/health >/dev/null && break; "
+         "sleep 0.1; done\n";
+}
+
 // Shell: waits for the log line of `sluice run --metrics-addr HOST:0` naming the address it
 // bound, and sets MADDR to it.
 inline std::string WaitMetricsAddr(const std::string& log) {

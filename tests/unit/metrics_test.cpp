@@ -295,6 +295,65 @@ TEST_CASE("the drift monitor exports PSI over its window and flags a shift", "[m
   CHECK(gauge("sluice_drift_threshold_exceeded", "c") == 0);
 }
 
+TEST_CASE("a batch's tally counts predictions and drift bins once, at Commit",
+          "[metrics][drift][predict]") {
+  TempDir dir;
+  ModelInfo info = TwoInputs();
+  info.profile_path = dir.Write("profile.json", kProfile);
+  auto profile = LoadReferenceProfile(info);
+  REQUIRE(profile.ok());
+  const MetricLabels labels = {{"pipeline", "unit-tally"}, {"node", "score"}};
+  PredictionMetrics metrics(info.classes, profile->get(), labels);
+  DriftConfig config;
+  config.min_rows = 1;
+  DriftMonitor monitor(*profile, config, labels, "m v1");
+  auto by_class = [&](const char* c) {
+    MetricLabels l = labels;
+    l.emplace_back("class", c);
+    return Metrics().GetCounter("sluice_predictions_total", "", l)->Value();
+  };
+  // Four rows: x 0.5, 1.5, 1.5, 3; c "a", "b", "b", "z"; scores as a model server answers them
+  // (class indices) and as a binary model's probabilities.
+  auto x = std::make_shared<Column>(TypeId::kFloat64);
+  for (double v : {0.5, 1.5, 1.5, 3.0}) x->AppendDouble(v);
+  auto c = std::make_shared<Column>(TypeId::kString);
+  for (const char* v : {"a", "b", "b", "z"}) c->AppendString(v);
+  PredictionTally tally(&metrics, &monitor);
+  const double direct[] = {1, 0};
+  tally.AddPrediction(&direct[0], 1, true);
+  tally.AddPrediction(&direct[1], 1, true);
+  const float probability[] = {0.9f, 0.2f};
+  tally.AddPrediction(&probability[0], 1, false);
+  tally.AddPrediction(&probability[1], 1, false);
+  tally.AddFeature(0, *x, 4);
+  tally.AddFeature(1, *c, 4);
+  CHECK(by_class("yes") == 0);  // nothing before Commit
+  tally.Commit(4);
+  CHECK(by_class("no") == 2);
+  CHECK(by_class("yes") == 2);
+  auto psi = [&](const std::string& feature) {
+    MetricLabels l = labels;
+    l.emplace_back("feature", feature);
+    return Metrics().GetGauge("sluice_feature_psi", "", l)->Value();
+  };
+  CHECK(psi("x") == Approx(PopulationStabilityIndex({0.3, 0.4, 0.3}, {1, 2, 1})));
+  CHECK(psi("c") == Approx(PopulationStabilityIndex({0.5, 0.4, 0.1}, {1, 2, 1})));
+  CHECK(Metrics().GetGauge("sluice_prediction_psi", "", labels)->Value() ==
+        Approx(PopulationStabilityIndex({0.9, 0.1, 0.0}, {2, 2, 0})));
+
+  // Without classes the predictions are values; without a monitor nothing is binned.
+  const MetricLabels value_labels = {{"pipeline", "unit-tally"}, {"node", "value"}};
+  PredictionMetrics values({}, nullptr, value_labels);
+  PredictionTally value_tally(&values, nullptr);
+  const double v[] = {3.5};
+  value_tally.AddPrediction(v, 1, true);
+  CHECK(value_tally.FeatureCounts(0) == nullptr);
+  value_tally.Commit(1);
+  Histogram* h = Metrics().GetHistogram("sluice_prediction_value", "", value_labels, {});
+  CHECK(h->Count() == 1u);
+  CHECK(h->Sum() == 3.5);
+}
+
 TEST_CASE("predict bins a categorical input by its codes as the profile bins its strings",
           "[metrics][drift][predict]") {
   const std::string model_dir = kSourceDir + "/models/ride";

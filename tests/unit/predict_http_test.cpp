@@ -264,7 +264,8 @@ TEST_CASE("a row that cannot be scored is dead-lettered once, not again by each 
   cfg.http.retries = 0;
   cfg.http.breaker_failures = 100;
   auto predict =
-      MakeRemotePredict(cfg, out, {0}, {"a"}, {Key("y", "y", TypeId::kInt64)}, ModelInfo{});
+      MakeRemotePredict(cfg, out, {0}, {"a"}, {Key("y", "y", TypeId::kInt64)}, ModelInfo{},
+                        {{"pipeline", "unit-remote"}, {"node", "classify"}}, DriftConfig{});
   MemoryDeadLetter dl;
   NodeContext ctx("classify", &dl);
   // The runner processes a batch that came back Unavailable again, from the start: the null
