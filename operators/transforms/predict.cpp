@@ -169,7 +169,7 @@ class PredictRuntime : public TransformRuntime {
   void Observe(const LoadedModel& model, DriftMonitor* monitor, const Batch& in,
                const float* matrix, const float* result, size_t n, size_t width) const {
     PredictionTally tally(&predictions_, monitor);
-    for (size_t r = 0; r < n; ++r) tally.AddPrediction(result + r * width, width, false);
+    tally.AddPredictions(result, n, width, false);
     const size_t k = model.features.size();
     for (size_t j = 0; j < k; ++j) {
       uint64_t* at = tally.FeatureCounts(j);

@@ -413,7 +413,7 @@ class RemotePredictRuntime : public TransformRuntime {
           }
           const double* row = scores->values.data() + (r - b) * scores->width;
           AppendPrediction(cols, outputs_, row, scores->width, scores->direct, info_);
-          tally.AddPrediction(row, scores->width, scores->direct);
+          tally.AddPredictions(row, 1, scores->width, scores->direct);
           good.push_back(static_cast<uint32_t>(r));
         }
       }

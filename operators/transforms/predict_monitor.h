@@ -120,18 +120,23 @@ class PredictionTally {
  public:
   PredictionTally(const PredictionMetrics* metrics, DriftMonitor* monitor);
 
-  // One row's scores, as AppendPrediction reads them.
+  // `n` rows of scores, `width` a row, as AppendPrediction reads them.
   template <typename T>
-  void AddPrediction(const T* row, size_t width, bool direct) {
+  void AddPredictions(const T* rows, size_t n, size_t width, bool direct) {
     if (!by_class_.empty()) {
-      const size_t label = PredictedLabel(row, width, direct);
-      if (label < by_class_.size()) ++by_class_[label];
-      if (prediction_bins_ && label + 1 < prediction_bins_->size())
-        ++counts_[prediction_at_ + label];
+      const size_t classes = by_class_.size();
+      const size_t binned = prediction_bins_ ? prediction_bins_->size() : 0;
+      for (size_t r = 0; r < n; ++r) {
+        const size_t label = PredictedLabel(rows + r * width, width, direct);
+        if (label < classes) ++by_class_[label];
+        if (label + 1 < binned) ++counts_[prediction_at_ + label];
+      }
     } else if (values_) {
-      const double v = static_cast<double>(row[0]);
-      values_->Observe(v);
-      if (prediction_bins_) ++counts_[prediction_at_ + prediction_bins_->BinOf(v)];
+      for (size_t r = 0; r < n; ++r) {
+        const double v = static_cast<double>(rows[r * width]);
+        values_->Observe(v);
+        if (prediction_bins_) ++counts_[prediction_at_ + prediction_bins_->BinOf(v)];
+      }
     }
   }
   // Bins the first `rows` values of `c` as the profile's input `j` (signature order).

@@ -320,11 +320,10 @@ TEST_CASE("a batch's tally counts predictions and drift bins once, at Commit",
   for (const char* v : {"a", "b", "b", "z"}) c->AppendString(v);
   PredictionTally tally(&metrics, &monitor);
   const double direct[] = {1, 0};
-  tally.AddPrediction(&direct[0], 1, true);
-  tally.AddPrediction(&direct[1], 1, true);
+  tally.AddPredictions(direct, 2, 1, true);
   const float probability[] = {0.9f, 0.2f};
-  tally.AddPrediction(&probability[0], 1, false);
-  tally.AddPrediction(&probability[1], 1, false);
+  tally.AddPredictions(&probability[0], 1, 1, false);
+  tally.AddPredictions(&probability[1], 1, 1, false);
   tally.AddFeature(0, *x, 4);
   tally.AddFeature(1, *c, 4);
   CHECK(by_class("yes") == 0);  // nothing before Commit
@@ -346,7 +345,7 @@ TEST_CASE("a batch's tally counts predictions and drift bins once, at Commit",
   PredictionMetrics values({}, nullptr, value_labels);
   PredictionTally value_tally(&values, nullptr);
   const double v[] = {3.5};
-  value_tally.AddPrediction(v, 1, true);
+  value_tally.AddPredictions(v, 1, 1, true);
   CHECK(value_tally.FeatureCounts(0) == nullptr);
   value_tally.Commit(1);
   Histogram* h = Metrics().GetHistogram("sluice_prediction_value", "", value_labels, {});
