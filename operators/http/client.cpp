@@ -124,6 +124,39 @@ HttpClient::HttpClient(HttpOptions options)
   header_list_ = curl_slist_append(header_list_, "Accept: application/json");
   // No "Expect: 100-continue" round trip before large bodies.
   header_list_ = curl_slist_append(header_list_, "Expect:");
+  if (options_.metric_labels.empty()) return;
+  MetricsRegistry& reg = Metrics();
+  auto outcome = [&](const char* what) {
+    MetricLabels l = options_.metric_labels;
+    l.emplace_back("outcome", what);
+    return reg.GetCounter("sluice_http_requests_total",
+                          "HTTP requests a node made, each attempt counted, by outcome", l);
+  };
+  answered_ok_ = outcome("ok");
+  refused_ = outcome("refused");
+  failed_ = outcome("failed");
+  duration_ = reg.GetHistogram("sluice_http_request_duration_seconds",
+                               "time of one HTTP attempt, connecting included, until its answer "
+                               "or its failure",
+                               options_.metric_labels, DurationBuckets());
+  circuit_open_ = reg.GetGauge("sluice_http_circuit_open",
+                               "1 while the node's circuit breaker refuses calls",
+                               options_.metric_labels);
+  circuit_open_->Set(0);
+  breaker_collector_ = reg.AddCollector([this] {
+    std::lock_guard<std::mutex> lock(breaker_mu_);
+    circuit_open_->Set(std::chrono::steady_clock::now() < open_until_ ? 1 : 0);
+  });
+}
+
+void HttpClient::Observe(const HttpResponse& r, double seconds) {
+  if (!duration_) return;
+  duration_->Observe(seconds);
+  switch (r.outcome) {
+    case HttpResponse::Outcome::kOk: answered_ok_->Inc(); break;
+    case HttpResponse::Outcome::kRejected: refused_->Inc(); break;
+    case HttpResponse::Outcome::kUnavailable: failed_->Inc(); break;
+  }
 }
 
 HttpClient::~HttpClient() {
@@ -245,6 +278,9 @@ void HttpClient::Attempt(Session& s, const std::vector<HttpRequest>& requests,
         r.error = fmt::format("HTTP {}: {}", status, ServerMessage(t->body));
       }
       r.body = std::move(t->body);
+      curl_off_t micros = 0;
+      curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &micros);
+      Observe(r, static_cast<double>(micros) / 1e6);
       RecordAttempt(r.outcome == HttpResponse::Outcome::kUnavailable, r.error);
       curl_multi_remove_handle(s.multi, e);
       s.easies.push_back(e);

@@ -10,6 +10,10 @@
 // (retries + 1) * timeout_ms + the backoff sum. At most `concurrency` requests are in flight for
 // the whole client, across threads. Connections are kept alive in a pool of curl multi handles,
 // one taken per call, so a steady stream of calls reuses its connections.
+//
+// Metrics (with `metric_labels`): every attempt's outcome (sluice_http_requests_total) and time
+// (sluice_http_request_duration_seconds), and whether the breaker is open
+// (sluice_http_circuit_open, read at each scrape).
 #pragma once
 
 #include <atomic>
@@ -21,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/metrics.h"
 #include "engine/status.h"
 
 struct curl_slist;
@@ -35,6 +40,7 @@ struct HttpOptions {
   int64_t retry_backoff_ms = 100;  // before the first retry; doubles, up to kMaxRetryBackoff
   int64_t breaker_failures = 5;    // consecutive failed attempts that open the breaker
   int64_t breaker_cooldown_ms = 5000;  // how long an open breaker refuses calls
+  MetricLabels metric_labels;  // pipeline and node of the client's metrics; empty: none
 };
 
 struct HttpRequest {
@@ -90,6 +96,7 @@ class HttpClient {
                const std::vector<size_t>& todo, std::vector<HttpResponse>& out);
   Status BreakerAllows();
   void RecordAttempt(bool failed, const std::string& error);
+  void Observe(const HttpResponse& r, double seconds);
 
   HttpOptions options_;
   struct curl_slist* header_list_ = nullptr;
@@ -104,6 +111,13 @@ class HttpClient {
   int64_t consecutive_failures_ = 0;
   std::string last_failure_;
   std::chrono::steady_clock::time_point open_until_{};
+  // Metrics, when the options name labels.
+  Counter* answered_ok_ = nullptr;
+  Counter* refused_ = nullptr;
+  Counter* failed_ = nullptr;
+  Histogram* duration_ = nullptr;
+  Gauge* circuit_open_ = nullptr;
+  MetricsRegistry::Collector breaker_collector_;
 };
 
 }  // namespace sluice

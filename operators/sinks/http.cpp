@@ -230,6 +230,7 @@ class HttpSink : public SinkNode {
     http.timeout_ms = node_.Int("timeout_ms");
     http.concurrency = 1;  // one message at a time keeps alerts in order and under the limit
     http.retries = 0;      // the sink retries itself, honouring Retry-After
+    http.metric_labels = {{"pipeline", node_.pipeline}, {"node", node_.name}};
     return std::unique_ptr<SinkRuntime>(std::make_unique<HttpSinkRuntime>(
         *encoder, std::move(cfg), std::move(http), node_.Float("rate_limit_per_s")));
   }

@@ -415,8 +415,11 @@ class Predict : public TransformNode {
 
   Result<std::unique_ptr<TransformRuntime>> Build() const override {
     if (cfg_.backend != PredictBackend::kXgboost) {
-      return MakeRemotePredict(cfg_.remote, out_, features_, names_, cfg_.outputs, info_,
-                               {{"pipeline", node_.pipeline}, {"node", node_.name}}, cfg_.drift);
+      const MetricLabels labels = {{"pipeline", node_.pipeline}, {"node", node_.name}};
+      RemoteConfig remote = cfg_.remote;
+      remote.http.metric_labels = labels;
+      return MakeRemotePredict(std::move(remote), out_, features_, names_, cfg_.outputs, info_,
+                               labels, cfg_.drift);
     }
     bool uses_classes = false;
     for (const auto& o : cfg_.outputs)

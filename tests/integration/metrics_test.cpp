@@ -269,6 +269,12 @@ TEST_CASE("metrics: a remote model server's predictions and drift are counted as
     CHECK(Sample(run.m2, "sluice_feature_psi", {p, "feature=\"sepal_width\""}) < 0.05);
     const auto warned = drift_warnings(run.log);
     CHECK(std::count(warned.begin(), warned.end(), "petal_length") == 1);
+    // One request a batch, each answered at once: every attempt timed, none failed.
+    const double ok = Sample(run.m2, "sluice_http_requests_total", {p, node, "outcome=\"ok\""});
+    CHECK(ok >= 12);
+    CHECK(Sample(run.m2, "sluice_http_requests_total", {p, node, "outcome=\"failed\""}) == 0);
+    CHECK(Sample(run.m2, "sluice_http_request_duration_seconds_count", {p, node}) == ok);
+    CHECK(Sample(run.m2, "sluice_http_circuit_open", {p, node}) == 0);
   }
 
   SECTION("json: the answers are not scores; the inputs' drift is still monitored") {
@@ -292,6 +298,10 @@ TEST_CASE("metrics: a remote model server's predictions and drift are counted as
     const auto warned = drift_warnings(run.log);
     CHECK(std::count(warned.begin(), warned.end(), "petal_length") == 1);
     CHECK(std::count(warned.begin(), warned.end(), "prediction") == 0);
+    // One request a record.
+    CHECK(Sample(run.m1, "sluice_http_requests_total", {p, node, "outcome=\"ok\""}) == 1500);
+    CHECK(Sample(run.m2, "sluice_http_requests_total", {p, node, "outcome=\"ok\""}) == 3000);
+    CHECK(Sample(run.m2, "sluice_http_request_duration_seconds_count", {p, node}) == 3000);
   }
 }
 

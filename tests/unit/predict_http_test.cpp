@@ -2,6 +2,7 @@
 // config checks of the backend keys, and an unreachable server reported as unavailable.
 #include <catch2/catch.hpp>
 
+#include "engine/metrics.h"
 #include "operators/http/client.h"
 #include "operators/transforms/predict_http.h"
 #include "operator_helpers.h"
@@ -233,7 +234,19 @@ TEST_CASE("an unreachable server is unavailable, then the breaker opens",
   o.retry_backoff_ms = 1;
   o.breaker_failures = 2;
   o.breaker_cooldown_ms = 60000;
+  o.metric_labels = {{"pipeline", "unit-breaker"}, {"node", "classify"}};
   HttpClient client(o);
+  MetricsRegistry& reg = Metrics();
+  auto requests = [&](const char* outcome) {
+    MetricLabels l = o.metric_labels;
+    l.emplace_back("outcome", outcome);
+    return reg.GetCounter("sluice_http_requests_total", "", l)->Value();
+  };
+  auto circuit_open = [&] {
+    reg.Render();  // the breaker's state is read at each scrape
+    return reg.GetGauge("sluice_http_circuit_open", "", o.metric_labels)->Value();
+  };
+  CHECK(circuit_open() == 0);
   // Port 1 on loopback: nothing listens there, the connection is refused at once.
   std::vector<HttpRequest> reqs = {{"http://127.0.0.1:1/predict", "{}"}};
   auto first = client.PostAll(reqs);
@@ -246,6 +259,12 @@ TEST_CASE("an unreachable server is unavailable, then the breaker opens",
   CHECK(second.status().code() == StatusCode::kUnavailable);
   CHECK_THAT(second.status().message(),
              Catch::StartsWith("circuit open after 2 consecutive failures"));
+  // Two attempts (the first and one retry) failed; the open breaker made no third.
+  CHECK(requests("failed") == 2);
+  CHECK(requests("ok") == 0);
+  CHECK(reg.GetHistogram("sluice_http_request_duration_seconds", "", o.metric_labels, {})
+            ->Count() == 2u);
+  CHECK(circuit_open() == 1);
 }
 
 TEST_CASE("a row that cannot be scored is dead-lettered once, not again by each retry",
