@@ -91,13 +91,41 @@ std::unique_ptr<Plan> LoadAndPlan(const std::string& file, const Registry& regis
 }
 
 // ---- validate ----
+struct Reached {
+  std::string node;
+  std::string what;  // what its probe checked
+};
+
+// `validate --connect`: asks every node of a valid plan, in file order, to check its services.
+std::vector<Reached> ProbeServices(const Plan& plan, const ProbeOptions& options,
+                                   Diagnostics& diags) {
+  std::vector<Reached> reached;
+  for (const PlannedNode& n : plan.nodes) {
+    if (!n.ok) continue;
+    Result<std::string> r = std::string();
+    if (n.source) r = n.source->Probe(options);
+    if (n.transform) r = n.transform->Probe(options);
+    if (n.sink) r = n.sink->Probe(options);
+    if (!r.ok()) {
+      diags.AddStatus(r.status(), n.cfg->mark, n.cfg->name);
+    } else if (!r->empty()) {
+      reached.push_back({n.cfg->name, std::move(*r)});
+    }
+  }
+  return reached;
+}
+
 int Validate(const std::vector<std::string>& files, const std::string& format,
-             const Registry& registry) {
+             const std::optional<ProbeOptions>& connect, const Registry& registry) {
   bool all_ok = true;
   std::string json = "[";
   for (size_t k = 0; k < files.size(); ++k) {
     Diagnostics diags;
-    LoadAndPlan(files[k], registry, diags);
+    auto plan = LoadAndPlan(files[k], registry, diags);
+    // Services are asked only about a pipeline that is valid on its own: the probes rely on
+    // the checked schemas, and a static error is the one to fix first.
+    std::vector<Reached> reached;
+    if (connect && plan && !diags.HasErrors()) reached = ProbeServices(*plan, *connect, diags);
     bool ok = !diags.HasErrors();
     all_ok = all_ok && ok;
     if (format == "json") {
@@ -118,9 +146,24 @@ int Validate(const std::vector<std::string>& files, const std::string& format,
         AppendJsonString(json, d.message);
         json += "}";
       }
-      json += "]}";
+      json += "]";
+      if (connect) {
+        json += ",\"reached\":[";
+        for (size_t i = 0; i < reached.size(); ++i) {
+          json += i ? ",{\"node\":" : "{\"node\":";
+          AppendJsonString(json, reached[i].node);
+          json += ",\"checked\":";
+          AppendJsonString(json, reached[i].what);
+          json += "}";
+        }
+        json += "]";
+      }
+      json += "}";
     } else {
       PrintDiagnostics(diags);
+      for (const auto& r : reached)
+        std::fprintf(stderr, "%s: reached: %s: %s\n", files[k].c_str(), r.node.c_str(),
+                     r.what.c_str());
       std::fprintf(stderr, "%s: %s\n", files[k].c_str(),
                    ok ? (diags.items().empty() ? "valid" : "valid, with warnings")
                       : fmt::format("invalid ({} error{})", diags.ErrorCount(),
@@ -427,6 +470,15 @@ int RunCli(int argc, char** argv, const Registry& registry) {
   validate->add_option("--format", validate_format, "output format")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  bool validate_connect = false;
+  ProbeOptions probe_options;
+  validate->add_flag("--connect", validate_connect,
+                     "also ask the services the pipeline reaches (brokers, databases, model "
+                     "servers) what only they can tell; nothing is written");
+  validate->add_option("--connect-timeout-ms", probe_options.timeout_ms,
+                       "bound on each wait for a service with --connect")
+      ->check(CLI::Range(int64_t{1}, int64_t{600000}))
+      ->capture_default_str();
 
   auto* test = app.add_subcommand(
       "test", "run a pipeline's test cases in memory (tests: in the file, or FILE.tests.yaml)");
@@ -474,7 +526,11 @@ int RunCli(int argc, char** argv, const Registry& registry) {
       run_flags.progress = !no_progress;
       return Run(run_file, run_flags, registry);
     }
-    if (*validate) return Validate(validate_files, validate_format, registry);
+    if (*validate) {
+      return Validate(validate_files, validate_format,
+                      validate_connect ? std::optional<ProbeOptions>(probe_options) : std::nullopt,
+                      registry);
+    }
     if (*test) return Test(test_files, registry);
     if (*graph) return Graph(graph_file, graph_format, registry);
     for (auto& [sub, run_command] : extra) {

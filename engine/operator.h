@@ -64,6 +64,15 @@ class PositionStore {
   virtual Result<std::map<PositionKey, int64_t>> Load() = 0;
 };
 
+// `sluice validate --connect`: checks, without writing anything, what only the services a node
+// reaches can tell (the brokers answer and the topic exists, a table's columns take the rows, a
+// model server serves the model). Called after planning, on a node planned without error, from
+// one thread; every wait is bounded by `timeout_ms`. Returns what was checked, for the report,
+// or empty when the node reaches no service.
+struct ProbeOptions {
+  int64_t timeout_ms = 5000;
+};
+
 // ---- sources ----
 class SourceReader {
  public:
@@ -93,6 +102,8 @@ class SourceNode {
   virtual Result<SchemaPtr> OutputSchema() = 0;
   virtual Result<std::unique_ptr<Decoder>> MakeDecoder() const = 0;
   virtual Result<std::unique_ptr<SourceReader>> OpenReader() const = 0;
+  // See ProbeOptions.
+  virtual Result<std::string> Probe(const ProbeOptions&) const { return std::string(); }
   // Whether a sink may commit this source's positions in its own transaction.
   virtual bool PositionsCommittableDownstream() const { return false; }
   // Called before OpenReader when a sink downstream commits this source's positions itself,
@@ -116,6 +127,8 @@ class TransformNode {
   virtual ~TransformNode() = default;
   virtual Result<SchemaPtr> OutputSchema(const SchemaPtr& input) = 0;
   virtual Result<std::unique_ptr<TransformRuntime>> Build() const = 0;
+  // See ProbeOptions.
+  virtual Result<std::string> Probe(const ProbeOptions&) const { return std::string(); }
 };
 
 // ---- sinks ----
@@ -139,6 +152,8 @@ class SinkNode {
   // Checks that rows of `input` can be written (columns, types).
   virtual Status CheckInput(const SchemaPtr& input) = 0;
   virtual Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr& input) const = 0;
+  // See ProbeOptions.
+  virtual Result<std::string> Probe(const ProbeOptions&) const { return std::string(); }
   // True when the sink commits the positions of the source it reads from atomically with its
   // writes (exactly-once). Such a sink must be the only one that source feeds.
   virtual bool CommitsSourcePositions() const { return false; }

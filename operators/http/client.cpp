@@ -331,4 +331,42 @@ Result<std::vector<HttpResponse>> HttpClient::PostAll(const std::vector<HttpRequ
   return out;
 }
 
+HttpResponse HttpGet(const std::string& url,
+                     const std::vector<std::pair<std::string, std::string>>& headers,
+                     int64_t timeout_ms) {
+  GlobalInit();
+  HttpResponse r;
+  CURL* e = curl_easy_init();
+  if (!e) {
+    r.error = "cannot make a libcurl handle";
+    return r;
+  }
+  curl_slist* list = nullptr;
+  for (const auto& [name, value] : headers)
+    list = curl_slist_append(list, (name + ": " + value).c_str());
+  list = curl_slist_append(list, "Accept: application/json");
+  char error[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, WriteBody);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  const CURLcode code = curl_easy_perform(e);
+  if (code == CURLE_OK) {
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.status);
+    r.outcome = r.status >= 200 && r.status < 300 ? HttpResponse::Outcome::kOk
+                                                  : HttpResponse::Outcome::kRejected;
+    if (r.outcome != HttpResponse::Outcome::kOk)
+      r.error = fmt::format("HTTP {}: {}", r.status, ServerMessage(r.body));
+  } else {
+    r.error = Shorten(error[0] ? error : curl_easy_strerror(code));
+  }
+  curl_slist_free_all(list);
+  curl_easy_cleanup(e);
+  return r;
+}
+
 }  // namespace sluice

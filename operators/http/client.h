@@ -67,6 +67,13 @@ struct HttpResponse {
 // else the body itself, shortened.
 std::string ServerMessage(const std::string& body);
 
+// One GET with `headers`, no retries, bounded by `timeout_ms`: for checks such as `sluice
+// validate --connect`. kOk for a 2xx answer, kRejected for any other answer (`status` says which),
+// kUnavailable with `error` when none came.
+HttpResponse HttpGet(const std::string& url,
+                     const std::vector<std::pair<std::string, std::string>>& headers,
+                     int64_t timeout_ms);
+
 class HttpClient {
  public:
   static constexpr auto kMaxRetryBackoff = std::chrono::milliseconds(5000);

@@ -10,11 +10,13 @@
 #include <set>
 #include <thread>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "engine/config.h"
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/types.h"
@@ -78,8 +80,10 @@ inline std::map<std::pair<std::string, int32_t>, int64_t> ListOffsets(
 // Waits until the brokers answer and every topic exists. `timeout_ms` bounds the wait (0: wait
 // and retry forever, saying so every few seconds). librdkafka itself retries connections without
 // end, so without this check a wrong address or topic would look like an idle stream.
-inline Status WaitForTopics(rd_kafka_t* rk, const std::vector<std::string>& topics,
-                            int64_t timeout_ms, const std::string& brokers) {
+inline Status WaitForTopics(
+    rd_kafka_t* rk, const std::vector<std::string>& topics, int64_t timeout_ms,
+    const std::string& brokers,
+    std::string_view hint = "raise connect_timeout_ms, or 0 to wait without end") {
   constexpr int kAttemptMs = 2000;
   constexpr auto kReportEvery = std::chrono::seconds(10);
   const auto start = std::chrono::steady_clock::now();
@@ -115,8 +119,7 @@ inline Status WaitForTopics(rd_kafka_t* rk, const std::vector<std::string>& topi
         std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
     if (timeout_ms > 0 && waited >= timeout_ms) {
       return Status::Unavailable(
-          fmt::format("{} (waited {} s; raise connect_timeout_ms, or 0 to wait without end)",
-                      problem, (waited + 500) / 1000));
+          fmt::format("{} (waited {} s; {})", problem, (waited + 500) / 1000, hint));
     }
     if (err) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     else std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -125,6 +128,48 @@ inline Status WaitForTopics(rd_kafka_t* rk, const std::vector<std::string>& topi
       next_report = now + kReportEvery;
     }
   }
+}
+
+// `sluice validate --connect` for kafka node `node`: a short-lived client of `type` with the
+// node's `properties` asks the brokers for the topics' metadata (no group joined, nothing
+// produced), waiting up to `timeout_ms`. Returns what it found, e.g. "topic 'a' (4 partitions)
+// on host:9092", or the problem at the node's `topic` (or `properties`) key.
+inline Result<std::string> ProbeTopics(const NodeConfig& node, rd_kafka_type_t type,
+                                       const std::string& brokers,
+                                       const KafkaProperties& properties,
+                                       const std::vector<std::string>& topics,
+                                       int64_t timeout_ms) {
+  KafkaProperties props = {{"bootstrap.servers", brokers}, {"log_level", "3"}};
+  for (const auto& p : properties) props.push_back(p);
+  auto client = NewKafkaClient(type, props);
+  if (!client.ok()) {
+    if (client.status().code() == StatusCode::kInvalidConfig)
+      return node.Error("properties", client.status().message());
+    return Status(client.status().code(), fmt::format("{}: {}: {}",
+                                                      node.MarkOf("properties").ToString(),
+                                                      node.Prefix(), client.status().message()));
+  }
+  rd_kafka_t* rk = *client;
+  Status st = WaitForTopics(rk, topics, timeout_ms, brokers, "raise --connect-timeout-ms");
+  std::map<std::string, int> partitions;
+  const rd_kafka_metadata_t* md = nullptr;
+  if (st.ok() && rd_kafka_metadata(rk, 1, nullptr, &md, static_cast<int>(timeout_ms)) == 0) {
+    for (int i = 0; i < md->topic_cnt; ++i)
+      partitions[md->topics[i].topic] = md->topics[i].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+  }
+  rd_kafka_destroy(rk);
+  if (!st.ok()) {
+    return Status(st.code(), fmt::format("{}: {}: {}", node.MarkOf("topic").ToString(),
+                                         node.Prefix(), st.message()));
+  }
+  std::string found;
+  for (const auto& t : topics) {
+    const int n = partitions.count(t) ? partitions[t] : 0;
+    found += fmt::format("{}topic '{}' ({} partition{})", found.empty() ? "" : ", ", t, n,
+                         n == 1 ? "" : "s");
+  }
+  return fmt::format("{} on {}", found, brokers);
 }
 
 }  // namespace sluice

@@ -335,6 +335,14 @@ class KafkaSink : public SinkNode {
     return Status::Ok();
   }
 
+  Result<std::string> Probe(const ProbeOptions& options) const override {
+    // A producer that produces nothing, and no transactions begun: initialising them would
+    // fence a running pipeline that uses the same transactional id.
+    return ProbeTopics(node_, RD_KAFKA_PRODUCER, node_.String("brokers"),
+                       node_.StringMap("properties"), {node_.String("topic")},
+                       options.timeout_ms);
+  }
+
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
     const std::string topic_name = node_.String("topic");
     KafkaProperties props = {

@@ -412,22 +412,51 @@ class PgSink : public SinkNode {
     return out;
   }
 
-  // Creates the table when asked and missing; otherwise checks that every column exists with a
-  // type that takes the field's values, and that an upsert key is unique. `pg_types`: the
+  Result<std::string> Probe(const ProbeOptions&) const override {
+    // The url's connect_timeout (10 s unless it sets one) bounds the connection.
+    try {
+      pqxx::connection conn(cfg_.url);
+      pqxx::read_transaction tx(conn);
+      std::vector<std::string> pg_types;
+      bool missing = false;
+      SLUICE_RETURN_IF_ERROR(CheckTable(tx, pg_types, missing));
+      if (missing) {
+        return fmt::format("PostgreSQL answers; table {} does not exist yet and is created "
+                           "at start (create: true)",
+                           cfg_.target.Shown());
+      }
+      // The privileges the writes need: a role that may read but not write is a common
+      // first deploy.
+      std::vector<std::string> needs = {"INSERT"};
+      if (!cfg_.key.empty()) needs.push_back("UPDATE");
+      for (const auto& privilege : needs) {
+        pqxx::row may = tx.exec_params1("SELECT has_table_privilege($1, $2)",
+                                        cfg_.target.Quoted(), privilege);
+        if (!may[0].as<bool>()) {
+          return node_.Error("table", fmt::format("the connection's role may not {} into "
+                                                  "table {}; GRANT {} ON {} TO the role",
+                                                  privilege, cfg_.target.Shown(), privilege,
+                                                  cfg_.target.Quoted()));
+        }
+      }
+      return fmt::format("table {} takes the {} column{}{}", cfg_.target.Shown(),
+                         cfg_.columns.size(), cfg_.columns.size() == 1 ? "" : "s",
+                         cfg_.key.empty() ? "" : " and has a unique key for the upsert");
+    } catch (const std::exception& e) {
+      return Status::Unavailable(fmt::format("{}: {}: cannot check table {}: PostgreSQL: {}",
+                                             node_.MarkOf("url").ToString(), node_.Prefix(),
+                                             cfg_.target.Shown(), PgFirstLine(e.what())));
+    }
+  }
+
+  // Creates the table when asked and missing; otherwise checks it (CheckTable). `pg_types`: the
   // written columns' types.
   Status PrepareTable(pqxx::connection& conn, std::vector<std::string>& pg_types) const {
     pqxx::work tx(conn);
     if (cfg_.create) PgLockForCreate(tx, cfg_.target);
-    pqxx::result cols = tx.exec_params(
-        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
-        "WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
-        cfg_.target.schema, cfg_.target.table);
-    if (cols.empty()) {
-      if (!cfg_.create) {
-        return node_.Error("table", fmt::format("table {} does not exist; create it, or set "
-                                                "create: true to have it made from the input",
-                                                cfg_.target.Shown()));
-      }
+    bool missing = false;
+    SLUICE_RETURN_IF_ERROR(CheckTable(tx, pg_types, missing));
+    if (missing) {
       std::vector<std::string> defs;
       for (size_t i = 0; i < cfg_.columns.size(); ++i) {
         const Field& f = input_->field(fields_[i]);
@@ -445,6 +474,26 @@ class PgSink : public SinkNode {
       tx.commit();
       Log(LogLevel::kInfo, fmt::format("sink '{}': created table {}", node_.name,
                                        cfg_.target.Shown()));
+    }
+    return Status::Ok();
+  }
+
+  // Reads only. Checks that every column exists with a type that takes the field's values, and
+  // that an upsert key is unique. A missing table is an error, or with create: true sets
+  // `missing`. `pg_types`: the written columns' types.
+  Status CheckTable(pqxx::transaction_base& tx, std::vector<std::string>& pg_types,
+                    bool& missing) const {
+    pqxx::result cols = tx.exec_params(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+        cfg_.target.schema, cfg_.target.table);
+    if (cols.empty()) {
+      if (!cfg_.create) {
+        return node_.Error("table", fmt::format("table {} does not exist; create it, or set "
+                                                "create: true to have it made from the input",
+                                                cfg_.target.Shown()));
+      }
+      missing = true;
       return Status::Ok();
     }
     std::map<std::string, std::string> types;

@@ -546,6 +546,10 @@ class KafkaSource : public SourceNode {
     if (!st.ok()) return Status(st.code(), fmt::format("{}: {}", node_.Prefix(), st.message()));
     return std::unique_ptr<SourceReader>(std::move(reader));
   }
+  Result<std::string> Probe(const ProbeOptions& options) const override {
+    return ProbeTopics(node_, RD_KAFKA_CONSUMER, cfg_.brokers, cfg_.properties, cfg_.topics,
+                       options.timeout_ms);
+  }
   bool PositionsCommittableDownstream() const override { return true; }
   void SetPositionsCommittedDownstream(std::shared_ptr<PositionStore> store) override {
     positions_downstream_ = true;

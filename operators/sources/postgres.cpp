@@ -244,6 +244,32 @@ class PgSource : public SourceNode {
         std::move(spec), node_.name, std::move(positions), next, std::move(*conn)));
   }
 
+  Result<std::string> Probe(const ProbeOptions& options) const override {
+    const int64_t within = cfg_.connect_timeout_ms > 0
+                               ? std::min(options.timeout_ms, cfg_.connect_timeout_ms)
+                               : options.timeout_ms;
+    auto conn = ConnectWithin(cfg_.url, within, node_.name);
+    if (!conn.ok()) return Located(conn.status().code(), "url", conn.status().message());
+    try {
+      pqxx::read_transaction tx(**conn);
+      PgPositionKind kind;
+      SLUICE_RETURN_IF_ERROR(CheckTable(tx, &kind));
+      pqxx::row may =
+          tx.exec_params1("SELECT has_table_privilege($1, 'SELECT')", cfg_.table.Quoted());
+      if (!may[0].as<bool>()) {
+        return node_.Error("table", fmt::format("the connection's role may not read table {}; "
+                                                "GRANT SELECT ON {} TO the role",
+                                                cfg_.table.Shown(), cfg_.table.Quoted()));
+      }
+    } catch (const std::exception& e) {
+      return Located(StatusCode::kUnavailable, "table",
+                     fmt::format("PostgreSQL: reading the columns of table {}: {}",
+                                 cfg_.table.Shown(), PgFirstLine(e.what())));
+    }
+    return fmt::format("table {} has the columns read, and '{}' to follow", cfg_.table.Shown(),
+                       cfg_.column);
+  }
+
  private:
   // "file:line:col: postgres 'name': message" with a code of its own (NodeConfig::Error makes
   // invalid-config errors; a server that does not answer is not one).

@@ -413,6 +413,19 @@ class Predict : public TransformNode {
     return out_;
   }
 
+  Result<std::string> Probe(const ProbeOptions& options) const override {
+    if (cfg_.backend == PredictBackend::kXgboost) return std::string();
+    std::string key;
+    auto found = ProbeRemoteModel(cfg_.remote, features_.size(), options.timeout_ms, key);
+    if (!found.ok()) {
+      if (!node_.Has(key)) key = key == "features" && node_.Has("model") ? "model" : "url";
+      return Status(found.status().code(),
+                    fmt::format("{}: {}: {}", node_.MarkOf(key).ToString(), node_.Prefix(),
+                                found.status().message()));
+    }
+    return found;
+  }
+
   Result<std::unique_ptr<TransformRuntime>> Build() const override {
     if (cfg_.backend != PredictBackend::kXgboost) {
       const MetricLabels labels = {{"pipeline", node_.pipeline}, {"node", node_.name}};

@@ -299,6 +299,86 @@ std::string EndpointUrl(const RemoteConfig& cfg) {
   }
 }
 
+Result<std::string> ProbeRemoteModel(const RemoteConfig& cfg, size_t features,
+                                     int64_t timeout_ms, std::string& key) {
+  const std::string endpoint = EndpointUrl(cfg);
+  std::string url = endpoint;
+  switch (cfg.backend) {
+    case PredictBackend::kKserveV2:
+      if (EndsWith(url, "/infer")) url.resize(url.size() - 6);  // the model's metadata
+      break;
+    case PredictBackend::kMlflow:
+      url.resize(url.size() - std::string_view("/invocations").size());
+      url += "/ping";
+      break;
+    default: break;  // json: the endpoint takes POSTs; any answer to a GET shows the server
+  }
+  key = "url";
+  const HttpResponse r = HttpGet(url, cfg.http.headers, timeout_ms);
+  if (r.status == 0) return Status::Unavailable(fmt::format("GET {}: {}", url, r.error));
+  if (cfg.backend != PredictBackend::kKserveV2) {
+    return fmt::format("{} answers (GET {}: HTTP {})", endpoint, url, r.status);
+  }
+  if (r.outcome != HttpResponse::Outcome::kOk) {
+    if (r.status == 404) key = "model_name";
+    return Status::InvalidConfig(fmt::format(
+        "the server does not serve model '{}': GET {}: {}", cfg.model_name, url, r.error));
+  }
+  // {"name", "versions", "platform", "inputs": [{"name", "datatype", "shape"}], "outputs"}
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::padded_string padded(r.body);
+  simdjson::dom::array inputs;
+  if (parser.parse(padded).get(doc) || doc["inputs"].get_array().get(inputs) ||
+      inputs.size() == 0) {
+    return fmt::format("model '{}' is served (its metadata names no inputs: {})", cfg.model_name,
+                       Shortened(r.body));
+  }
+  simdjson::dom::element input = inputs.at(0).value();
+  std::string_view name, datatype;
+  if (input["name"].get_string().get(name)) name = "input-0";
+  if (input["datatype"].get_string().get(datatype)) datatype = "";
+  simdjson::dom::array shape;
+  std::vector<int64_t> dims;
+  if (!input["shape"].get_array().get(shape)) {
+    for (auto d : shape) {
+      int64_t v;
+      if (!d.get_int64().get(v)) dims.push_back(v);
+    }
+  }
+  const std::string shown =
+      fmt::format("input '{}' {} [{}]", name, datatype, fmt::join(dims, ", "));
+  key = "features";
+  if (inputs.size() > 1) {
+    return Status::InvalidConfig(fmt::format(
+        "model '{}' on the server takes {} input tensors; backend 'kserve-v2' sends one "
+        "[rows, features] tensor",
+        cfg.model_name, inputs.size()));
+  }
+  if (!dims.empty() && dims.back() > 0 && static_cast<size_t>(dims.back()) != features) {
+    return Status::InvalidConfig(fmt::format(
+        "model '{}' on the server takes {} numbers per row ({}), but this node sends {}",
+        cfg.model_name, dims.back(), shown, features));
+  }
+  key = "datatype";
+  if ((datatype == "FP32" && !cfg.fp32) || (datatype == "FP64" && cfg.fp32)) {
+    return Status::InvalidConfig(fmt::format(
+        "model '{}' on the server takes {} ({}), but this node sends {}; set datatype: {}",
+        cfg.model_name, datatype, shown, cfg.fp32 ? "FP32" : "FP64", datatype));
+  }
+  std::string versions;
+  simdjson::dom::array vs;
+  if (!doc["versions"].get_array().get(vs)) {
+    for (auto v : vs) {
+      std::string_view sv;
+      if (!v.get_string().get(sv)) versions += fmt::format("{}{}", versions.empty() ? "" : ", ", sv);
+    }
+  }
+  return fmt::format("model '{}'{} is served at {}, {}", cfg.model_name,
+                     versions.empty() ? "" : fmt::format(" (versions {})", versions), endpoint,
+                     shown);
+}
+
 namespace {
 
 class RemotePredictRuntime : public TransformRuntime {

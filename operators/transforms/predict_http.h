@@ -82,6 +82,14 @@ Status DecodeJsonRecord(std::string_view body, const std::vector<OutputSpec>& ou
 // The URL a backend posts to, from the configured one.
 std::string EndpointUrl(const RemoteConfig& cfg);
 
+// `sluice validate --connect`: asks the server, without predicting anything, whether it is
+// there and serves the model. kserve-v2 reads the model's metadata (GET {url}/v2/models/{name})
+// and checks that its one input tensor takes `features` numbers per row in the datatype sent;
+// mlflow asks GET {url}/ping; a json endpoint takes POSTs only, so any answer to a GET (405
+// included) shows the server is there. On an error `key` names the node's key to point at.
+Result<std::string> ProbeRemoteModel(const RemoteConfig& cfg, size_t features,
+                                     int64_t timeout_ms, std::string& key);
+
 std::unique_ptr<TransformRuntime> MakeRemotePredict(RemoteConfig cfg, SchemaPtr out,
                                                     std::vector<size_t> features,
                                                     std::vector<std::string> names,

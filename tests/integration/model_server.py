@@ -6,6 +6,10 @@ MLflow-layout XGBoost model (models/iris) through three protocols:
   POST /invocations             MLflow scoring server: dataframe_split -> {"predictions": [...]}
   POST /v2/models/{name}/infer  KServe V2 / Open Inference Protocol: one [rows, features] tensor
 
+and the read-only calls `sluice validate --connect` makes: GET /ping (MLflow's scoring server)
+and GET /v2/models/{name} (the Open Inference Protocol's model metadata: one FP64 input tensor
+[-1, features]).
+
 A record whose sepal_length is above 50 (no iris is that large) is refused with 400 and a
 FastAPI `detail`, so tests can check that a refused record is dead-lettered with the message.
 
@@ -52,11 +56,12 @@ def load_model(model_dir):
     booster = xgboost.Booster()
     booster.load_model(os.path.join(model_dir, meta["flavors"]["xgboost"]["data"]))
     booster.set_param({"nthread": 1})
-    return meta["metadata"]["name"], inputs, booster
+    return meta["metadata"], inputs, booster
 
 
 def make_app(model_dir, delay_ms):
-    name, inputs, booster = load_model(model_dir)
+    metadata, inputs, booster = load_model(model_dir)
+    name = metadata["name"]
     app = FastAPI()
     state = {"delay_ms": delay_ms, "answered": 0}
 
@@ -78,6 +83,19 @@ def make_app(model_dir, delay_ms):
     @app.get("/health")
     def health():
         return {"status": "ok"}
+
+    @app.get("/ping")
+    def ping():
+        return {"status": "ok"}
+
+    @app.get("/v2/models/{model}")
+    def model_metadata(model: str):
+        if model != name:
+            raise HTTPException(status_code=404, detail=f"model '{model}' not found")
+        return {"name": name, "versions": [str(metadata.get("version", "1"))],
+                "platform": "xgboost",
+                "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(inputs)]}],
+                "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1, 1]}]}
 
     @app.get("/answered")
     def answered():

@@ -1,0 +1,244 @@
+// `sluice validate --connect` against real services: a throwaway PostgreSQL, the development
+// broker and the FastAPI model server (tests/integration/model_server.py), all on loopback. Each
+// pipeline is valid on its own, so what the command reports comes from asking the services: a
+// topic that does not exist, a column of the wrong type, a role without the INSERT privilege, a
+// model the server does not serve or whose input tensor does not fit. Nothing is written: a
+// table the sink would create is still missing afterwards.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include "tests/integration/postgres.h"
+#include "tests/integration/process.h"
+
+using namespace sluice::testing;
+
+namespace {
+
+// The line (1-based) of the first occurrence of `needle` in `text`.
+int LineOf(const std::string& text, const std::string& needle) {
+  const size_t at = text.find(needle);
+  if (at == std::string::npos) return -1;
+  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + at, '\n'));
+}
+
+// The problems of `sluice validate --format json` output as "line: message" strings.
+std::vector<std::string> Problems(const std::string& json) {
+  static const std::regex kProblem(
+      R"re("severity":"error","file":"[^"]*","line":(\d+),"column":\d+,"node":"([^"]*)","message":"((?:[^"\\]|\\.)*)")re");
+  std::vector<std::string> out;
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), kProblem);
+       it != std::sregex_iterator(); ++it) {
+    out.push_back((*it)[1].str() + " " + (*it)[2].str() + ": " + (*it)[3].str());
+  }
+  return out;
+}
+
+bool Has(const std::vector<std::string>& problems, const std::string& start,
+         const std::string& text) {
+  for (const auto& p : problems)
+    if (p.rfind(start, 0) == 0 && p.find(text) != std::string::npos) return true;
+  return false;
+}
+
+const std::string kSchema = Source("schemas/iris_data.json");
+const std::string kModel = Source("models/iris");
+
+}  // namespace
+
+TEST_CASE(
+    "validate --connect asks the brokers, the database and the model server, and writes "
+    "nothing",
+    "[integration][validate]") {
+  ThrowawayPostgres pg;
+  pg.Sql(
+      "CREATE TABLE iris_prediction (id bigint PRIMARY KEY, timestamp timestamp, "
+      "iris_class integer);\n"
+      "CREATE TABLE bad_prediction (id bigint, timestamp timestamp, iris_class timestamp);\n"
+      "CREATE TABLE iris_data (id bigint, timestamp timestamp, sepal_length float8, "
+      "sepal_width float8, petal_length float8, petal_width float8, target integer);\n"
+      "CREATE ROLE reader LOGIN;\nGRANT SELECT ON iris_prediction TO reader;\n");
+  TempDir dir;
+
+  const std::string good =
+      "name: good\nsources:\n"
+      "  iris_data: {type: kafka, brokers: \"${KAFKA_BROKERS}\", topic: iris-in, group: g, "
+      "format: connect-json, schema: " +
+      kSchema +
+      "}\n"
+      "transforms:\n"
+      "  classify:\n    type: predict\n    inputs: [iris_data]\n    model: " +
+      kModel +
+      "\n"
+      "    backend: kserve-v2\n    url: http://127.0.0.1:${PORT}\n"
+      "    outputs: {iris_class: label}\n"
+      "  prediction: {type: select, inputs: [classify], fields: [id, timestamp, iris_class]}\n"
+      "sinks:\n"
+      "  target_db: {type: postgres, inputs: [prediction], url: \"${DATABASE_URL}\", "
+      "table: iris_prediction, mode: upsert, key: [id]}\n"
+      "  made_db: {type: postgres, inputs: [prediction], url: \"${DATABASE_URL}\", "
+      "table: made_at_start, create: true}\n"
+      "  out_topic: {type: kafka, inputs: [prediction], brokers: \"${KAFKA_BROKERS}\", "
+      "topic: iris-out}\n";
+  const std::string good2 =
+      "name: good2\nsources:\n"
+      "  iris_rows: {type: postgres, url: \"${DATABASE_URL}\", table: iris_data, column: id}\n"
+      "transforms:\n"
+      "  by_mlflow: {type: predict, inputs: [iris_rows], model: " +
+      kModel +
+      ", backend: mlflow, url: \"http://127.0.0.1:${PORT}\", outputs: {c1: label}}\n"
+      "  by_json: {type: predict, inputs: [by_mlflow], model: " +
+      kModel +
+      ", backend: json, url: \"http://127.0.0.1:${PORT}/predict\", "
+      "outputs: {iris_class: iris_class}}\n"
+      "sinks:\n  out: {type: stdout, inputs: [by_json]}\n";
+  const std::string bad =
+      "name: bad\nsources:\n"
+      "  iris_data: {type: kafka, brokers: \"${KAFKA_BROKERS}\", topic: iris-inn, group: g, "
+      "format: connect-json, schema: " +
+      kSchema +
+      "}\n"
+      "transforms:\n"
+      "  classify:\n    type: predict\n    inputs: [iris_data]\n    model: " +
+      kModel +
+      "\n"
+      "    backend: kserve-v2\n    url: http://127.0.0.1:${PORT}\n    model_name: irsi\n"
+      "    outputs: {iris_class: label}\n"
+      "  fp32:\n    type: predict\n    inputs: [iris_data]\n    model: " +
+      kModel +
+      "\n"
+      "    backend: kserve-v2\n    url: http://127.0.0.1:${PORT}\n    datatype: FP32\n"
+      "    outputs: {iris_class: label}\n"
+      "  three:\n    type: predict\n    inputs: [iris_data]\n    backend: kserve-v2\n"
+      "    url: http://127.0.0.1:${PORT}\n    model_name: iris\n"
+      "    features: [sepal_length, sepal_width, petal_length]\n"
+      "    outputs: {score: value}\n"
+      "  prediction: {type: select, inputs: [classify], fields: [id, timestamp, iris_class]}\n"
+      "sinks:\n"
+      "  wrong_type: {type: postgres, inputs: [prediction], url: \"${DATABASE_URL}\", "
+      "table: bad_prediction}\n"
+      "  no_grant: {type: postgres, inputs: [prediction], url: \"${READER_URL}\", "
+      "table: iris_prediction}\n"
+      "  fp32_out: {type: stdout, inputs: [fp32]}\n"
+      "  three_out: {type: stdout, inputs: [three]}\n";
+  const int closed = FreeLoopbackPort();
+  const std::string away =
+      "name: away\nsources:\n"
+      "  iris_data: {type: kafka, brokers: \"127.0.0.1:" +
+      std::to_string(closed) +
+      "\", topic: iris-in, group: g, format: connect-json, schema: " + kSchema +
+      "}\n"
+      "transforms:\n"
+      "  classify: {type: predict, inputs: [iris_data], model: " +
+      kModel + ", backend: mlflow, url: \"http://127.0.0.1:" + std::to_string(closed) +
+      "\", outputs: {iris_class: label}}\n"
+      "sinks:\n  out: {type: stdout, inputs: [classify]}\n";
+  std::ofstream(dir / "good.yaml") << good;
+  std::ofstream(dir / "good2.yaml") << good2;
+  std::ofstream(dir / "bad.yaml") << bad;
+  std::ofstream(dir / "away.yaml") << away;
+
+  // validate NAME [ARGS]: --connect, JSON to NAME.json, standard error to NAME.err.
+  const std::string validate =
+      "validate() {\n  name=$1; shift\n  start=$(date +%s%N)\n  " + Sluice() +
+      " validate --connect --format json \"$@\" " + dir.path().string() + "/$name.yaml >" +
+      dir.path().string() + "/$name.json 2>" + dir.path().string() +
+      "/$name.err\n  echo \"$name exit $? in $((($(date +%s%N) - start) / 1000000)) ms\"\n}\n";
+  auto r = Run("export DATABASE_URL='" + pg.url() + "'\nexport READER_URL='" +
+               "postgresql://reader@127.0.0.1:" + std::to_string(pg.port()) + "/postgres'\n" +
+               StartBroker(dir, "-t iris-in:2 -t iris-out:1 --run-seconds 120") +
+               StartModelServer(dir, kModel, "") +
+               "trap 'kill -9 $server $broker 2>/dev/null' EXIT\n" + validate +
+               "validate good\nvalidate good2\nvalidate bad\n"
+               "validate away --connect-timeout-ms 1500\n" +
+               Sluice() + " validate --connect " + (dir / "good.yaml") + " 2>" +
+               (dir / "good.txt") + "; echo \"good text exit $?\"\n");
+  INFO(r.out + r.err + Slurp(dir / "server.log") + Slurp(dir / "broker.err"));
+  for (const char* name : {"good", "good2", "bad", "away"}) {
+    INFO(name << ": "
+              << Slurp(dir / (std::string(name) + ".json")) +
+                     Slurp(dir / (std::string(name) + ".err")));
+  }
+
+  {  // a pipeline the services agree with is valid, and says what was asked
+    const std::string json = Slurp(dir / "good.json");
+    INFO(json + Slurp(dir / "good.err"));
+    CHECK(r.out.find("good exit 0") != std::string::npos);
+    CHECK(json.find("\"valid\":true") != std::string::npos);
+    CHECK(json.find(
+              R"({"node":"iris_data","checked":"topic 'iris-in' (2 partitions) on 127.0.0.1:)") !=
+          std::string::npos);
+    CHECK(json.find("model 'iris' (versions 1) is served at http://127.0.0.1:") !=
+          std::string::npos);
+    CHECK(json.find("input 'input-0' FP64 [-1, 4]") != std::string::npos);
+    CHECK(json.find("table public.iris_prediction takes the 3 columns and has a unique key for "
+                    "the upsert") != std::string::npos);
+    CHECK(json.find("table public.made_at_start does not exist yet and is created at start") !=
+          std::string::npos);
+    CHECK(json.find("topic 'iris-out' (1 partition) on") != std::string::npos);
+    // Asking created nothing.
+    CHECK(pg.Value("SELECT count(*) FROM pg_tables WHERE tablename = 'made_at_start'") == "0");
+    // The text format prints the same on standard error.
+    const std::string text = Slurp(dir / "good.txt");
+    INFO(text);
+    CHECK(r.out.find("good text exit 0") != std::string::npos);
+    CHECK(text.find("reached: iris_data: topic 'iris-in' (2 partitions)") != std::string::npos);
+    CHECK(text.find(": valid") != std::string::npos);
+  }
+
+  {  // a postgres source and the mlflow and json backends are reached too
+    const std::string json = Slurp(dir / "good2.json");
+    INFO(json + Slurp(dir / "good2.err"));
+    CHECK(r.out.find("good2 exit 0") != std::string::npos);
+    CHECK(json.find("table public.iris_data has the columns read, and 'id' to follow") !=
+          std::string::npos);
+    CHECK(json.find("/invocations answers (GET http://127.0.0.1:") != std::string::npos);
+    CHECK(json.find("/ping: HTTP 200)") != std::string::npos);
+    // A GET of the json endpoint, which takes POSTs: FastAPI answers 405, and it is there.
+    CHECK(json.find("/predict answers (GET http://127.0.0.1:") != std::string::npos);
+    CHECK(json.find("HTTP 405)") != std::string::npos);
+  }
+
+  {  // every disagreement is reported at its node's key, each with a hint
+    const std::string json = Slurp(dir / "bad.json");
+    INFO(json + Slurp(dir / "bad.err"));
+    CHECK(r.out.find("bad exit 1") != std::string::npos);
+    const auto problems = Problems(json);
+    CHECK(problems.size() == 6u);
+    const auto at = [&](const std::string& needle) { return std::to_string(LineOf(bad, needle)); };
+    CHECK(Has(problems, at("topic: iris-inn") + " iris_data:",
+              "topic 'iris-inn' does not exist on 127.0.0.1:"));
+    CHECK(Has(problems, at("topic: iris-inn") + " iris_data:", "did you mean 'iris-in'?"));
+    CHECK(Has(problems,
+              at("model_name: irsi") + " classify:", "the server does not serve model 'irsi'"));
+    CHECK(Has(problems, at("datatype: FP32") + " fp32:",
+              "takes FP64 (input 'input-0' FP64 [-1, 4]), but this node sends FP32; set "
+              "datatype: FP64"));
+    CHECK(Has(problems, at("features: [sepal_length") + " three:",
+              "model 'iris' on the server takes 4 numbers per row"));
+    CHECK(Has(problems, at("table: bad_prediction") + " wrong_type:",
+              "column 'iris_class' of table public.bad_prediction is timestamp without time "
+              "zone but field 'iris_class' is int64"));
+    CHECK(Has(problems, at("table: iris_prediction}\n  fp32_out") + " no_grant:",
+              "the connection's role may not INSERT into table public.iris_prediction; GRANT "
+              "INSERT ON"));
+  }
+
+  {  // services that do not answer are errors, within the timeout
+    const std::string json = Slurp(dir / "away.json");
+    INFO(json + Slurp(dir / "away.err"));
+    std::smatch m;
+    REQUIRE(std::regex_search(r.out, m, std::regex("away exit 1 in (\\d+) ms")));
+    // Two services, each given 1.5 s: bounded, well short of the operators' own 30 s.
+    CHECK(std::stoi(m[1]) < 10000);
+    const auto problems = Problems(json);
+    CHECK(problems.size() == 2u);
+    CHECK(Has(problems, std::to_string(LineOf(away, "topic: iris-in")) + " iris_data:",
+              "cannot reach the brokers 127.0.0.1:" + std::to_string(closed)));
+    CHECK(Has(problems, std::to_string(LineOf(away, "classify:")) + " classify:",
+              "GET http://127.0.0.1:" + std::to_string(closed) + "/ping: "));
+    CHECK(json.find("\"reached\":[]") != std::string::npos);
+  }
+}
