@@ -29,6 +29,33 @@ std::string PgConnectionString(const std::string& url) {
   return fmt::format("{}{}{}", url, url.empty() ? "" : " ", fmt::join(options, " "));
 }
 
+std::string PgLackedPrivilege(pqxx::transaction_base& tx, const PgTable& table, bool creates,
+                              const std::vector<std::string>& privileges) {
+  const bool exists =
+      !tx.exec_params1("SELECT to_regclass($1)", table.Quoted())[0].is_null();
+  if (!exists) {
+    if (!creates) return "";  // the caller reports a missing table its own way
+    const bool may = tx.exec_params1("SELECT has_schema_privilege($1, 'CREATE')", table.schema)[0]
+                         .as<bool>();
+    if (may) return "";
+    return fmt::format("table {} does not exist and the connection's role may not create it; "
+                       "GRANT CREATE ON SCHEMA {} TO the role, or create the table",
+                       table.Shown(), QuotePgIdent(table.schema));
+  }
+  for (const auto& privilege : privileges) {
+    const bool may = tx.exec_params1("SELECT has_table_privilege($1, $2)", table.Quoted(),
+                                     privilege)[0]
+                         .as<bool>();
+    if (!may) {
+      return fmt::format("the connection's role may not {} table {}; GRANT {} ON {} TO the role",
+                         privilege == "SELECT" ? "read" : privilege == "INSERT" ? "insert into"
+                                                                                 : "update",
+                         table.Shown(), fmt::join(privileges, ", "), table.Quoted());
+    }
+  }
+  return "";
+}
+
 std::optional<PgTable> PgTable::Parse(const std::string& name) {
   PgTable t;
   const size_t dot = name.find('.');

@@ -42,6 +42,13 @@ struct PgTable {
 // one database (a source and a sink sharing the positions table) did exactly that.
 void PgLockForCreate(pqxx::transaction_base& tx, const PgTable& table);
 
+// `sluice validate --connect`: what `tx`'s role lacks to use `table` as a pipeline would. When
+// the table exists: each of `privileges` (SELECT, INSERT, UPDATE); when it does not and
+// `creates` (Sluice creates it at start): CREATE on its schema. Returns the problem with the
+// GRANT that fixes it, or empty. Reads only.
+std::string PgLackedPrivilege(pqxx::transaction_base& tx, const PgTable& table, bool creates,
+                              const std::vector<std::string>& privileges);
+
 // The first line of a libpqxx error (which repeats the query after it), without "ERROR:".
 std::string PgFirstLine(const std::string& what);
 

@@ -420,24 +420,22 @@ class PgSink : public SinkNode {
       std::vector<std::string> pg_types;
       bool missing = false;
       SLUICE_RETURN_IF_ERROR(CheckTable(tx, pg_types, missing));
+      std::vector<std::string> needs = {"INSERT"};
+      if (!cfg_.key.empty()) needs.push_back("UPDATE");
+      std::string lacked = PgLackedPrivilege(tx, cfg_.target, cfg_.create, needs);
+      if (!lacked.empty()) return node_.Error("table", lacked);
+      if (cfg_.exactly_once) {
+        // Created at start when missing; read, inserted and updated with every batch.
+        lacked = PgLackedPrivilege(tx, cfg_.positions, true, {"SELECT", "INSERT", "UPDATE"});
+        if (!lacked.empty()) {
+          return node_.Error(node_.Has("positions_table") ? "positions_table" : "delivery",
+                             lacked);
+        }
+      }
       if (missing) {
         return fmt::format("PostgreSQL answers; table {} does not exist yet and is created "
                            "at start (create: true)",
                            cfg_.target.Shown());
-      }
-      // The privileges the writes need: a role that may read but not write is a common
-      // first deploy.
-      std::vector<std::string> needs = {"INSERT"};
-      if (!cfg_.key.empty()) needs.push_back("UPDATE");
-      for (const auto& privilege : needs) {
-        pqxx::row may = tx.exec_params1("SELECT has_table_privilege($1, $2)",
-                                        cfg_.target.Quoted(), privilege);
-        if (!may[0].as<bool>()) {
-          return node_.Error("table", fmt::format("the connection's role may not {} into "
-                                                  "table {}; GRANT {} ON {} TO the role",
-                                                  privilege, cfg_.target.Shown(), privilege,
-                                                  cfg_.target.Quoted()));
-        }
       }
       return fmt::format("table {} takes the {} column{}{}", cfg_.target.Shown(),
                          cfg_.columns.size(), cfg_.columns.size() == 1 ? "" : "s",

@@ -254,12 +254,12 @@ class PgSource : public SourceNode {
       pqxx::read_transaction tx(**conn);
       PgPositionKind kind;
       SLUICE_RETURN_IF_ERROR(CheckTable(tx, &kind));
-      pqxx::row may =
-          tx.exec_params1("SELECT has_table_privilege($1, 'SELECT')", cfg_.table.Quoted());
-      if (!may[0].as<bool>()) {
-        return node_.Error("table", fmt::format("the connection's role may not read table {}; "
-                                                "GRANT SELECT ON {} TO the role",
-                                                cfg_.table.Shown(), cfg_.table.Quoted()));
+      std::string lacked = PgLackedPrivilege(tx, cfg_.table, false, {"SELECT"});
+      if (!lacked.empty()) return node_.Error("table", lacked);
+      // The position is stored as the source reads: created at start when missing.
+      lacked = PgLackedPrivilege(tx, cfg_.positions, true, {"SELECT", "INSERT", "UPDATE"});
+      if (!lacked.empty()) {
+        return node_.Error(node_.Has("positions_table") ? "positions_table" : "table", lacked);
       }
     } catch (const std::exception& e) {
       return Located(StatusCode::kUnavailable, "table",

@@ -59,7 +59,9 @@ TEST_CASE(
       "CREATE TABLE bad_prediction (id bigint, timestamp timestamp, iris_class timestamp);\n"
       "CREATE TABLE iris_data (id bigint, timestamp timestamp, sepal_length float8, "
       "sepal_width float8, petal_length float8, petal_width float8, target integer);\n"
-      "CREATE ROLE reader LOGIN;\nGRANT SELECT ON iris_prediction TO reader;\n");
+      "CREATE ROLE reader LOGIN;\nGRANT SELECT ON iris_prediction TO reader;\n"
+      "CREATE TABLE reader_prediction (id bigint, timestamp timestamp, iris_class integer);\n"
+      "GRANT SELECT, INSERT ON reader_prediction TO reader;\n");
   TempDir dir;
 
   const std::string good =
@@ -121,8 +123,21 @@ TEST_CASE(
       "table: bad_prediction}\n"
       "  no_grant: {type: postgres, inputs: [prediction], url: \"${READER_URL}\", "
       "table: iris_prediction}\n"
+      "  no_create: {type: postgres, inputs: [prediction], url: \"${READER_URL}\", "
+      "table: made_by_reader, create: true}\n"
       "  fp32_out: {type: stdout, inputs: [fp32]}\n"
       "  three_out: {type: stdout, inputs: [three]}\n";
+  // Exactly-once keeps the positions in a table the sink creates at start: the role needs
+  // CREATE on its schema.
+  const std::string eo =
+      "name: eo\nsources:\n"
+      "  iris_data: {type: kafka, brokers: \"${KAFKA_BROKERS}\", topic: iris-in, group: g, "
+      "format: connect-json, schema: " + kSchema + "}\n"
+      "transforms:\n"
+      "  prediction: {type: select, inputs: [iris_data], fields: [id, timestamp]}\n"
+      "sinks:\n"
+      "  rows: {type: postgres, inputs: [prediction], url: \"${READER_URL}\", "
+      "table: reader_prediction,\n         delivery: exactly-once}\n";
   const int closed = FreeLoopbackPort();
   const std::string away =
       "name: away\nsources:\n"
@@ -139,6 +154,7 @@ TEST_CASE(
   std::ofstream(dir / "good2.yaml") << good2;
   std::ofstream(dir / "bad.yaml") << bad;
   std::ofstream(dir / "away.yaml") << away;
+  std::ofstream(dir / "eo.yaml") << eo;
 
   // validate NAME [ARGS]: --connect, JSON to NAME.json, standard error to NAME.err.
   const std::string validate =
@@ -151,7 +167,7 @@ TEST_CASE(
                StartBroker(dir, "-t iris-in:2 -t iris-out:1 --run-seconds 120") +
                StartModelServer(dir, kModel, "") +
                "trap 'kill -9 $server $broker 2>/dev/null' EXIT\n" + validate +
-               "validate good\nvalidate good2\nvalidate bad\n"
+               "validate good\nvalidate good2\nvalidate bad\nvalidate eo\n"
                "validate away --connect-timeout-ms 1500\n" +
                Sluice() + " validate --connect " + (dir / "good.yaml") + " 2>" +
                (dir / "good.txt") + "; echo \"good text exit $?\"\n");
@@ -206,7 +222,7 @@ TEST_CASE(
     INFO(json + Slurp(dir / "bad.err"));
     CHECK(r.out.find("bad exit 1") != std::string::npos);
     const auto problems = Problems(json);
-    CHECK(problems.size() == 6u);
+    CHECK(problems.size() == 7u);
     const auto at = [&](const std::string& needle) { return std::to_string(LineOf(bad, needle)); };
     CHECK(Has(problems, at("topic: iris-inn") + " iris_data:",
               "topic 'iris-inn' does not exist on 127.0.0.1:"));
@@ -221,9 +237,26 @@ TEST_CASE(
     CHECK(Has(problems, at("table: bad_prediction") + " wrong_type:",
               "column 'iris_class' of table public.bad_prediction is timestamp without time "
               "zone but field 'iris_class' is int64"));
-    CHECK(Has(problems, at("table: iris_prediction}\n  fp32_out") + " no_grant:",
-              "the connection's role may not INSERT into table public.iris_prediction; GRANT "
-              "INSERT ON"));
+    CHECK(Has(problems, at("table: iris_prediction}\n  no_create") + " no_grant:",
+              "the connection's role may not insert into table public.iris_prediction; GRANT "
+              "INSERT ON \\\"public\\\".\\\"iris_prediction\\\" TO the role"));
+    CHECK(Has(problems, at("table: made_by_reader") + " no_create:",
+              "table public.made_by_reader does not exist and the connection's role may not "
+              "create it; GRANT CREATE ON SCHEMA \\\"public\\\" TO the role, or create the "
+              "table"));
+    // Asking created nothing, for a role that could not have either.
+    CHECK(pg.Value("SELECT count(*) FROM pg_tables WHERE tablename = 'made_by_reader'") == "0");
+  }
+
+  {  // exactly-once: the positions table too
+    const std::string json = Slurp(dir / "eo.json");
+    INFO(json + Slurp(dir / "eo.err"));
+    CHECK(r.out.find("eo exit 1") != std::string::npos);
+    const auto problems = Problems(json);
+    CHECK(problems.size() == 1u);
+    CHECK(Has(problems, std::to_string(LineOf(eo, "delivery: exactly-once")) + " rows:",
+              "table public.sluice_positions does not exist and the connection's role may not "
+              "create it"));
   }
 
   {  // services that do not answer are errors, within the timeout
