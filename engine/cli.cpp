@@ -112,6 +112,16 @@ std::vector<Reached> ProbeServices(const Plan& plan, const ProbeOptions& options
       reached.push_back({n.cfg->name, std::move(*r)});
     }
   }
+  // The dead-letter file, opened at the first rejected row: a folder it cannot be written in
+  // would pause the pipeline then. Relative to the working folder when the file names none.
+  const PipelineSettings& s = plan.decl.settings;
+  auto writable = CheckWritable(s.dead_letter_path);
+  if (!writable.ok()) {
+    diags.Error(s.dead_letter_mark, "",
+                fmt::format("dead_letter: {}", writable.status().message()));
+  } else {
+    reached.push_back({"dead_letter", std::move(*writable)});
+  }
   return reached;
 }
 

@@ -1,5 +1,9 @@
 #include "engine/config.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -63,6 +67,33 @@ Status EnsureParentDir(const std::string& path) {
         fmt::format("cannot create folder '{}' for '{}': {}", parent.string(), path, ec.message()));
   }
   return Status::Ok();
+}
+
+Result<std::string> CheckWritable(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec);
+  if (ec) p = path;
+  if (fs::exists(p, ec)) {
+    if (access(p.c_str(), W_OK) != 0) {
+      return Status::IoError(
+          fmt::format("'{}' exists and this user may not write it: {}", path, std::strerror(errno)));
+    }
+    return fmt::format("'{}' exists and is writable", path);
+  }
+  fs::path folder = p.parent_path();
+  while (!folder.empty() && !fs::exists(folder, ec) && folder != folder.root_path())
+    folder = folder.parent_path();
+  if (!fs::is_directory(folder, ec)) {
+    return Status::IoError(
+        fmt::format("cannot create '{}': '{}' is not a folder", path, folder.string()));
+  }
+  if (access(folder.c_str(), W_OK | X_OK) != 0) {
+    return Status::IoError(fmt::format("cannot create '{}': this user may not write in folder "
+                                       "'{}': {}",
+                                       path, folder.string(), std::strerror(errno)));
+  }
+  return fmt::format("'{}' can be created (folder '{}' is writable)", path, folder.string());
 }
 
 const ConfigField* NodeConfig::FieldSpec(const std::string& key) const {

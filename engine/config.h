@@ -98,5 +98,9 @@ std::string ResolvePath(const std::string& base_dir, const std::string& path);
 
 // Creates the folder an output file will be written in, if it does not exist yet.
 Status EnsureParentDir(const std::string& path);
+// `sluice validate --connect`: whether this process could write `path` (an existing file must
+// be writable; otherwise the nearest existing folder on its way, under which the rest would be
+// created, must be). Touches nothing. Returns what it found, or the problem.
+Result<std::string> CheckWritable(const std::string& path);
 
 }  // namespace sluice

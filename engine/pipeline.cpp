@@ -443,6 +443,7 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
     }
   }
   decl.settings.dead_letter_path = decl.name + ".dead-letter.jsonl";
+  decl.settings.dead_letter_mark = Mark{decl.file, 0, 0};
   const YAML::Node d = root["dead_letter"];
   if (d.IsDefined() && !d.IsNull()) {
     if (!d.IsMap()) {
@@ -472,6 +473,7 @@ void ParseSettings(const YAML::Node& root, PipelineDecl& decl, Diagnostics& diag
                                 it->second.Scalar(), it->second.Scalar(), decl.name));
       } else {
         decl.settings.dead_letter_path = ResolvePath(decl.base_dir, it->second.Scalar());
+        decl.settings.dead_letter_mark = Mark::Of(decl.file, it->second);
       }
     }
   }

@@ -46,6 +46,7 @@ struct PipelineSettings {
   int64_t batch_size = 1024;     // records per batch read from a source
   int64_t max_in_flight = 8;     // batches per source between read and acknowledgement
   std::string dead_letter_path;  // JSONL file for rejected rows
+  Mark dead_letter_mark;         // of `dead_letter.path`, or the file alone when defaulted
 };
 
 struct PipelineDecl {

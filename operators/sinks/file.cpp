@@ -39,6 +39,11 @@ class FileSink : public SinkNode {
     }
     return Status::Ok();
   }
+  Result<std::string> Probe(const ProbeOptions&) const override {
+    auto writable = CheckWritable(node_.Path("path"));
+    if (!writable.ok()) return node_.Error("path", writable.status().message());
+    return writable;
+  }
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
     std::string path = node_.Path("path");
     const char* mode = node_.String("mode") == "append" ? "ab" : "wb";

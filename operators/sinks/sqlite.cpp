@@ -230,6 +230,13 @@ class SqliteSink : public SinkNode {
     return st;
   }
 
+  // The table was checked while planning, when the database exists; this is the file itself.
+  Result<std::string> Probe(const ProbeOptions&) const override {
+    auto writable = CheckWritable(node_.Path("path"));
+    if (!writable.ok()) return node_.Error("path", writable.status().message());
+    return writable;
+  }
+
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr& input) const override {
     std::string path = node_.Path("path");
     std::string table = node_.String("table");

@@ -160,6 +160,19 @@ class FileSource : public SourceNode {
     return MakeFormatDecoder(cfg_.format, schema_, csv);
   }
 
+  Result<std::string> Probe(const ProbeOptions&) const override {
+    if (cfg_.path == "-") return std::string();
+    FILE* f = std::fopen(cfg_.path.c_str(), "rb");
+    if (!f) {
+      return node_.Error("path", fmt::format("cannot open '{}': {}", cfg_.path,
+                                             std::strerror(errno)));
+    }
+    std::fclose(f);
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(cfg_.path, ec);
+    return fmt::format("'{}' is readable ({} bytes)", cfg_.path, ec ? 0 : size);
+  }
+
   Result<std::unique_ptr<SourceReader>> OpenReader() const override {
     FILE* f = cfg_.path == "-" ? stdin : std::fopen(cfg_.path.c_str(), "rb");
     if (!f) {

@@ -132,7 +132,9 @@ TEST_CASE(
   const std::string eo =
       "name: eo\nsources:\n"
       "  iris_data: {type: kafka, brokers: \"${KAFKA_BROKERS}\", topic: iris-in, group: g, "
-      "format: connect-json, schema: " + kSchema + "}\n"
+      "format: connect-json, schema: " +
+      kSchema +
+      "}\n"
       "transforms:\n"
       "  prediction: {type: select, inputs: [iris_data], fields: [id, timestamp]}\n"
       "sinks:\n"
@@ -155,6 +157,29 @@ TEST_CASE(
   std::ofstream(dir / "bad.yaml") << bad;
   std::ofstream(dir / "away.yaml") << away;
   std::ofstream(dir / "eo.yaml") << eo;
+  // On this machine: the files read, the folders written, the dead-letter file.
+  std::ofstream(dir / "afile") << "a file, not a folder\n";
+  const std::string files =
+      "name: files\nsources:\n"
+      "  present: {type: file, path: " +
+      Source("pipelines/data/iris_data.jsonl") + ", format: connect-json, schema: " + kSchema +
+      "}\n"
+      "  absent: {type: file, path: " +
+      (dir / "nope.jsonl") + ", format: connect-json, schema: " + kSchema +
+      "}\n"
+      "sinks:\n"
+      "  fresh: {type: file, inputs: [present], path: " +
+      (dir / "new/deeper/out.jsonl") +
+      "}\n"
+      "  under_file: {type: file, inputs: [absent], path: " +
+      (dir / "afile/out.jsonl") +
+      "}\n"
+      "  db_under_file: {type: sqlite, inputs: [present], path: " +
+      (dir / "afile/x.db") +
+      ", table: t}\n"
+      "dead_letter: {path: " +
+      (dir / "afile/dead.jsonl") + "}\n";
+  std::ofstream(dir / "files.yaml") << files;
 
   // validate NAME [ARGS]: --connect, JSON to NAME.json, standard error to NAME.err.
   const std::string validate =
@@ -167,7 +192,7 @@ TEST_CASE(
                StartBroker(dir, "-t iris-in:2 -t iris-out:1 --run-seconds 120") +
                StartModelServer(dir, kModel, "") +
                "trap 'kill -9 $server $broker 2>/dev/null' EXIT\n" + validate +
-               "validate good\nvalidate good2\nvalidate bad\nvalidate eo\n"
+               "validate good\nvalidate good2\nvalidate bad\nvalidate eo\nvalidate files\n"
                "validate away --connect-timeout-ms 1500\n" +
                Sluice() + " validate --connect " + (dir / "good.yaml") + " 2>" +
                (dir / "good.txt") + "; echo \"good text exit $?\"\n");
@@ -259,6 +284,30 @@ TEST_CASE(
               "create it"));
   }
 
+  {  // files: what this machine can tell
+    const std::string json = Slurp(dir / "files.json");
+    INFO(json + Slurp(dir / "files.err"));
+    CHECK(r.out.find("files exit 1") != std::string::npos);
+    const auto problems = Problems(json);
+    CHECK(problems.size() == 4u);
+    CHECK(Has(
+        problems, std::to_string(LineOf(files, "afile/x.db")) + " db_under_file:",
+        "cannot create '" + (dir / "afile/x.db") + "': '" + (dir / "afile") + "' is not a folder"));
+    CHECK(Has(problems, std::to_string(LineOf(files, "nope.jsonl")) + " absent:",
+              "cannot open '" + (dir / "nope.jsonl") + "': No such file or directory"));
+    CHECK(Has(problems, std::to_string(LineOf(files, "afile/out.jsonl")) + " under_file:",
+              "cannot create '" + (dir / "afile/out.jsonl") + "': '" + (dir / "afile") +
+                  "' is not a folder"));
+    CHECK(Has(problems, std::to_string(LineOf(files, "afile/dead.jsonl")) + " :",
+              "dead_letter: cannot create '" + (dir / "afile/dead.jsonl") + "'"));
+    CHECK(json.find("{\"node\":\"present\",\"checked\":\"'" +
+                    Source("pipelines/data/iris_data.jsonl") + "' is readable (") !=
+          std::string::npos);
+    CHECK(json.find("'" + (dir / "new/deeper/out.jsonl") + "' can be created (folder '" +
+                    dir.path().string() + "' is writable)") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir / "new"));  // nothing made
+  }
+
   {  // services that do not answer are errors, within the timeout
     const std::string json = Slurp(dir / "away.json");
     INFO(json + Slurp(dir / "away.err"));
@@ -272,6 +321,8 @@ TEST_CASE(
               "cannot reach the brokers 127.0.0.1:" + std::to_string(closed)));
     CHECK(Has(problems, std::to_string(LineOf(away, "classify:")) + " classify:",
               "GET http://127.0.0.1:" + std::to_string(closed) + "/ping: "));
-    CHECK(json.find("\"reached\":[]") != std::string::npos);
+    // Only the dead-letter file, which needs no service.
+    CHECK(json.find("\"reached\":[{\"node\":\"dead_letter\",") != std::string::npos);
+    CHECK(json.find("},{\"node\":") == std::string::npos);
   }
 }
