@@ -180,6 +180,8 @@ TEST_CASE(
       "dead_letter: {path: " +
       (dir / "afile/dead.jsonl") + "}\n";
   std::ofstream(dir / "files.yaml") << files;
+  // A file with a static error is not taken to the services: that error is the one to fix.
+  std::ofstream(dir / "static.yaml") << files << "settings: {batch_sise: 10}\n";
 
   // validate NAME [ARGS]: --connect, JSON to NAME.json, standard error to NAME.err.
   const std::string validate =
@@ -192,7 +194,7 @@ TEST_CASE(
                StartBroker(dir, "-t iris-in:2 -t iris-out:1 --run-seconds 120") +
                StartModelServer(dir, kModel, "") +
                "trap 'kill -9 $server $broker 2>/dev/null' EXIT\n" + validate +
-               "validate good\nvalidate good2\nvalidate bad\nvalidate eo\nvalidate files\n"
+               "validate good\nvalidate good2\nvalidate bad\nvalidate eo\nvalidate files\nvalidate static\n"
                "validate away --connect-timeout-ms 1500\n" +
                Sluice() + " validate --connect " + (dir / "good.yaml") + " 2>" +
                (dir / "good.txt") + "; echo \"good text exit $?\"\n");
@@ -306,6 +308,16 @@ TEST_CASE(
     CHECK(json.find("'" + (dir / "new/deeper/out.jsonl") + "' can be created (folder '" +
                     dir.path().string() + "' is writable)") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(dir / "new"));  // nothing made
+  }
+
+  {  // a static error first
+    const std::string json = Slurp(dir / "static.json");
+    INFO(json + Slurp(dir / "static.err"));
+    CHECK(r.out.find("static exit 1") != std::string::npos);
+    const auto problems = Problems(json);
+    REQUIRE(problems.size() == 1u);
+    CHECK(problems[0].find("unknown key 'batch_sise'") != std::string::npos);
+    CHECK(json.find("\"reached\":[]") != std::string::npos);
   }
 
   {  // services that do not answer are errors, within the timeout
