@@ -71,6 +71,9 @@ export SLUICE_MODEL_REGISTRY="$registry" FRAUD_RELOAD_INTERVAL_MS=500
 count() { psql -X -At -d "$DATABASE_URL" -c 'SELECT count(*) FROM fraud_transactions'; }
 wait_rows() { for _ in $(seq 1 1200); do [[ $(count) -ge $1 ]] && break; sleep 0.1; done; }
 
+echo "== sluice validate --connect: the topics and the table, before running"
+build/sluice validate --connect pipelines/fraud.yaml pipelines/fraud-logger.yaml
+
 echo "== sluice run pipelines/fraud.yaml & sluice run pipelines/fraud-logger.yaml"
 build/sluice run --quiet pipelines/fraud.yaml 2>"$work/fraud.log" &
 pids+=($!)

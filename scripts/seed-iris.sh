@@ -76,6 +76,9 @@ if [[ "${MODEL:-}" == api ]]; then
   pipeline=pipelines/iris-api.yaml
 fi
 
+echo "== sluice validate --connect: the topic, the tables and the privileges, before running"
+build/sluice validate --connect pipelines/iris-source.yaml "$pipeline"
+
 echo "== sluice run pipelines/iris-source.yaml & sluice run $pipeline"
 build/sluice run --quiet pipelines/iris-source.yaml &
 pids+=($!)

@@ -36,6 +36,7 @@ export SLUICE_OUT="$work"
 if [[ "${PUSH:-}" == 1 ]]; then
   port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   export RIDE_PUSH_ADDRESS="127.0.0.1:$port"
+  build/sluice validate --connect pipelines/ride-pubsub.yaml
   echo "== sluice run pipelines/ride-pubsub.yaml (push endpoint http://$RIDE_PUSH_ADDRESS/)"
   build/sluice run --quiet pipelines/ride-pubsub.yaml &
   pids+=($!)
@@ -55,6 +56,8 @@ PY
     | sort | uniq -c | sed 's/^/   HTTP /'
 else
   kcat -P -b "$KAFKA_BROKERS" -t ride-events -X linger.ms=20 < "$work/events.jsonl"
+  echo "== sluice validate --connect pipelines/ride.yaml: both topics, before running"
+  build/sluice validate --connect pipelines/ride.yaml
   echo "== sluice run pipelines/ride.yaml ($events events on ride-events)"
   build/sluice run --quiet pipelines/ride.yaml &
   pids+=($!)
@@ -67,4 +70,4 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 echo "== ride-predictions: $n messages (key | value), the first five:"
-timeout 20 kcat -C -b "$KAFKA_BROKERS" -t ride-predictions -e -o beginning -q -f '%k | %s\n' 2>/dev/null | head -5
+timeout 20 kcat -C -b "$KAFKA_BROKERS" -t ride-predictions -e -o beginning -q -c 5 -f '%k | %s\n' 2>/dev/null
