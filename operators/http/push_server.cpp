@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -146,6 +147,38 @@ PushServer::PushServer(PushServerOptions options, std::shared_ptr<RejectionLog> 
       origin_(fmt::format("http://{}:{}{}", options_.host, options_.port, options_.path)),
       rejections_(std::move(rejections)),
       server_(std::make_unique<Server>()) {}
+
+Result<std::string> CheckBindable(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const int gai = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+  if (gai != 0) return Status::InvalidConfig(fmt::format("{}: {}", host, gai_strerror(gai)));
+  int error = 0;
+  bool bound = false;
+  for (addrinfo* a = found; a && !bound; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
+      bound = true;
+    } else {
+      error = errno;
+    }
+    close(fd);
+  }
+  freeaddrinfo(found);
+  if (!bound) {
+    return Status::Unavailable(fmt::format(
+        "cannot listen on {}:{}: {}{}", host, port, std::strerror(error),
+        error == EADDRINUSE ? " (another process listens there, or a pipeline already runs)"
+                            : ""));
+  }
+  return fmt::format("{}:{} is free to listen on", host, port);
+}
 
 Result<std::unique_ptr<PushServer>> PushServer::Start(PushServerOptions options,
                                                       std::shared_ptr<RejectionLog> rejections) {

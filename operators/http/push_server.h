@@ -59,6 +59,10 @@ Status ParseListenAddress(std::string_view address, std::string* host, int* port
 // a pretty-printed object is one record), each trimmed of surrounding white space.
 std::vector<std::string_view> SplitJsonRecords(std::string_view body);
 
+// `sluice validate --connect`: whether `host`:`port` can be bound now, as the server binds it
+// (SO_REUSEADDR only), without listening. Returns what was found.
+Result<std::string> CheckBindable(const std::string& host, int port);
+
 class PushServer : public SourceReader {
  public:
   // Binds the address (errors name it) and starts serving.

@@ -129,6 +129,12 @@ class HttpSource : public SourceNode {
         MakeFormatDecoder(cfg_.format, schema_), cfg_.pubsub, schema_, rejections_));
   }
 
+  Result<std::string> Probe(const ProbeOptions&) const override {
+    auto free = CheckBindable(cfg_.server.host, cfg_.server.port);
+    if (!free.ok()) return node_.Error("address", free.status().message());
+    return free;
+  }
+
   Result<std::unique_ptr<SourceReader>> OpenReader() const override {
     PushServerOptions options = cfg_.server;
     options.node = node_.Prefix();

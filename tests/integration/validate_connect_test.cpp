@@ -180,6 +180,15 @@ TEST_CASE(
       "dead_letter: {path: " +
       (dir / "afile/dead.jsonl") + "}\n";
   std::ofstream(dir / "files.yaml") << files;
+  // The http source's address: the model server's port is taken.
+  const int open_port = FreeLoopbackPort();
+  const std::string listen =
+      "name: listen\nsources:\n"
+      "  taken: {type: http, address: \"127.0.0.1:${PORT}\", format: json, schema: " +
+      kSchema + "}\n  open: {type: http, address: \"127.0.0.1:" + std::to_string(open_port) +
+      "\", format: json, schema: " + kSchema +
+      "}\nsinks:\n  out: {type: stdout, inputs: [taken, open]}\n";
+  std::ofstream(dir / "listen.yaml") << listen;
   // A file with a static error is not taken to the services: that error is the one to fix.
   std::ofstream(dir / "static.yaml") << files << "settings: {batch_sise: 10}\n";
 
@@ -194,7 +203,8 @@ TEST_CASE(
                StartBroker(dir, "-t iris-in:2 -t iris-out:1 --run-seconds 120") +
                StartModelServer(dir, kModel, "") +
                "trap 'kill -9 $server $broker 2>/dev/null' EXIT\n" + validate +
-               "validate good\nvalidate good2\nvalidate bad\nvalidate eo\nvalidate files\nvalidate static\n"
+               "validate good\nvalidate good2\nvalidate bad\nvalidate eo\nvalidate files\nvalidate "
+               "static\nvalidate listen\n"
                "validate away --connect-timeout-ms 1500\n" +
                Sluice() + " validate --connect " + (dir / "good.yaml") + " 2>" +
                (dir / "good.txt") + "; echo \"good text exit $?\"\n");
@@ -308,6 +318,18 @@ TEST_CASE(
     CHECK(json.find("'" + (dir / "new/deeper/out.jsonl") + "' can be created (folder '" +
                     dir.path().string() + "' is writable)") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(dir / "new"));  // nothing made
+  }
+
+  {  // an http source's address in use
+    const std::string json = Slurp(dir / "listen.json");
+    INFO(json + Slurp(dir / "listen.err"));
+    CHECK(r.out.find("listen exit 1") != std::string::npos);
+    const auto problems = Problems(json);
+    CHECK(problems.size() == 1u);
+    CHECK(Has(problems, std::to_string(LineOf(listen, "taken:")) + " taken:",
+              "Address already in use (another process listens there"));
+    CHECK(json.find("127.0.0.1:" + std::to_string(open_port) + " is free to listen on") !=
+          std::string::npos);
   }
 
   {  // a static error first
