@@ -484,7 +484,8 @@ int RunCli(int argc, char** argv, const Registry& registry) {
   ProbeOptions probe_options;
   validate->add_flag("--connect", validate_connect,
                      "also ask the services the pipeline reaches (brokers, databases, model "
-                     "servers) what only they can tell; nothing is written");
+                     "servers) what only they can tell, and check its files and listen "
+                     "addresses on this machine; nothing is written");
   validate->add_option("--connect-timeout-ms", probe_options.timeout_ms,
                        "bound on each wait for a service with --connect")
       ->check(CLI::Range(int64_t{1}, int64_t{600000}))

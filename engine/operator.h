@@ -65,10 +65,11 @@ class PositionStore {
 };
 
 // `sluice validate --connect`: checks, without writing anything, what only the services a node
-// reaches can tell (the brokers answer and the topic exists, a table's columns take the rows, a
-// model server serves the model). Called after planning, on a node planned without error, from
-// one thread; every wait is bounded by `timeout_ms`. Returns what was checked, for the report,
-// or empty when the node reaches no service.
+// reaches, or the machine it runs on, can tell (the brokers answer and the topic exists, a
+// table's columns take the rows, a model server serves the model; a file can be read, a folder
+// written, an address bound). Called after planning, on a node planned without error, from one
+// thread; every wait is bounded by `timeout_ms`. Returns what was checked, for the report, or
+// empty when there is nothing to ask.
 struct ProbeOptions {
   int64_t timeout_ms = 5000;
 };

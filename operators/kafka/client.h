@@ -80,10 +80,13 @@ inline std::map<std::pair<std::string, int32_t>, int64_t> ListOffsets(
 // Waits until the brokers answer and every topic exists. `timeout_ms` bounds the wait (0: wait
 // and retry forever, saying so every few seconds). librdkafka itself retries connections without
 // end, so without this check a wrong address or topic would look like an idle stream.
+// `advice` ends the timeout's message; without `wait_for_missing`, a topic the brokers say
+// does not exist is reported (NotFound) at their first answer.
 inline Status WaitForTopics(
     rd_kafka_t* rk, const std::vector<std::string>& topics, int64_t timeout_ms,
     const std::string& brokers,
-    std::string_view hint = "raise connect_timeout_ms, or 0 to wait without end") {
+    std::string_view advice = "raise connect_timeout_ms, or 0 to wait without end",
+    bool wait_for_missing = true) {
   constexpr int kAttemptMs = 2000;
   constexpr auto kReportEvery = std::chrono::seconds(10);
   const auto start = std::chrono::steady_clock::now();
@@ -113,13 +116,14 @@ inline Status WaitForTopics(
         break;
       }
       if (problem.empty()) return Status::Ok();
+      if (!wait_for_missing) return Status::NotFound(problem);
     }
     const auto now = std::chrono::steady_clock::now();
     const auto waited =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
     if (timeout_ms > 0 && waited >= timeout_ms) {
       return Status::Unavailable(
-          fmt::format("{} (waited {} s; {})", problem, (waited + 500) / 1000, hint));
+          fmt::format("{} (waited {} s; {})", problem, (waited + 500) / 1000, advice));
     }
     if (err) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     else std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -150,7 +154,9 @@ inline Result<std::string> ProbeTopics(const NodeConfig& node, rd_kafka_type_t t
                                                       node.Prefix(), client.status().message()));
   }
   rd_kafka_t* rk = *client;
-  Status st = WaitForTopics(rk, topics, timeout_ms, brokers, "raise --connect-timeout-ms");
+  // The brokers' answer is the check: a topic missing now is reported at once.
+  Status st = WaitForTopics(rk, topics, timeout_ms, brokers, "raise --connect-timeout-ms",
+                            /*wait_for_missing=*/false);
   std::map<std::string, int> partitions;
   const rd_kafka_metadata_t* md = nullptr;
   if (st.ok() && rd_kafka_metadata(rk, 1, nullptr, &md, static_cast<int>(timeout_ms)) == 0) {
