@@ -210,6 +210,8 @@ Result<Scores> DecodeKserveResponse(std::string_view body, size_t rows,
   s.width = width;
   s.direct = width == 1;
   s.errors.resize(rows);
+  std::string_view version;
+  if (!doc["model_version"].get_string().get(version)) s.model_version = std::string(version);
   size_t i = 0;
   for (auto e : data) {
     std::string error;
@@ -485,6 +487,13 @@ class RemotePredictRuntime : public TransformRuntime {
             continue;
           }
         }
+        // The version the server says scored these rows, when it says one.
+        std::optional<ModelInfo> answered;
+        if (!scores->model_version.empty() && scores->model_version != info_.version) {
+          answered.emplace(info_);
+          answered->version = scores->model_version;
+        }
+        const ModelInfo& info = answered ? *answered : info_;
         for (size_t r = b; r < e; ++r) {
           const std::string& why = scores->errors[r - b];
           if (!why.empty()) {
@@ -492,7 +501,7 @@ class RemotePredictRuntime : public TransformRuntime {
             continue;
           }
           const double* row = scores->values.data() + (r - b) * scores->width;
-          AppendPrediction(cols, outputs_, row, scores->width, scores->direct, info_);
+          AppendPrediction(cols, outputs_, row, scores->width, scores->direct, info);
           tally.AddPredictions(row, 1, scores->width, scores->direct);
           good.push_back(static_cast<uint32_t>(r));
         }

@@ -19,6 +19,10 @@
 // the other mutable state is the node's metrics and drift window (predict_monitor.h), which
 // take concurrent batches.
 //
+// Model version: a kserve-v2 answer that names its model_version gives its rows that version
+// (the `model_version` output): the server says which version scored them, whatever the model
+// directory's MLmodel says; otherwise the rows carry the MLmodel's version (empty without one).
+//
 // Metrics: sluice_model_info names the model (its MLmodel's name and version, or `model_name`
 // or the node's name without one). With scores in the answer (mlflow, kserve-v2) the predictions
 // are counted as in process, and a model directory with a reference profile adds drift
@@ -57,6 +61,7 @@ struct Scores {
   bool direct = false;
   std::vector<double> values;
   std::vector<std::string> errors;
+  std::string model_version;  ///< kserve-v2: the answer's model_version; empty when it has none
 };
 
 // Request bodies for rows [begin, end) of `batch`; `features` are column indices, `names` the

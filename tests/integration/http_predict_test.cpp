@@ -100,6 +100,49 @@ TEST_CASE("http predict: mlflow, kserve-v2 and json backends classify every row 
   }
 }
 
+TEST_CASE("http predict: kserve-v2 rows carry the model version the server answered with",
+          "[integration][http]") {
+  TempDir dir;
+  // Two nodes against a server that serves version 7: one without a model directory, one with
+  // models/iris, whose MLmodel says version 1. The server's answer names the version that
+  // scored the rows, so both carry 7.
+  const std::string predict =
+      "    backend: kserve-v2\n    url: http://127.0.0.1:${PORT}\n"
+      "    outputs: {iris_class: label, version: model_version}\n";
+  std::ofstream(dir / "versions.yaml")
+      << "name: versions\nsources:\n  iris_data: {type: file, path: " +
+             Source("pipelines/data/iris_data.jsonl") +
+             ", format: connect-json, schema: " + Source("schemas/iris_data.json") +
+             "}\ntransforms:\n"
+             "  bare:\n    type: predict\n    inputs: [iris_data]\n    model_name: iris\n"
+             "    features: [sepal_length, sepal_width, petal_length, petal_width]\n" + predict +
+             "  with_dir:\n    type: predict\n    inputs: [iris_data]\n    model: " +
+             Source("models/iris") + "\n" + predict +
+             "  bare_out: {type: select, inputs: [bare], fields: [id, iris_class, version]}\n"
+             "  dir_out: {type: select, inputs: [with_dir], fields: [id, iris_class, version]}\n"
+             "sinks:\n"
+             "  bare_file: {type: file, inputs: [bare_out], path: " + (dir / "bare.jsonl") + "}\n"
+             "  dir_file: {type: file, inputs: [dir_out], path: " + (dir / "dir.jsonl") + "}\n"
+             "dead_letter: {path: " + (dir / "dead.jsonl") + "}\n";
+  auto r = Run(StartServer(dir, "--model-version 7") + RunFunction(dir) + "run versions\n");
+  INFO(r.out + r.err + Slurp(dir / "run.err") + Slurp(dir / "server.log"));
+  CHECK(r.out.find("versions exit 0 in") != std::string::npos);
+  static const std::regex kRow(R"re(^\{"id":\d+,"iris_class":[0-2],"version":"(.*)"\}$)re");
+  for (const char* file : {"bare.jsonl", "dir.jsonl"}) {
+    INFO(file);
+    const auto lines = LinesOf(Slurp(dir / file));
+    CHECK(lines.size() == 1500u);
+    std::set<std::string> versions;
+    for (const auto& line : lines) {
+      std::smatch m;
+      INFO(line);
+      REQUIRE(std::regex_match(line, m, kRow));
+      versions.insert(m[1]);
+    }
+    CHECK(versions == std::set<std::string>{"7"});
+  }
+}
+
 TEST_CASE("http predict: a model server killed mid-run pauses the pipeline; nothing is lost",
           "[integration][http][faults]") {
   TempDir dir;

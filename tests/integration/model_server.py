@@ -16,8 +16,10 @@ FastAPI `detail`, so tests can check that a refused record is dead-lettered with
 `PUT /delay?ms=N` changes the delay every predict request waits before it answers (start value
 --delay-ms), so a test can make a running server slower than a client's timeout and fast again.
 `GET /answered` counts the `POST /predict` requests answered so far, so a test can act mid-stream.
+The KServe calls name the model's version: the MLmodel's metadata.version, or --model-version.
 
   model_server.py --model DIR [--host 127.0.0.1] [--port 0] [--port-file FILE] [--delay-ms N]
+                  [--model-version V]
 
 With --port 0 the kernel picks a free port; the port is written to --port-file once the socket
 listens. Debian's python3-fastapi, python3-uvicorn and python3-xgboost only.
@@ -59,9 +61,10 @@ def load_model(model_dir):
     return meta["metadata"], inputs, booster
 
 
-def make_app(model_dir, delay_ms):
+def make_app(model_dir, delay_ms, model_version=None):
     metadata, inputs, booster = load_model(model_dir)
     name = metadata["name"]
+    version = model_version or str(metadata.get("version", "1"))
     app = FastAPI()
     state = {"delay_ms": delay_ms, "answered": 0}
 
@@ -92,7 +95,7 @@ def make_app(model_dir, delay_ms):
     def model_metadata(model: str):
         if model != name:
             raise HTTPException(status_code=404, detail=f"model '{model}' not found")
-        return {"name": name, "versions": [str(metadata.get("version", "1"))],
+        return {"name": name, "versions": [version],
                 "platform": "xgboost",
                 "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(inputs)]}],
                 "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1, 1]}]}
@@ -136,7 +139,7 @@ def make_app(model_dir, delay_ms):
         if width != len(inputs) or tensor["datatype"] not in ("FP32", "FP64"):
             raise HTTPException(status_code=400, detail="expected one FP32/FP64 [rows, 4] tensor")
         data = labels(tensor["data"])
-        return {"model_name": name, "outputs": [
+        return {"model_name": name, "model_version": version, "outputs": [
             {"name": "predict", "shape": [rows, 1], "datatype": "INT64", "data": data}]}
 
     return app
@@ -149,8 +152,9 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
     ap.add_argument("--delay-ms", type=int, default=0)
+    ap.add_argument("--model-version")
     args = ap.parse_args()
-    app = make_app(args.model, args.delay_ms)
+    app = make_app(args.model, args.delay_ms, args.model_version)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))

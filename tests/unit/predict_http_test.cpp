@@ -137,6 +137,22 @@ TEST_CASE("kserve-v2 answers", "[operators][predict][http]") {
     REQUIRE(s.ok());
     CHECK(s->direct);
     CHECK(s->values == std::vector<double>{0, 1, 2});
+    CHECK(s->model_version.empty());  // the answer names no version
+  }
+  SECTION("the version the server scored with") {
+    auto s = DecodeKserveResponse(
+        R"({"model_name": "iris", "model_version": "7", "outputs": [{"name": "predict",
+            "shape": [2, 1], "datatype": "INT64", "data": [2, 0]}]})",
+        2, kClasses);
+    REQUIRE(s.ok());
+    CHECK(s->model_version == "7");
+    CHECK(s->values == std::vector<double>{2, 0});
+    auto number = DecodeKserveResponse(
+        R"({"model_version": 7, "outputs": [{"name": "p", "shape": [1, 1], "datatype": "INT64",
+            "data": [1]}]})",
+        1, kClasses);
+    REQUIRE(number.ok());
+    CHECK(number->model_version.empty());  // not a string: not a version
   }
   SECTION("a [rows, classes] tensor of probabilities") {
     auto s = DecodeKserveResponse(
