@@ -17,7 +17,9 @@
 //
 // Rows travel in COPY's binary format where every column has an exact binary form, in its text
 // format otherwise (postgres_copy.h). An upsert batch of new keys only is COPYed straight into
-// the table (WriteBatch).
+// the table (WriteBatch). A batch's rows go in the order of the table's key when nothing in the
+// table can see the order they arrived in (RowOrderFields); payload rows then map back to batch
+// rows through PgCopyRows::BatchRow.
 //
 // Threading: Prepare (the COPY payload) runs on several batches at once; Write is serial and
 // owns the connection.
@@ -25,6 +27,7 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <pqxx/pqxx>
@@ -174,13 +177,14 @@ class PgSinkRuntime : public SinkRuntime {
     stored_ = positions_.LoadForUpdate(tx, keys);
     if (stored_.empty()) return copy_text;
     const PgCopyRows rows(copy_text);
-    kept.push_back(copy_text[0]);  // the format
+    kept.push_back(rows.format());
     size_t start = 0, skipped = 0;
     // Rows come in runs of one partition: look its position up once per run, not per row.
     auto it = stored_.end();
     const std::string* topic = nullptr;
     int32_t partition = -2;
-    for (size_t r = 0; r < batch.num_rows(); ++r) {
+    for (size_t i = 0; i < batch.num_rows(); ++i) {
+      const size_t r = rows.BatchRow(i);
       const size_t end = rows.RowEnd(start);
       if (batch.Partition(r) != partition || !topic || batch.Origin(r) != *topic) {
         topic = &batch.Origin(r);
@@ -296,9 +300,10 @@ class PgSinkRuntime : public SinkRuntime {
       TakeNewRows(tx, batch, copy_text, kept);
       const PgCopyRows rows(copy_text);
       size_t start = 0;
-      for (size_t r = 0; r < batch.num_rows(); ++r) {
+      for (size_t i = 0; i < batch.num_rows(); ++i) {
+        const size_t r = rows.BatchRow(i);
         const size_t end = rows.RowEnd(start);
-        const std::string line = copy_text[0] + std::string(rows.rows().substr(start, end - start));
+        const std::string line = rows.format() + std::string(rows.rows().substr(start, end - start));
         start = end;
         if (!stored_.empty()) {
           auto it = stored_.find({batch.Origin(r), batch.Partition(r)});
@@ -375,10 +380,12 @@ class PgSink : public SinkNode {
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
     std::unique_ptr<pqxx::connection> conn;
     std::vector<std::string> pg_types;  // of the written columns
+    std::vector<int> order_by;
     try {
       conn = std::make_unique<pqxx::connection>(cfg_.url);
       SLUICE_RETURN_IF_ERROR(PrepareTable(*conn, pg_types));
       if (cfg_.exactly_once) cfg_.PositionTable().Ensure(*conn);
+      order_by = RowOrderFields(*conn);
     } catch (const std::exception& e) {
       return Status::Unavailable(fmt::format("{}: PostgreSQL: {}", node_.Prefix(),
                                              PgFirstLine(e.what())));
@@ -393,7 +400,8 @@ class PgSink : public SinkNode {
       binary.push_back(*b);
     }
     return std::unique_ptr<SinkRuntime>(std::make_unique<PgSinkRuntime>(
-        cfg_, node_.name, PgCopyEncoder(fields_, std::move(binary)), std::move(conn)));
+        cfg_, node_.name, PgCopyEncoder(fields_, std::move(binary), std::move(order_by)),
+        std::move(conn)));
   }
 
   bool CommitsSourcePositions() const override { return cfg_.exactly_once; }
@@ -445,6 +453,57 @@ class PgSink : public SinkNode {
                                              node_.MarkOf("url").ToString(), node_.Prefix(),
                                              cfg_.target.Shown(), PgFirstLine(e.what())));
     }
+  }
+
+  // The input fields to sort each batch's rows by before COPY (PgCopyEncoder): the upsert key,
+  // or the table's primary key when this sink writes all of its columns. None when the table
+  // could see the order the rows arrive in: a column this sink leaves to a sequence (serial,
+  // identity) or a trigger would then see the key's order instead of the stream's.
+  std::vector<int> RowOrderFields(pqxx::connection& conn) const {
+    pqxx::read_transaction tx(conn);
+    pqxx::result r = tx.exec_params(
+        "SELECT (SELECT array_agg(a.attname::text ORDER BY k.n) FROM pg_index i "
+        "        CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) "
+        "        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "        WHERE i.indrelid = c.oid AND i.indisprimary), "
+        "       (SELECT array_agg(a.attname::text) FROM pg_attribute a "
+        "        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND "
+        "        (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE '%nextval(%')), "
+        "       EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relname = $2",
+        cfg_.target.schema, cfg_.target.table);
+    if (r.empty() || r[0][2].as<bool>()) return {};
+    auto written = [&](const std::string& column) -> int {
+      for (size_t i = 0; i < cfg_.columns.size(); ++i) {
+        if (cfg_.columns[i].first == column) return fields_[i];
+      }
+      return -1;
+    };
+    for (const auto& column : PgTextArrayItems(r[0][1])) {
+      if (written(column) < 0) return {};  // a sequence numbers the rows as they come
+    }
+    const std::vector<std::string> key = cfg_.key.empty() ? PgTextArrayItems(r[0][0]) : cfg_.key;
+    std::vector<int> order_by;
+    for (const auto& column : key) {
+      const int f = written(column);
+      if (f < 0) return {};
+      order_by.push_back(f);
+    }
+    return order_by;
+  }
+
+  // The items of a text[] value (PostgreSQL's array literal), none when it is null.
+  static std::vector<std::string> PgTextArrayItems(const pqxx::field& f) {
+    std::vector<std::string> items;
+    if (f.is_null()) return items;
+    auto parser = f.as_array();
+    for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done;
+         std::tie(kind, value) = parser.get_next()) {
+      if (kind == pqxx::array_parser::string_value) items.push_back(value);
+    }
+    return items;
   }
 
   // Creates the table when asked and missing; otherwise checks it (CheckTable). `pg_types`: the

@@ -2,8 +2,10 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "engine/json.h"
 
@@ -121,28 +123,94 @@ void AppendCopyTextRow(std::string& out, const Batch& batch, size_t row,
 
 }  // namespace
 
+namespace {
+
+// Orders two rows of a column: nulls first, then by value (strings by their bytes).
+int CompareRows(const Column& c, uint32_t a, uint32_t b) {
+  const bool na = c.IsNull(a), nb = c.IsNull(b);
+  if (na || nb) return static_cast<int>(nb) - static_cast<int>(na);
+  switch (c.type) {
+    case TypeId::kFloat64: {
+      const double x = c.doubles[a], y = c.doubles[b];
+      return x < y ? -1 : (y < x ? 1 : 0);
+    }
+    case TypeId::kString: return c.strings[a].compare(c.strings[b]);
+    default: return c.ints[a] < c.ints[b] ? -1 : (c.ints[b] < c.ints[a] ? 1 : 0);
+  }
+}
+
+// The order block of a reordered payload: the row count, then each payload row's batch row.
+void PutOrder(std::string& out, const std::vector<uint32_t>& order) {
+  const uint32_t n = static_cast<uint32_t>(order.size());
+  out.append(reinterpret_cast<const char*>(&n), 4);
+  out.append(reinterpret_cast<const char*>(order.data()), order.size() * 4);
+}
+
+}  // namespace
+
+std::vector<uint32_t> PgCopyEncoder::RowOrder(const Batch& batch) const {
+  const size_t n = batch.num_rows();
+  std::vector<uint32_t> order;
+  if (order_by_.empty() || n < 2 || n > std::numeric_limits<uint32_t>::max()) return order;
+  std::vector<const Column*> keys;
+  for (int f : order_by_) keys.push_back(&batch.column(f));
+  auto less = [&](uint32_t a, uint32_t b) {
+    for (const Column* c : keys) {
+      const int d = CompareRows(*c, a, b);
+      if (d) return d < 0;
+    }
+    return false;
+  };
+  bool sorted = true;
+  for (uint32_t r = 1; r < n && sorted; ++r) sorted = !less(r, r - 1);
+  if (sorted) return order;
+  order.resize(n);
+  for (uint32_t r = 0; r < n; ++r) order[r] = r;
+  const Column& first = *keys[0];
+  if (keys.size() == 1 && first.type != TypeId::kFloat64 && first.type != TypeId::kString &&
+      first.valid.empty()) {
+    // One integer key without nulls, the common primary key: sort (key, row) pairs, which
+    // keeps rows of one key in their order without a stable sort's extra pass.
+    std::vector<std::pair<int64_t, uint32_t>> pairs(n);
+    for (uint32_t r = 0; r < n; ++r) pairs[r] = {first.ints[r], r};
+    std::sort(pairs.begin(), pairs.end());
+    for (uint32_t r = 0; r < n; ++r) order[r] = pairs[r].second;
+  } else {
+    std::stable_sort(order.begin(), order.end(), less);
+  }
+  return order;
+}
+
 std::string PgCopyEncoder::Encode(const Batch& batch) const {
+  const std::vector<uint32_t> order = RowOrder(batch);
   std::string out;
-  if (binary() && EncodeBinary(batch, out)) return out;
+  if (binary() && EncodeBinary(batch, order, out)) return out;
   out.clear();
-  EncodeText(batch, out);
+  EncodeText(batch, order, out);
   return out;
 }
 
-void PgCopyEncoder::EncodeText(const Batch& batch, std::string& out) const {
-  out.reserve(1 + batch.num_rows() * 64);
-  out.push_back('t');
-  for (size_t r = 0; r < batch.num_rows(); ++r) AppendCopyTextRow(out, batch, r, fields_);
+void PgCopyEncoder::EncodeText(const Batch& batch, const std::vector<uint32_t>& order,
+                               std::string& out) const {
+  out.reserve(1 + order.size() * 4 + batch.num_rows() * 64);
+  out.push_back(order.empty() ? 't' : 'T');
+  if (!order.empty()) PutOrder(out, order);
+  for (size_t i = 0; i < batch.num_rows(); ++i) {
+    AppendCopyTextRow(out, batch, order.empty() ? i : order[i], fields_);
+  }
 }
 
-bool PgCopyEncoder::EncodeBinary(const Batch& batch, std::string& out) const {
-  out.reserve(1 + batch.num_rows() * (2 + fields_.size() * 12));
-  out.push_back('b');
+bool PgCopyEncoder::EncodeBinary(const Batch& batch, const std::vector<uint32_t>& order,
+                                 std::string& out) const {
+  out.reserve(1 + order.size() * 4 + batch.num_rows() * (2 + fields_.size() * 12));
+  out.push_back(order.empty() ? 'b' : 'B');
+  if (!order.empty()) PutOrder(out, order);
   std::vector<const Column*> columns;
   for (int f : fields_) columns.push_back(&batch.column(f));
   const uint16_t count = __builtin_bswap16(static_cast<uint16_t>(fields_.size()));
   constexpr uint32_t kNull = 0xffffffff;  // a length of -1
-  for (size_t r = 0; r < batch.num_rows(); ++r) {
+  for (size_t i = 0; i < batch.num_rows(); ++i) {
+    const size_t r = order.empty() ? i : order[i];
     out.append(reinterpret_cast<const char*>(&count), 2);
     for (size_t i = 0; i < columns.size(); ++i) {
       const Column& c = *columns[i];
@@ -203,6 +271,23 @@ bool PgCopyEncoder::EncodeBinary(const Batch& batch, std::string& out) const {
     }
   }
   return true;
+}
+
+PgCopyRows::PgCopyRows(std::string_view payload)
+    : binary_(!payload.empty() && (payload[0] == 'b' || payload[0] == 'B')),
+      rows_(payload.empty() ? payload : payload.substr(1)) {
+  if (payload.empty() || (payload[0] != 'B' && payload[0] != 'T')) return;
+  uint32_t n = 0;
+  std::memcpy(&n, rows_.data(), 4);
+  order_ = rows_.substr(4, size_t{n} * 4);
+  rows_.remove_prefix(4 + size_t{n} * 4);
+}
+
+size_t PgCopyRows::BatchRow(size_t i) const {
+  if (order_.empty()) return i;
+  uint32_t r;
+  std::memcpy(&r, order_.data() + i * 4, 4);
+  return r;
 }
 
 size_t PgCopyRows::RowEnd(size_t start) const {

@@ -179,3 +179,85 @@ TEST_CASE("postgres COPY: which column types get the binary form", "[postgres][c
     CHECK(PgBinaryFor(PgTypeFor(t), t));
   }
 }
+
+TEST_CASE("postgres COPY: rows in the order of a key, each payload row naming its batch row",
+          "[postgres][copy]") {
+  TestBatch tb;
+  Column& id = tb.Add("id", TypeId::kInt64);
+  Column& name = tb.Add("name", TypeId::kString);
+  // Keys 30, 10, 20, 10: the two rows of key 10 must keep their order (rows 1 then 3).
+  for (auto [k, n] : {std::pair{30, "c"}, {10, "a"}, {20, "b"}, {10, "a2"}}) {
+    id.AppendInt(k);
+    name.AppendString(n);
+  }
+  const Batch batch = tb.Make(4);
+
+  SECTION("text, by an integer key") {
+    PgCopyEncoder encoder({0, 1}, {}, {0});
+    CHECK(encoder.RowOrder(batch) == std::vector<uint32_t>{1, 3, 2, 0});
+    const std::string payload = encoder.Encode(batch);
+    REQUIRE(payload[0] == 'T');
+    const PgCopyRows rows(payload);
+    CHECK_FALSE(rows.binary());
+    CHECK(rows.format() == 't');
+    CHECK(rows.rows() == "10\ta\n10\ta2\n20\tb\n30\tc\n");
+    std::vector<size_t> batch_rows;
+    for (size_t i = 0; i < 4; ++i) batch_rows.push_back(rows.BatchRow(i));
+    CHECK(batch_rows == std::vector<size_t>{1, 3, 2, 0});
+  }
+  SECTION("binary, by a string key") {
+    PgCopyEncoder encoder({0, 1}, {PgBinary::kInt8, PgBinary::kBytes}, {1});
+    const std::string payload = encoder.Encode(batch);
+    REQUIRE(payload[0] == 'B');
+    const PgCopyRows rows(payload);
+    CHECK(rows.binary());
+    CHECK(rows.format() == 'b');
+    // a, a2, b, c: rows 1, 3, 2, 0; each row walks to the next.
+    size_t start = 0;
+    std::vector<size_t> batch_rows;
+    for (size_t i = 0; i < 4; ++i) {
+      batch_rows.push_back(rows.BatchRow(i));
+      start = rows.RowEnd(start);
+    }
+    CHECK(start == rows.rows().size());
+    CHECK(batch_rows == std::vector<size_t>{1, 3, 2, 0});
+    // The rows are those of the unordered encoding, moved.
+    const std::string plain = PgCopyEncoder({0, 1}, {PgBinary::kInt8, PgBinary::kBytes})
+                                  .Encode(batch);
+    const PgCopyRows unordered(plain);
+    std::vector<std::string_view> each;
+    for (size_t s = 0, e; s < unordered.rows().size(); s = e) {
+      e = unordered.RowEnd(s);
+      each.push_back(unordered.rows().substr(s, e - s));
+    }
+    REQUIRE(each.size() == 4u);
+    CHECK(rows.rows() == std::string(each[1]) + std::string(each[3]) + std::string(each[2]) +
+                             std::string(each[0]));
+  }
+  SECTION("by two keys, nulls first") {
+    TestBatch two;
+    Column& a = two.Add("a", TypeId::kInt64);
+    Column& b = two.Add("b", TypeId::kFloat64);
+    a.AppendInt(2);
+    b.AppendDouble(0.5);
+    a.AppendInt(1);
+    b.AppendDouble(0.25);
+    a.AppendInt(1);
+    b.AppendNull();
+    a.AppendNull();
+    b.AppendDouble(9);
+    CHECK(PgCopyEncoder({0, 1}, {}, {0, 1}).RowOrder(two.Make(4)) ==
+          std::vector<uint32_t>{3, 2, 1, 0});
+  }
+  SECTION("rows already in order, or no key: the batch's order, no order block") {
+    TestBatch sorted;
+    Column& k = sorted.Add("k", TypeId::kTimestamp);
+    for (int64_t v : {1, 1, 5, 9}) k.AppendInt(v);
+    const PgCopyEncoder by_k({0}, {PgBinary::kTimestamp}, {0});
+    CHECK(by_k.RowOrder(sorted.Make(4)).empty());
+    CHECK(by_k.Encode(sorted.Make(4))[0] == 'b');
+    CHECK(PgCopyEncoder({0, 1}, {}).Encode(batch)[0] == 't');
+    const PgCopyRows rows(PgCopyEncoder({0, 1}, {}).Encode(batch));
+    CHECK(rows.BatchRow(2) == 2u);
+  }
+}
