@@ -276,11 +276,12 @@ bool PgCopyEncoder::EncodeBinary(const Batch& batch, const std::vector<uint32_t>
 PgCopyRows::PgCopyRows(std::string_view payload)
     : binary_(!payload.empty() && (payload[0] == 'b' || payload[0] == 'B')),
       rows_(payload.empty() ? payload : payload.substr(1)) {
-  if (payload.empty() || (payload[0] != 'B' && payload[0] != 'T')) return;
+  if (payload.empty() || (payload[0] != 'B' && payload[0] != 'T') || rows_.size() < 4) return;
   uint32_t n = 0;
   std::memcpy(&n, rows_.data(), 4);
-  order_ = rows_.substr(4, size_t{n} * 4);
-  rows_.remove_prefix(4 + size_t{n} * 4);
+  const size_t bytes = std::min(rows_.size() - 4, size_t{n} * 4);
+  order_ = rows_.substr(4, bytes);
+  rows_.remove_prefix(4 + bytes);
 }
 
 size_t PgCopyRows::BatchRow(size_t i) const {
