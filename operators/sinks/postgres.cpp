@@ -179,7 +179,8 @@ class PgSinkRuntime : public SinkRuntime {
     const PgCopyRows rows(copy_text);
     kept.push_back(rows.format());
     size_t start = 0, skipped = 0;
-    // Rows come in runs of one partition: look its position up once per run, not per row.
+    // Rows often come in runs of one partition (always, unless the batch was put in key order):
+    // look its position up once per run, not per row.
     auto it = stored_.end();
     const std::string* topic = nullptr;
     int32_t partition = -2;
