@@ -1,6 +1,7 @@
 #include "operators/postgres/common.h"
 
 #include <cstdlib>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -27,6 +28,53 @@ std::string PgConnectionString(const std::string& url) {
                        fmt::join(options, "&"));
   }
   return fmt::format("{}{}{}", url, url.empty() ? "" : " ", fmt::join(options, " "));
+}
+
+PgInsertOrderInfo PgReadInsertOrderInfo(pqxx::transaction_base& tx, const PgTable& table) {
+  pqxx::result r = tx.exec_params(
+      "SELECT (SELECT array_agg(a.attname::text ORDER BY k.n) FROM pg_index i "
+      "        CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) "
+      "        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+      "        WHERE i.indrelid = c.oid AND i.indisprimary), "
+      "       (SELECT array_agg(a.attname::text) FROM pg_attribute a "
+      "        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+      "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND "
+      "        (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE '%nextval(%')), "
+      "       EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) "
+      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = $2",
+      table.schema, table.table);
+  PgInsertOrderInfo info;
+  if (r.empty()) return info;
+  info.primary_key = PgTextArrayItems(r[0][0]);
+  info.sequenced = PgTextArrayItems(r[0][1]);
+  info.triggers = r[0][2].as<bool>();
+  return info;
+}
+
+std::string PgTextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ",";
+    out += "\"";
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += "\"";
+  }
+  return out + "}";
+}
+
+std::vector<std::string> PgTextArrayItems(const pqxx::field& f) {
+  std::vector<std::string> items;
+  if (f.is_null()) return items;
+  auto parser = f.as_array();
+  for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done;
+       std::tie(kind, value) = parser.get_next()) {
+    if (kind == pqxx::array_parser::string_value) items.push_back(value);
+  }
+  return items;
 }
 
 std::string PgLackedPrivilege(pqxx::transaction_base& tx, const PgTable& table, bool creates,
@@ -147,20 +195,7 @@ std::optional<int64_t> PgPositionTable::LoadOne(pqxx::transaction_base& tx,
 
 namespace {
 
-// PostgreSQL array literals for unnest(): {"a","b"} and {1,2}.
-std::string TextArray(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char ch : items[i]) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
+// PostgreSQL array literals of numbers for unnest(): {1,2} (PgTextArray makes {"a","b"}).
 template <typename T>
 std::string NumberArray(const std::vector<T>& items) {
   return fmt::format("{{{}}}", fmt::join(items, ","));
@@ -188,7 +223,7 @@ PgPositions PgPositionTable::LoadForUpdate(pqxx::transaction_base& tx,
                   "ON CONFLICT (pipeline, node, topic, \"partition\") DO UPDATE SET next_offset "
                   "= p.next_offset RETURNING p.topic, p.\"partition\", p.next_offset",
                   table_.Quoted()),
-      pipeline_, node_, TextArray(topics), NumberArray(partitions));
+      pipeline_, node_, PgTextArray(topics), NumberArray(partitions));
   for (const auto& row : r) {
     const int64_t next = row[2].as<int64_t>();
     if (next >= 0) out[{row[0].as<std::string>(), row[1].as<int32_t>()}] = next;
@@ -213,7 +248,7 @@ void PgPositionTable::Store(pqxx::transaction_base& tx, const PgPositions& posit
                   "ON CONFLICT (pipeline, node, topic, \"partition\") DO UPDATE SET next_offset "
                   "= EXCLUDED.next_offset, updated_at = now()",
                   table_.Quoted()),
-      pipeline_, node_, TextArray(topics), NumberArray(partitions), NumberArray(nexts));
+      pipeline_, node_, PgTextArray(topics), NumberArray(partitions), NumberArray(nexts));
 }
 
 }  // namespace sluice

@@ -49,6 +49,20 @@ void PgLockForCreate(pqxx::transaction_base& tx, const PgTable& table);
 std::string PgLackedPrivilege(pqxx::transaction_base& tx, const PgTable& table, bool creates,
                               const std::vector<std::string>& privileges);
 
+// What of `table` could tell the order its rows are inserted in: its primary key's columns (in
+// index order), the columns a sequence fills when not written (serial, identity), and whether
+// a user trigger runs on it. Empty and false when the table does not exist. Reads only.
+struct PgInsertOrderInfo {
+  std::vector<std::string> primary_key;
+  std::vector<std::string> sequenced;
+  bool triggers = false;
+};
+PgInsertOrderInfo PgReadInsertOrderInfo(pqxx::transaction_base& tx, const PgTable& table);
+
+// {"a","b"} as a PostgreSQL text[] literal, and the items of a text[] value (none when null).
+std::string PgTextArray(const std::vector<std::string>& items);
+std::vector<std::string> PgTextArrayItems(const pqxx::field& f);
+
 // The first line of a libpqxx error (which repeats the query after it), without "ERROR:".
 std::string PgFirstLine(const std::string& what);
 

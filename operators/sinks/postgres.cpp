@@ -27,7 +27,6 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
-#include <tuple>
 
 #include <fmt/format.h>
 #include <pqxx/pqxx>
@@ -462,49 +461,24 @@ class PgSink : public SinkNode {
   // identity) or a trigger would then see the key's order instead of the stream's.
   std::vector<int> RowOrderFields(pqxx::connection& conn) const {
     pqxx::read_transaction tx(conn);
-    pqxx::result r = tx.exec_params(
-        "SELECT (SELECT array_agg(a.attname::text ORDER BY k.n) FROM pg_index i "
-        "        CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) "
-        "        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-        "        WHERE i.indrelid = c.oid AND i.indisprimary), "
-        "       (SELECT array_agg(a.attname::text) FROM pg_attribute a "
-        "        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-        "        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND "
-        "        (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE '%nextval(%')), "
-        "       EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = $1 AND c.relname = $2",
-        cfg_.target.schema, cfg_.target.table);
-    if (r.empty() || r[0][2].as<bool>()) return {};
+    const PgInsertOrderInfo info = PgReadInsertOrderInfo(tx, cfg_.target);
+    if (info.triggers) return {};
     auto written = [&](const std::string& column) -> int {
       for (size_t i = 0; i < cfg_.columns.size(); ++i) {
         if (cfg_.columns[i].first == column) return fields_[i];
       }
       return -1;
     };
-    for (const auto& column : PgTextArrayItems(r[0][1])) {
+    for (const auto& column : info.sequenced) {
       if (written(column) < 0) return {};  // a sequence numbers the rows as they come
     }
-    const std::vector<std::string> key = cfg_.key.empty() ? PgTextArrayItems(r[0][0]) : cfg_.key;
     std::vector<int> order_by;
-    for (const auto& column : key) {
+    for (const auto& column : cfg_.key.empty() ? info.primary_key : cfg_.key) {
       const int f = written(column);
       if (f < 0) return {};
       order_by.push_back(f);
     }
     return order_by;
-  }
-
-  // The items of a text[] value (PostgreSQL's array literal), none when it is null.
-  static std::vector<std::string> PgTextArrayItems(const pqxx::field& f) {
-    std::vector<std::string> items;
-    if (f.is_null()) return items;
-    auto parser = f.as_array();
-    for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done;
-         std::tie(kind, value) = parser.get_next()) {
-      if (kind == pqxx::array_parser::string_value) items.push_back(value);
-    }
-    return items;
   }
 
   // Creates the table when asked and missing; otherwise checks it (CheckTable). `pg_types`: the
@@ -602,20 +576,6 @@ class PgSink : public SinkNode {
     return Status::Ok();
   }
 
-  // {"a","b"} as a PostgreSQL text[] literal.
-  static std::string PgTextArray(const std::vector<std::string>& items) {
-    std::string out = "{";
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (i) out += ",";
-      out += "\"";
-      for (char c : items[i]) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-      }
-      out += "\"";
-    }
-    return out + "}";
-  }
 
   const NodeConfig& node_;
   PgSinkConfig cfg_;
