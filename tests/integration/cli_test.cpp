@@ -311,3 +311,56 @@ TEST_CASE("rows the table refuses are dead-lettered and not counted as written",
   CHECK(Slurp(out / "iris-demo.dead-letter.jsonl").find("UNIQUE constraint failed") !=
         std::string::npos);
 }
+
+// `sluice run` and `sluice dev-kafka` start themselves once more with glibc.malloc.hugetlb=1 when
+// the kernel gives transparent huge pages on request (main.cpp). What the process was last
+// started with is /proc/PID/environ; the variable SLUICE_SAVED_GLIBC_TUNABLES marks the second
+// start.
+TEST_CASE("run and dev-kafka ask for huge pages for the heap unless told not to",
+          "[integration][cli]") {
+  std::string mode = Slurp("/sys/kernel/mm/transparent_hugepage/enabled");
+  const bool on_request = mode.find("[madvise]") != std::string::npos;
+  INFO("transparent_hugepage/enabled: " << mode);
+
+  auto start_environ = [](const std::string& env) {
+    TempDir dir;
+    const std::string bs = dir / "bootstrap.txt";
+    CommandResult r = Run(env + " " + Sluice() + " dev-kafka --run-seconds 20 -t t:1 --bootstrap-file " +
+                          bs + " >/dev/null 2>" + (dir / "broker.err") +
+                          " &\nbroker=$!\nfor i in $(seq 1 100); do [ -s " + bs +
+                          " ] && break; sleep 0.1; done\ntr '\\0' '\\n' </proc/$broker/environ\n"
+                          "kill -TERM $broker; wait $broker");
+    INFO(Slurp(dir / "broker.err"));
+    REQUIRE(r.exit_code == 0);
+    std::map<std::string, std::string> vars;
+    for (const auto& line : LinesOf(r.out)) {
+      size_t eq = line.find('=');
+      if (eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return vars;
+  };
+
+  SECTION("by default: a second start with the tunable, on kernels that give them on request") {
+    auto vars = start_environ("env -u GLIBC_TUNABLES");
+    if (on_request) {
+      CHECK(vars["SLUICE_SAVED_GLIBC_TUNABLES"] == "0");  // unset before: unset again after
+      CHECK(vars["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1");
+    } else {
+      CHECK(vars.count("SLUICE_SAVED_GLIBC_TUNABLES") == 0);
+      CHECK(vars.count("GLIBC_TUNABLES") == 0);
+    }
+  }
+  SECTION("the user's own tunables are kept") {
+    auto vars = start_environ("GLIBC_TUNABLES=glibc.malloc.tcache_count=8");
+    if (on_request) {
+      CHECK(vars["SLUICE_SAVED_GLIBC_TUNABLES"] == "1glibc.malloc.tcache_count=8");
+    } else {
+      CHECK(vars.count("SLUICE_SAVED_GLIBC_TUNABLES") == 0);
+    }
+  }
+  SECTION("glibc.malloc.hugetlb=0 opts out: no second start") {
+    auto vars = start_environ("GLIBC_TUNABLES=glibc.malloc.hugetlb=0");
+    CHECK(vars.count("SLUICE_SAVED_GLIBC_TUNABLES") == 0);
+    CHECK(vars["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0");
+  }
+}
