@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
 # The whole run (no ctest arguments) also runs the unit tests under ASan/LSan/UBSan and each fuzz
-# target for 10 s (about 7 minutes on 2 cores, most of it the sanitized build); SLUICE_SANITIZE=0
+# target for 10 s (about 8 minutes on 2 cores, most of it the sanitized build); SLUICE_SANITIZE=0
 # skips them.
 if (($# == 0)) && [[ "${SLUICE_SANITIZE:-1}" != 0 ]]; then
   ./scripts/test-sanitized.sh 10
