@@ -58,8 +58,8 @@ std::string_view Subcommand(int argc, char** argv) {
 
 // Transparent huge pages for the heap. A pipeline's working set (read-ahead, batches in flight,
 // fetch buffers: about 150 MiB on the benchmarks) is touched for the first time while the run
-// starts, one 4 KiB page fault at a time: 40,000 faults, a quarter of Sluice's CPU on a million
-// Kafka messages where faults are dear. glibc asks the kernel for huge pages for its heap when
+// starts, one 4 KiB page fault at a time: 40,000 faults on a million Kafka messages, a tenth of
+// Sluice's CPU where faults are dear (2,500 faults with huge pages). glibc asks the kernel for huge pages for its heap when
 // the tunable glibc.malloc.hugetlb=1 is set (the kernel's THP mode `madvise`); tunables are read
 // only from GLIBC_TUNABLES at start-up, so `sluice run` and `sluice dev-kafka` start themselves
 // once more with it set, and the second start puts the variable back as it was, for the
