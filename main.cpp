@@ -59,13 +59,14 @@ std::string_view Subcommand(int argc, char** argv) {
 // Transparent huge pages for the heap. A pipeline's working set (read-ahead, batches in flight,
 // fetch buffers: about 150 MiB on the benchmarks) is touched for the first time while the run
 // starts, one 4 KiB page fault at a time: 40,000 faults on a million Kafka messages, a tenth of
-// Sluice's CPU where faults are dear (2,500 faults with huge pages). glibc asks the kernel for huge pages for its heap when
-// the tunable glibc.malloc.hugetlb=1 is set (the kernel's THP mode `madvise`); tunables are read
-// only from GLIBC_TUNABLES at start-up, so `sluice run` and `sluice dev-kafka` start themselves
-// once more with it set, and the second start puts the variable back as it was, for the
-// processes it starts. Nothing happens when GLIBC_TUNABLES already names the tunable (to opt
-// out: glibc.malloc.hugetlb=0), when the kernel gives huge pages to every mapping anyway or to
-// none, under valgrind, or when /proc/self/exe cannot be run (then the run goes on as it is).
+// Sluice's CPU where faults are dear (2,500 faults with huge pages). glibc asks the kernel for huge
+// pages for its heap when the tunable glibc.malloc.hugetlb=1 is set (the kernel's THP mode
+// `madvise`); tunables are read only from GLIBC_TUNABLES at start-up, so `sluice run` and `sluice
+// dev-kafka` start themselves once more with it set, and the second start puts the variable back as
+// it was, for the processes it starts. Nothing happens when GLIBC_TUNABLES already names the
+// tunable (to opt out: glibc.malloc.hugetlb=0), when the kernel gives huge pages to every mapping
+// anyway or to none, under valgrind, or when /proc/self/exe cannot be run (then the run goes on as
+// it is).
 constexpr char kHugeTunable[] = "glibc.malloc.hugetlb";
 constexpr char kSavedTunables[] = "SLUICE_SAVED_GLIBC_TUNABLES";  // "1"+value, or "0": unset
 

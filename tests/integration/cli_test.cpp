@@ -325,11 +325,12 @@ TEST_CASE("run and dev-kafka ask for huge pages for the heap unless told not to"
   auto start_environ = [](const std::string& env) {
     TempDir dir;
     const std::string bs = dir / "bootstrap.txt";
-    CommandResult r = Run(env + " " + Sluice() + " dev-kafka --run-seconds 20 -t t:1 --bootstrap-file " +
-                          bs + " >/dev/null 2>" + (dir / "broker.err") +
-                          " &\nbroker=$!\nfor i in $(seq 1 100); do [ -s " + bs +
-                          " ] && break; sleep 0.1; done\ntr '\\0' '\\n' </proc/$broker/environ\n"
-                          "kill -TERM $broker; wait $broker");
+    CommandResult r =
+        Run(env + " " + Sluice() + " dev-kafka --run-seconds 20 -t t:1 --bootstrap-file " + bs +
+            " >/dev/null 2>" + (dir / "broker.err") +
+            " &\nbroker=$!\nfor i in $(seq 1 100); do [ -s " + bs +
+            " ] && break; sleep 0.1; done\ntr '\\0' '\\n' </proc/$broker/environ\n"
+            "kill -TERM $broker; wait $broker");
     INFO(Slurp(dir / "broker.err"));
     REQUIRE(r.exit_code == 0);
     std::map<std::string, std::string> vars;
