@@ -576,7 +576,6 @@ class PgSink : public SinkNode {
     return Status::Ok();
   }
 
-
   const NodeConfig& node_;
   PgSinkConfig cfg_;
   std::vector<std::pair<std::string, std::string>> configured_columns_;
