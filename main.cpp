@@ -1,5 +1,6 @@
 // The `sluice` executable: the engine's CLI with the built-in operators.
 #include <malloc.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -63,7 +64,8 @@ std::string_view Subcommand(int argc, char** argv) {
 // pages for its heap when the tunable glibc.malloc.hugetlb=1 is set (the kernel's THP mode
 // `madvise`); tunables are read only from GLIBC_TUNABLES at start-up, so `sluice run` and `sluice
 // dev-kafka` start themselves once more with it set, and the second start puts the variable back as
-// it was, for the processes it starts. Nothing happens when GLIBC_TUNABLES already names the
+// it was, for the processes it starts, and takes back the process name (`ps`, `pkill sluice`) that
+// the kernel took from /proc/self/exe. Nothing happens when GLIBC_TUNABLES already names the
 // tunable (to opt out: glibc.malloc.hugetlb=0), when the kernel gives huge pages to every mapping
 // anyway or to none, under valgrind, or when /proc/self/exe cannot be run (then the run goes on as
 // it is).
@@ -85,6 +87,12 @@ void StartWithHugePageHeap(int argc, char** argv) {
       unsetenv("GLIBC_TUNABLES");
     }
     unsetenv(kSavedTunables);
+    // The name the first start had: the kernel's is the base name of the file executed (cut
+    // to 15 bytes), which was argv[0]'s when a shell or a test started Sluice.
+    if (argc > 0 && argv[0] && argv[0][0]) {
+      const char* slash = std::strrchr(argv[0], '/');
+      prctl(PR_SET_NAME, slash ? slash + 1 : argv[0], 0, 0, 0);
+    }
     return;
   }
   std::string_view command = Subcommand(argc, argv);

@@ -330,6 +330,7 @@ TEST_CASE("run and dev-kafka ask for huge pages for the heap unless told not to"
             " >/dev/null 2>" + (dir / "broker.err") +
             " &\nbroker=$!\nfor i in $(seq 1 100); do [ -s " + bs +
             " ] && break; sleep 0.1; done\ntr '\\0' '\\n' </proc/$broker/environ\n"
+            "echo \"comm=$(cat /proc/$broker/comm)\"\n"
             "kill -TERM $broker; wait $broker");
     INFO(Slurp(dir / "broker.err"));
     REQUIRE(r.exit_code == 0);
@@ -350,6 +351,7 @@ TEST_CASE("run and dev-kafka ask for huge pages for the heap unless told not to"
       CHECK(vars.count("SLUICE_SAVED_GLIBC_TUNABLES") == 0);
       CHECK(vars.count("GLIBC_TUNABLES") == 0);
     }
+    CHECK(vars["comm"] == "sluice");  // ps and pkill find it by its own name, not "exe"
   }
   SECTION("the user's own tunables are kept") {
     auto vars = start_environ("GLIBC_TUNABLES=glibc.malloc.tcache_count=8");
