@@ -236,8 +236,9 @@ class PgError(BenchError):
     pass
 
 
-def server_settings(db):
-    names = ", ".join(f"'{n}'" for n in SETTINGS)
+def server_settings(db, extra=()):
+    """The settings of SETTINGS and of `extra` ("name=value" each, as given to the server)."""
+    names = ", ".join(f"'{n}'" for n in SETTINGS + tuple(e.split("=", 1)[0] for e in extra))
     out = {}
     for line in db.query(f"SELECT name, setting, coalesce(unit, '') FROM pg_settings "
                          f"WHERE name IN ({names}) ORDER BY name"):
@@ -530,6 +531,9 @@ def main():
     ap.add_argument("--sluice-env", action="append", default=[], metavar="NAME=VALUE",
                     help="extra environment for the Sluice runs, e.g. BENCH_MAX_WAIT_MS=50 "
                          "(see pipelines/iris-pg-bench.yaml; repeatable)")
+    ap.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="a server setting for the throwaway cluster, e.g. "
+                         "log_autovacuum_min_duration=0 (repeatable; default: every default)")
     ap.add_argument("--poll-ms", type=float, default=POLL_S * 1000,
                     help="how often the end of a Sluice run is checked (default 50)")
     ap.add_argument("--wait-idle", type=float, default=WAIT_IDLE_S, metavar="SECONDS",
@@ -587,12 +591,12 @@ def main():
     copy_runs, kcat_runs, group_runs, sluice_runs = [], [], [], {cfg: [] for cfg in configs}
     disturbed_runs = 0
     try:
-        pg = Postgres(args.pg_bin)
+        pg = Postgres(args.pg_bin, settings=args.pg_setting)
         db = Psql(psql, pg.url)
         db.query(DDL.read_text())
         # This session's count(*) while Sluice runs: one core, not a parallel scan on both.
         db.query("SET max_parallel_workers_per_gather = 0")
-        settings = server_settings(db)
+        settings = server_settings(db, args.pg_setting)
         log(f"postgres: {pg.url} (data in {pg.dir}); " +
             ", ".join(f"{k}={settings[k]}" for k in ("fsync", "synchronous_commit",
                                                       "full_page_writes", "wal_sync_method")))
