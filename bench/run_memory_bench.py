@@ -301,11 +301,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=10_000_000,
                     help="messages on the topic before Sluice starts (default 10,000,000)")
-    ap.add_argument("--batch-size", type=int, default=8192,
-                    help="the pipeline's settings.batch_size (default 8,192, as the PostgreSQL "
-                         "benchmark)")
-    ap.add_argument("--max-in-flight", type=int, default=8,
-                    help="settings.max_in_flight (default 8)")
+    ap.add_argument("--batch-size", type=int, default=pb.BATCH_SIZE,
+                    help=f"the pipeline's settings.batch_size (default {pb.BATCH_SIZE:,}, as the "
+                         "PostgreSQL benchmark and pipelines/iris.yaml)")
+    ap.add_argument("--max-in-flight", type=int, default=pb.MAX_IN_FLIGHT,
+                    help=f"settings.max_in_flight (default {pb.MAX_IN_FLIGHT})")
     ap.add_argument("--delivery", choices=["at-least-once", "exactly-once"],
                     default="at-least-once")
     ap.add_argument("--partitions", type=int, default=0,

@@ -13,8 +13,9 @@ iris_prediction(id, timestamp, iris_class) in PostgreSQL. Side by side, in one r
                 in-process XGBoost on a float32 matrix, one COPY + commit per batch on a writer
                 thread, offsets committed after the rows), over every message;
   sluice        `build/sluice run pipelines/iris.yaml` as shipped (exactly-once upsert, the
-                engine's default batches), and pipelines/iris-pg-bench.yaml (at-least-once COPY,
-                batches of 8,192, as bench/run_pg_bench.py runs it), each with --threads 2 and 1;
+                batches of 32,768, 4 in flight), and pipelines/iris-pg-bench.yaml (at-least-once
+                COPY, the same batches, as bench/run_pg_bench.py runs it), each with --threads 2
+                and 1;
   ceilings      kcat reading the topic (no group, and in a consumer group), and `psql \\copy` of
                 the expected rows into the table.
 
@@ -79,8 +80,8 @@ IRIS_GROUP = "iris-data-consumer-group"  # fixed in pipelines/iris.yaml
 TABLE = pb.TABLE
 TARGET_VS_SEED = 500.0
 TARGET_VS_PYTHON = 3.0
-PG_BENCH_BATCH = 8192  # run_pg_bench.py's default for iris-pg-bench.yaml
-PG_BENCH_IN_FLIGHT = 8
+PG_BENCH_BATCH = pb.BATCH_SIZE  # run_pg_bench.py's defaults for iris-pg-bench.yaml, which are
+PG_BENCH_IN_FLIGHT = pb.MAX_IN_FLIGHT  # pipelines/iris.yaml's settings
 OTHER_CORES_NOTE = 0.25
 IRIS_SESSION_S = 47.0  # librdkafka's session.timeout.ms (45 s) and a margin
 IRIS_FREE_AT = 0.0
@@ -281,7 +282,7 @@ def run_until_full(name, cmd, env, pg, db, broker, records, full_bytes, args, ex
 
 def run_sluice(sluice, pipeline, threads, pg, db, broker, records, full_bytes, args, attempt):
     """`sluice run PIPELINE --threads N`: iris.yaml as shipped (exactly-once, its fixed group), or
-    iris-pg-bench.yaml at-least-once in a new group with batches of 8,192."""
+    iris-pg-bench.yaml at-least-once in a new group with batches of 32,768, 4 in flight."""
     tag = f"seed-sluice-{attempt}"
     out_dir = OUT / tag
     shutil.rmtree(out_dir, ignore_errors=True)
