@@ -177,7 +177,7 @@ def variant_env(name, args):
     source's max_wait_ms and the batching settings too (tuned)."""
     if name == "iris":
         return IRIS, {}
-    env = {"BENCH_MAX_WAIT_MS": "100", "BENCH_BATCH_SIZE": "8192", "BENCH_MAX_IN_FLIGHT": "8",
+    env = {"BENCH_MAX_WAIT_MS": "100", "BENCH_BATCH_SIZE": "32768", "BENCH_MAX_IN_FLIGHT": "4",
            "BENCH_FETCH_WAIT_MS": str(args.tuned_fetch_wait_ms),
            "BENCH_GROUP": f"iris-latency-bench-{time.time_ns()}"}
     if name == "fetch-wait":
