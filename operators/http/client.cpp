@@ -369,4 +369,35 @@ HttpResponse HttpGet(const std::string& url,
   return r;
 }
 
+HttpResponse HttpConnectOnly(const std::string& url, int64_t timeout_ms) {
+  GlobalInit();
+  HttpResponse r;
+  CURL* e = curl_easy_init();
+  if (!e) {
+    r.error = "cannot make a libcurl handle";
+    return r;
+  }
+  char error[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  const CURLcode code = curl_easy_perform(e);
+  if (code == CURLE_OK) {
+    char* ip = nullptr;
+    long port = 0;
+    curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &ip);
+    curl_easy_getinfo(e, CURLINFO_PRIMARY_PORT, &port);
+    r.outcome = HttpResponse::Outcome::kOk;
+    const std::string host = ip ? ip : "";
+    r.body = host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port)
+                                                 : fmt::format("{}:{}", host, port);
+  } else {
+    r.error = Shorten(error[0] ? error : curl_easy_strerror(code));
+  }
+  curl_easy_cleanup(e);
+  return r;
+}
+
 }  // namespace sluice

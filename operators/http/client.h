@@ -74,6 +74,12 @@ HttpResponse HttpGet(const std::string& url,
                      const std::vector<std::pair<std::string, std::string>>& headers,
                      int64_t timeout_ms);
 
+// Opens a connection to the URL's host, with the TLS handshake for https://, and closes it
+// without sending a request, bounded by `timeout_ms`: for `sluice validate --connect` of an
+// endpoint that any request would act on (a webhook posts an alert). kOk with `body` set to the
+// address connected to ("127.0.0.1:8080"), or kUnavailable with `error`.
+HttpResponse HttpConnectOnly(const std::string& url, int64_t timeout_ms);
+
 class HttpClient {
  public:
   static constexpr auto kMaxRetryBackoff = std::chrono::milliseconds(5000);

@@ -8,14 +8,10 @@
 
 namespace sluice {
 
-namespace {
-constexpr int kConnectTimeoutSeconds = 10;
-}  // namespace
-
-std::string PgConnectionString(const std::string& url) {
+std::string PgConnectionString(const std::string& url, int64_t connect_timeout_s) {
   std::vector<std::string> options = {"client_encoding=UTF8"};
   if (url.find("connect_timeout") == std::string::npos && !std::getenv("PGCONNECT_TIMEOUT")) {
-    options.push_back(fmt::format("connect_timeout={}", kConnectTimeoutSeconds));
+    options.push_back(fmt::format("connect_timeout={}", connect_timeout_s));
   }
   if (url.find("keepalives") == std::string::npos) {
     for (const char* o : {"keepalives=1", "keepalives_idle=30", "keepalives_interval=10",

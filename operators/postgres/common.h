@@ -24,7 +24,8 @@ namespace sluice {
 //   reconnect would hang, deaf even to SIGTERM.
 // - TCP keepalives (idle 30 s, then 3 probes 10 s apart), unless set: a server that vanished
 //   from the network is noticed in about a minute instead of the system's two hours.
-std::string PgConnectionString(const std::string& url);
+// `connect_timeout_s` replaces the 10 s (libpq takes 2 s at least).
+std::string PgConnectionString(const std::string& url, int64_t connect_timeout_s = 10);
 
 // A table named as `table` or `schema.table`.
 struct PgTable {

@@ -213,6 +213,18 @@ class HttpSink : public SinkNode {
     return Status::Ok();
   }
 
+  // `validate --connect`: the host takes a connection (and, for https, completes the TLS
+  // handshake); nothing is sent, since any request would post an alert. The url's path, which
+  // holds a chat webhook's secret, is left out of what is printed.
+  Result<std::string> Probe(const ProbeOptions& options) const override {
+    const std::string url = node_.String("url");
+    HttpResponse r = HttpConnectOnly(url, options.timeout_ms);
+    if (r.outcome != HttpResponse::Outcome::kOk) {
+      return node_.Error("url", fmt::format("cannot connect to {}: {}", Redacted(url), r.error));
+    }
+    return fmt::format("{} takes connections (at {}; nothing was sent)", Redacted(url), r.body);
+  }
+
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr& input) const override {
     std::shared_ptr<const WebhookEncoder> encoder = encoder_;
     if (!encoder) {

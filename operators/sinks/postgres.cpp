@@ -41,7 +41,8 @@ namespace sluice {
 namespace {
 
 struct PgSinkConfig {
-  std::string url;                   ///< libpq connection string or URI
+  std::string url;                    ///< libpq connection string or URI, with Sluice's options
+  std::string user_url;               ///< the url as configured
   PgTable target;                     ///< [schema.]table
   bool upsert = false;               ///< mode: upsert
   std::vector<std::string> key;      ///< upsert key columns
@@ -420,10 +421,11 @@ class PgSink : public SinkNode {
     return out;
   }
 
-  Result<std::string> Probe(const ProbeOptions&) const override {
-    // The url's connect_timeout (10 s unless it sets one) bounds the connection.
+  Result<std::string> Probe(const ProbeOptions& options) const override {
+    // The check's timeout bounds the connection, unless the url sets a connect_timeout.
+    const int64_t seconds = std::max<int64_t>(2, (options.timeout_ms + 999) / 1000);
     try {
-      pqxx::connection conn(cfg_.url);
+      pqxx::connection conn(PgConnectionString(cfg_.user_url, seconds));
       pqxx::read_transaction tx(conn);
       std::vector<std::string> pg_types;
       bool missing = false;
@@ -585,7 +587,8 @@ class PgSink : public SinkNode {
 
 Result<std::unique_ptr<SinkNode>> MakePgSink(const NodeConfig& node) {
   PgSinkConfig cfg;
-  cfg.url = PgConnectionString(node.String("url"));
+  cfg.user_url = node.String("url");
+  cfg.url = PgConnectionString(cfg.user_url);
   const std::string table = node.String("table");
   auto target = PgTable::Parse(table);
   if (!target) {

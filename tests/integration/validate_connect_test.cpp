@@ -2,8 +2,9 @@
 // broker and the FastAPI model server (tests/integration/model_server.py), all on loopback. Each
 // pipeline is valid on its own, so what the command reports comes from asking the services: a
 // topic that does not exist, a column of the wrong type, a role without the INSERT privilege, a
-// model the server does not serve or whose input tensor does not fit. Nothing is written: a
-// table the sink would create is still missing afterwards.
+// model the server does not serve or whose input tensor does not fit, a webhook host that takes no
+// connection. Nothing is written: a table the sink would create is still missing afterwards, and
+// the webhook's host is sent nothing.
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -95,7 +96,9 @@ TEST_CASE(
       kModel +
       ", backend: json, url: \"http://127.0.0.1:${PORT}/predict\", "
       "outputs: {iris_class: iris_class}}\n"
-      "sinks:\n  out: {type: stdout, inputs: [by_json]}\n";
+      "sinks:\n  out: {type: stdout, inputs: [by_json]}\n"
+      "  alert: {type: http, inputs: [by_json], url: "
+      "\"http://127.0.0.1:${HOOK_PORT}/services/T0/SECRET\", format: json}\n";
   const std::string bad =
       "name: bad\nsources:\n"
       "  iris_data: {type: kafka, brokers: \"${KAFKA_BROKERS}\", topic: iris-inn, group: g, "
@@ -151,7 +154,12 @@ TEST_CASE(
       "  classify: {type: predict, inputs: [iris_data], model: " +
       kModel + ", backend: mlflow, url: \"http://127.0.0.1:" + std::to_string(closed) +
       "\", outputs: {iris_class: label}}\n"
-      "sinks:\n  out: {type: stdout, inputs: [classify]}\n";
+      "sinks:\n  out: {type: stdout, inputs: [classify]}\n"
+      "  alert: {type: http, inputs: [classify], url: \"http://127.0.0.1:" +
+      std::to_string(closed) +
+      "/services/T0/SECRET\", format: json}\n"
+      "  hung_db: {type: postgres, inputs: [classify], table: t, "
+      "url: \"postgresql://sluice@127.0.0.1:${HUNG_PORT}/postgres\"}\n";
   std::ofstream(dir / "good.yaml") << good;
   std::ofstream(dir / "good2.yaml") << good2;
   std::ofstream(dir / "bad.yaml") << bad;
@@ -192,6 +200,24 @@ TEST_CASE(
   // A file with a static error is not taken to the services: that error is the one to fix.
   std::ofstream(dir / "static.yaml") << files << "settings: {batch_sise: 10}\n";
 
+  // A webhook's host: it writes down each connection and the bytes sent on it. And
+  // a server that takes connections but never answers (its backlog accepts them).
+  const std::string listeners =
+      "/usr/bin/python3 -c \"import socket, sys\n"
+      "h = socket.socket(); h.bind(('127.0.0.1', 0)); h.listen(8)\n"
+      "open(sys.argv[3], 'w').write(str(h.getsockname()[1]))\n"
+      "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); s.settimeout(60)\n"
+      "open(sys.argv[1], 'w').write(str(s.getsockname()[1]))\n"
+      "while True:\n"
+      "    c, _ = s.accept(); c.settimeout(2)\n"
+      "    try:\n        d = '%d bytes' % len(c.recv(65536))\n"
+      "    except OSError:\n        d = 'still open after 2 s'\n"
+      "    open(sys.argv[2], 'a').write('connection: ' + d + '\\n'); c.close()\" " +
+      (dir / "hook.port") + " " + (dir / "hook.log") + " " + (dir / "hung.port") +
+      " &\nhook=$!\nfor i in $(seq 1 100); do [ -s " + (dir / "hook.port") +
+      " ] && break; sleep 0.1; done\nexport HOOK_PORT=$(cat " + (dir / "hook.port") +
+      ") HUNG_PORT=$(cat " + (dir / "hung.port") + ")\n";
+
   // validate NAME [ARGS]: --connect, JSON to NAME.json, standard error to NAME.err.
   const std::string validate =
       "validate() {\n  name=$1; shift\n  start=$(date +%s%N)\n  " + Sluice() +
@@ -201,8 +227,8 @@ TEST_CASE(
   auto r = Run("export DATABASE_URL='" + pg.url() + "'\nexport READER_URL='" +
                "postgresql://reader@127.0.0.1:" + std::to_string(pg.port()) + "/postgres'\n" +
                StartBroker(dir, "-t iris-in:2 -t iris-out:1 --run-seconds 120") +
-               StartModelServer(dir, kModel, "") +
-               "trap 'kill -9 $server $broker 2>/dev/null' EXIT\n" + validate +
+               StartModelServer(dir, kModel, "") + listeners +
+               "trap 'kill -9 $server $broker $hook 2>/dev/null' EXIT\n" + validate +
                "validate good\nvalidate good2\nvalidate bad\nvalidate eo\nvalidate files\nvalidate "
                "static\nvalidate listen\n"
                "validate away --connect-timeout-ms 1500\n" +
@@ -252,6 +278,12 @@ TEST_CASE(
     // A GET of the json endpoint, which takes POSTs: FastAPI answers 405, and it is there.
     CHECK(json.find("/predict answers (GET http://127.0.0.1:") != std::string::npos);
     CHECK(json.find("HTTP 405)") != std::string::npos);
+    // A webhook: its host takes a connection, on which nothing is sent (a request would post an
+    // alert); the url's path, a chat webhook's secret, is not printed.
+    CHECK(json.find("{\"node\":\"alert\",\"checked\":\"http://127.0.0.1:") != std::string::npos);
+    CHECK(json.find("/... takes connections (at 127.0.0.1:") != std::string::npos);
+    CHECK(json.find("SECRET") == std::string::npos);
+    CHECK(Slurp(dir / "hook.log") == "connection: 0 bytes\n");
   }
 
   {  // every disagreement is reported at its node's key, each with a hint
@@ -347,14 +379,20 @@ TEST_CASE(
     INFO(json + Slurp(dir / "away.err"));
     std::smatch m;
     REQUIRE(std::regex_search(r.out, m, std::regex("away exit 1 in (\\d+) ms")));
-    // Two services, each given 1.5 s: bounded, well short of the operators' own 30 s.
+    // Four services, each given 1.5 s (PostgreSQL: 2 s, libpq's least): bounded, well short of
+    // the operators' own 30 s and of the 10 s a PostgreSQL sink allows itself at start.
     CHECK(std::stoi(m[1]) < 10000);
     const auto problems = Problems(json);
-    CHECK(problems.size() == 2u);
+    CHECK(problems.size() == 4u);
     CHECK(Has(problems, std::to_string(LineOf(away, "topic: iris-in")) + " iris_data:",
               "cannot reach the brokers 127.0.0.1:" + std::to_string(closed)));
     CHECK(Has(problems, std::to_string(LineOf(away, "classify:")) + " classify:",
               "GET http://127.0.0.1:" + std::to_string(closed) + "/ping: "));
+    CHECK(Has(problems, std::to_string(LineOf(away, "alert:")) + " alert:",
+              "cannot connect to http://127.0.0.1:" + std::to_string(closed) + "/...: "));
+    CHECK(json.find("SECRET") == std::string::npos);
+    CHECK(Has(problems,
+              std::to_string(LineOf(away, "hung_db:")) + " hung_db:", "failed: timeout expired"));
     // Only the dead-letter file, which needs no service.
     CHECK(json.find("\"reached\":[{\"node\":\"dead_letter\",") != std::string::npos);
     CHECK(json.find("},{\"node\":") == std::string::npos);
