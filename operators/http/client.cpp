@@ -331,29 +331,41 @@ Result<std::vector<HttpResponse>> HttpClient::PostAll(const std::vector<HttpRequ
   return out;
 }
 
-HttpResponse HttpGet(const std::string& url,
-                     const std::vector<std::pair<std::string, std::string>>& headers,
-                     int64_t timeout_ms) {
+namespace {
+
+// A handle for one check of `url` within `timeout_ms`, its errors written to `error`; null, with
+// r.error set, when libcurl cannot make one.
+CURL* CheckHandle(const std::string& url, int64_t timeout_ms, char* error, HttpResponse& r) {
   GlobalInit();
-  HttpResponse r;
   CURL* e = curl_easy_init();
   if (!e) {
     r.error = "cannot make a libcurl handle";
-    return r;
+    return nullptr;
   }
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  return e;
+}
+
+}  // namespace
+
+HttpResponse HttpGet(const std::string& url,
+                     const std::vector<std::pair<std::string, std::string>>& headers,
+                     int64_t timeout_ms) {
+  HttpResponse r;
+  char error[CURL_ERROR_SIZE] = "";
+  CURL* e = CheckHandle(url, timeout_ms, error, r);
+  if (!e) return r;
   curl_slist* list = nullptr;
   for (const auto& [name, value] : headers)
     list = curl_slist_append(list, (name + ": " + value).c_str());
   list = curl_slist_append(list, "Accept: application/json");
-  char error[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, WriteBody);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   const CURLcode code = curl_easy_perform(e);
   if (code == CURLE_OK) {
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.status);
@@ -370,19 +382,11 @@ HttpResponse HttpGet(const std::string& url,
 }
 
 HttpResponse HttpConnectOnly(const std::string& url, int64_t timeout_ms) {
-  GlobalInit();
   HttpResponse r;
-  CURL* e = curl_easy_init();
-  if (!e) {
-    r.error = "cannot make a libcurl handle";
-    return r;
-  }
   char error[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  CURL* e = CheckHandle(url, timeout_ms, error, r);
+  if (!e) return r;
   curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   const CURLcode code = curl_easy_perform(e);
   if (code == CURLE_OK) {
     char* ip = nullptr;
