@@ -40,12 +40,16 @@ using std::chrono::milliseconds;
 // The longest single wait between attempts, whatever the backoff or Retry-After asks for.
 constexpr milliseconds kMaxWait{60000};
 
-// The URL without its path and query: webhook URLs carry their secret there, and messages and
-// logs must not.
+// The URL without its path, query and user info: webhook URLs carry their secret there, and
+// messages and logs must not. "https://user:token@host:8443/a/b?c" -> "https://...@host:8443/...".
 std::string Redacted(const std::string& url) {
   const size_t scheme = url.find("://");
-  const size_t path = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  return path == std::string::npos ? url : url.substr(0, path) + "/...";
+  const size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  const size_t end = url.find_first_of("/?#", start);
+  std::string authority = url.substr(start, end == std::string::npos ? end : end - start);
+  if (const size_t at = authority.rfind('@'); at != std::string::npos)
+    authority = "..." + authority.substr(at);
+  return url.substr(0, start) + authority + (end == std::string::npos ? "" : "/...");
 }
 
 // Prepared messages: per message its first row, its row count and its body, each length-framed.

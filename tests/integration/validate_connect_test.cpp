@@ -98,7 +98,7 @@ TEST_CASE(
       "outputs: {iris_class: iris_class}}\n"
       "sinks:\n  out: {type: stdout, inputs: [by_json]}\n"
       "  alert: {type: http, inputs: [by_json], url: "
-      "\"http://127.0.0.1:${HOOK_PORT}/services/T0/SECRET\", format: json}\n";
+      "\"http://hook:TOKEN@127.0.0.1:${HOOK_PORT}/services/T0/SECRET\", format: json}\n";
   const std::string bad =
       "name: bad\nsources:\n"
       "  iris_data: {type: kafka, brokers: \"${KAFKA_BROKERS}\", topic: iris-inn, group: g, "
@@ -279,10 +279,12 @@ TEST_CASE(
     CHECK(json.find("/predict answers (GET http://127.0.0.1:") != std::string::npos);
     CHECK(json.find("HTTP 405)") != std::string::npos);
     // A webhook: its host takes a connection, on which nothing is sent (a request would post an
-    // alert); the url's path, a chat webhook's secret, is not printed.
-    CHECK(json.find("{\"node\":\"alert\",\"checked\":\"http://127.0.0.1:") != std::string::npos);
+    // alert); the url's path (a chat webhook's secret) and user info are not printed.
+    CHECK(json.find("{\"node\":\"alert\",\"checked\":\"http://...@127.0.0.1:") !=
+          std::string::npos);
     CHECK(json.find("/... takes connections (at 127.0.0.1:") != std::string::npos);
     CHECK(json.find("SECRET") == std::string::npos);
+    CHECK(json.find("TOKEN") == std::string::npos);
     CHECK(Slurp(dir / "hook.log") == "connection: 0 bytes\n");
   }
 
