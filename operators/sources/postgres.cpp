@@ -111,18 +111,6 @@ std::optional<std::vector<PgColumn>> DescribeTable(pqxx::transaction_base& tx,
   return out;
 }
 
-// `url` with a libpq connect_timeout (seconds, at least 2), unless it sets one itself, so that
-// an unreachable server cannot hold a connection attempt for long.
-std::string WithConnectTimeout(const std::string& url, int64_t timeout_ms) {
-  if (url.find("connect_timeout") != std::string::npos) return url;
-  const int64_t seconds = std::clamp<int64_t>(timeout_ms / 1000, 2, 10);
-  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
-    return fmt::format("{}{}connect_timeout={}", url,
-                       url.find('?') == std::string::npos ? '?' : '&', seconds);
-  }
-  return fmt::format("{}{}connect_timeout={}", url, url.empty() ? "" : " ", seconds);
-}
-
 // Connects, retrying with backoff for up to `timeout_ms` (0: forever).
 Result<std::unique_ptr<pqxx::connection>> ConnectWithin(const std::string& url, int64_t timeout_ms,
                                                         const std::string& node) {
@@ -409,7 +397,11 @@ Result<std::unique_ptr<SourceNode>> MakePgSource(const NodeConfig& node) {
                       fmt::format("'connect_timeout_ms' must be 0 (wait forever) or more, found {}",
                                   cfg.connect_timeout_ms));
   }
-  cfg.url = WithConnectTimeout(node.String("url"), cfg.connect_timeout_ms);
+  // Sluice's options (PgConnectionString): UTF-8 strings whatever the database's encoding,
+  // keepalives, and a connect_timeout from connect_timeout_ms, in whole seconds between libpq's
+  // least (2) and the sink's (10), so that no one attempt outlasts the retries' deadline.
+  cfg.url = PgConnectionString(node.String("url"),
+                               std::clamp<int64_t>(cfg.connect_timeout_ms / 1000, 2, 10));
   const std::string table = node.String("table");
   auto parsed = PgTable::Parse(table);
   if (!parsed) {

@@ -1,8 +1,9 @@
 // The postgres source against a throwaway PostgreSQL 15 cluster each test starts
-// (tests/integration/postgres.h): a table read whole with its values intact, rows picked up
-// while running, the stored position across clean stops and kills, runs of equal timestamps,
-// start: latest, start-up errors, the database restarting mid-stream, and the iris flow from the
-// table through the development broker to pipelines/iris.yaml. Every wait is bounded.
+// (tests/integration/postgres.h): a table read whole with its values intact, text from a LATIN1
+// database, rows picked up while running, the stored position across clean stops and kills, runs
+// of equal timestamps, start: latest, start-up errors, the database restarting mid-stream, and
+// the iris flow from the table through the development broker to pipelines/iris.yaml. Every wait
+// is bounded.
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -289,6 +290,29 @@ TEST_CASE("postgres source: start-up errors name the table, the column and the s
   CHECK_THAT(unreachable.err,
              Catch::Contains("postgres 'rows': cannot connect to PostgreSQL within "
                              "connect_timeout_ms (1000 ms)"));
+}
+
+TEST_CASE("postgres source: text from a LATIN1 database arrives as UTF-8",
+          "[integration][postgres][postgres-source]") {
+  ThrowawayPostgres pg;
+  TempDir dir;
+  pg.Sql(
+      "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' "
+      "LC_CTYPE 'C'");
+  const std::string url = pg.url().substr(0, pg.url().rfind('/')) + "/latin";
+  // é is chr(233) and ï chr(239) in LATIN1: one byte each in the database.
+  Run("psql -X -q -v ON_ERROR_STOP=1 -d '" + url +
+      "' -c \"CREATE TABLE words (id int PRIMARY KEY, s text); INSERT INTO words VALUES "
+      "(1, 'caf' || chr(233)), (2, 'na' || chr(239) || 've')\"");
+  WritePipeline(dir, "words", "id", ", follow: false");
+  // A PGCLIENTENCODING in the environment does not change it either.
+  auto r = Run("PGCLIENTENCODING=LATIN1 DATABASE_URL='" + url + "' OUT=" + (dir / "out.jsonl") +
+               " " + Sluice() + " run --quiet " + (dir / "p.yaml"));
+  INFO(r.out + r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(LinesOf(Slurp(dir / "out.jsonl")) ==
+        std::vector<std::string>{"{\"id\":1,\"s\":\"caf\xc3\xa9\"}",
+                                 "{\"id\":2,\"s\":\"na\xc3\xafve\"}"});
 }
 
 TEST_CASE(
