@@ -29,7 +29,8 @@ namespace sluice {
 namespace {
 
 struct PgSourceConfig {
-  std::string url;                     ///< libpq connection string or URI
+  std::string url;                     ///< the user's url with Sluice's options
+  std::string user_url;                ///< libpq connection string or URI, as configured
   PgTable table;                       ///< [schema.]table to read
   std::string column;                  ///< the increasing column
   std::string schema_path;             ///< JSON Schema of the records; empty: from the table
@@ -236,7 +237,11 @@ class PgSource : public SourceNode {
     const int64_t within = cfg_.connect_timeout_ms > 0
                                ? std::min(options.timeout_ms, cfg_.connect_timeout_ms)
                                : options.timeout_ms;
-    auto conn = ConnectWithin(cfg_.url, within, node_.name);
+    // Each attempt is bounded by the check's timeout too (unless the url sets a
+    // connect_timeout): a server that takes the connection and never answers would otherwise
+    // hold it for the source's own 10 s.
+    const int64_t seconds = std::clamp<int64_t>((within + 999) / 1000, 2, 10);
+    auto conn = ConnectWithin(PgConnectionString(cfg_.user_url, seconds), within, node_.name);
     if (!conn.ok()) return Located(conn.status().code(), "url", conn.status().message());
     try {
       pqxx::read_transaction tx(**conn);
@@ -399,8 +404,10 @@ Result<std::unique_ptr<SourceNode>> MakePgSource(const NodeConfig& node) {
   }
   // Sluice's options (PgConnectionString): UTF-8 strings whatever the database's encoding,
   // keepalives, and a connect_timeout from connect_timeout_ms, in whole seconds between libpq's
-  // least (2) and the sink's (10), so that no one attempt outlasts the retries' deadline.
-  cfg.url = PgConnectionString(node.String("url"),
+  // least (2) and the sink's (10), so that one attempt cannot hold the retries long past
+  // their deadline.
+  cfg.user_url = node.String("url");
+  cfg.url = PgConnectionString(cfg.user_url,
                                std::clamp<int64_t>(cfg.connect_timeout_ms / 1000, 2, 10));
   const std::string table = node.String("table");
   auto parsed = PgTable::Parse(table);

@@ -150,6 +150,8 @@ TEST_CASE(
       std::to_string(closed) +
       "\", topic: iris-in, group: g, format: connect-json, schema: " + kSchema +
       "}\n"
+      "  hung_rows: {type: postgres, table: t, column: id, schema: " +
+      kSchema + ", url: \"postgresql://sluice@127.0.0.1:${HUNG_PORT}/postgres\"}\n"
       "transforms:\n"
       "  classify: {type: predict, inputs: [iris_data], model: " +
       kModel + ", backend: mlflow, url: \"http://127.0.0.1:" + std::to_string(closed) +
@@ -159,7 +161,8 @@ TEST_CASE(
       std::to_string(closed) +
       "/services/T0/SECRET\", format: json}\n"
       "  hung_db: {type: postgres, inputs: [classify], table: t, "
-      "url: \"postgresql://sluice@127.0.0.1:${HUNG_PORT}/postgres\"}\n";
+      "url: \"postgresql://sluice@127.0.0.1:${HUNG_PORT}/postgres\"}\n"
+      "  rows_out: {type: stdout, inputs: [hung_rows]}\n";
   std::ofstream(dir / "good.yaml") << good;
   std::ofstream(dir / "good2.yaml") << good2;
   std::ofstream(dir / "bad.yaml") << bad;
@@ -381,11 +384,11 @@ TEST_CASE(
     INFO(json + Slurp(dir / "away.err"));
     std::smatch m;
     REQUIRE(std::regex_search(r.out, m, std::regex("away exit 1 in (\\d+) ms")));
-    // Four services, each given 1.5 s (PostgreSQL: 2 s, libpq's least): bounded, well short of
-    // the operators' own 30 s and of the 10 s a PostgreSQL sink allows itself at start.
+    // Five services, each given 1.5 s (PostgreSQL: 2 s, libpq's least): bounded, well short of
+    // the operators' own 30 s and of the 10 s PostgreSQL's sink and source allow themselves.
     CHECK(std::stoi(m[1]) < 10000);
     const auto problems = Problems(json);
-    CHECK(problems.size() == 4u);
+    CHECK(problems.size() == 5u);
     CHECK(Has(problems, std::to_string(LineOf(away, "topic: iris-in")) + " iris_data:",
               "cannot reach the brokers 127.0.0.1:" + std::to_string(closed)));
     CHECK(Has(problems, std::to_string(LineOf(away, "classify:")) + " classify:",
@@ -395,6 +398,10 @@ TEST_CASE(
     CHECK(json.find("SECRET") == std::string::npos);
     CHECK(Has(problems,
               std::to_string(LineOf(away, "hung_db:")) + " hung_db:", "failed: timeout expired"));
+    CHECK(Has(problems, std::to_string(LineOf(away, "hung_rows:")) + " hung_rows:",
+              "cannot connect to PostgreSQL within connect_timeout_ms (1500 ms)"));
+    CHECK(Has(problems, std::to_string(LineOf(away, "hung_rows:")) + " hung_rows:",
+              "failed: timeout expired"));
     // Only the dead-letter file, which needs no service.
     CHECK(json.find("\"reached\":[{\"node\":\"dead_letter\",") != std::string::npos);
     CHECK(json.find("},{\"node\":") == std::string::npos);
