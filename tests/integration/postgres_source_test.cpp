@@ -301,9 +301,10 @@ TEST_CASE("postgres source: text from a LATIN1 database arrives as UTF-8",
       "LC_CTYPE 'C'");
   const std::string url = pg.url().substr(0, pg.url().rfind('/')) + "/latin";
   // é is chr(233) and ï chr(239) in LATIN1: one byte each in the database.
-  Run("psql -X -q -v ON_ERROR_STOP=1 -d '" + url +
-      "' -c \"CREATE TABLE words (id int PRIMARY KEY, s text); INSERT INTO words VALUES "
-      "(1, 'caf' || chr(233)), (2, 'na' || chr(239) || 've')\"");
+  auto made = Run("psql -X -q -v ON_ERROR_STOP=1 -d '" + url +
+                  "' -c \"CREATE TABLE words (id int PRIMARY KEY, s text); INSERT INTO words "
+                  "VALUES (1, 'caf' || chr(233)), (2, 'na' || chr(239) || 've')\"");
+  REQUIRE(made.exit_code == 0);
   WritePipeline(dir, "words", "id", ", follow: false");
   // A PGCLIENTENCODING in the environment does not change it either.
   auto r = Run("PGCLIENTENCODING=LATIN1 DATABASE_URL='" + url + "' OUT=" + (dir / "out.jsonl") +
