@@ -92,6 +92,13 @@ class ThrowawayPostgres {
     std::ofstream(tmp / "q.sql") << sql;
     return Run("psql -X -q -At -v ON_ERROR_STOP=1 -d '" + url() + "' -f " + (tmp / "q.sql"));
   }
+  // Creates database `name` in `encoding` (with the C locale, which takes any encoding) and
+  // returns its url.
+  std::string CreateDatabase(const std::string& name, const std::string& encoding) const {
+    Sql("CREATE DATABASE " + name + " TEMPLATE template0 ENCODING '" + encoding +
+        "' LC_COLLATE 'C' LC_CTYPE 'C'");
+    return url().substr(0, url().rfind('/')) + "/" + name;
+  }
   // A single value (first line of the output).
   std::string Value(const std::string& sql) const {
     std::string out = Sql(sql);

@@ -315,10 +315,7 @@ TEST_CASE(
     "[integration][postgres]") {
   ThrowawayPostgres pg;
   TempDir dir;
-  pg.Sql(
-      "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' "
-      "LC_CTYPE 'C'");
-  const std::string url = pg.url().substr(0, pg.url().rfind('/')) + "/latin";
+  const std::string url = pg.CreateDatabase("latin", "LATIN1");
   WriteFile(dir / "schema.json", R"({"type": "object", "properties": {
     "id": {"type": "integer"}, "s": {"type": "string"}}, "required": ["id", "s"]})");
   WriteFile(dir / "in.jsonl",

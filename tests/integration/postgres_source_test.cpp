@@ -296,10 +296,7 @@ TEST_CASE("postgres source: text from a LATIN1 database arrives as UTF-8",
           "[integration][postgres][postgres-source]") {
   ThrowawayPostgres pg;
   TempDir dir;
-  pg.Sql(
-      "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' "
-      "LC_CTYPE 'C'");
-  const std::string url = pg.url().substr(0, pg.url().rfind('/')) + "/latin";
+  const std::string url = pg.CreateDatabase("latin", "LATIN1");
   // é is chr(233) and ï chr(239) in LATIN1: one byte each in the database.
   auto made = Run("psql -X -q -v ON_ERROR_STOP=1 -d '" + url +
                   "' -c \"CREATE TABLE words (id int PRIMARY KEY, s text); INSERT INTO words "
