@@ -112,9 +112,11 @@ std::optional<std::vector<PgColumn>> DescribeTable(pqxx::transaction_base& tx,
   return out;
 }
 
-// Connects, retrying with backoff for up to `timeout_ms` (0: forever).
-Result<std::unique_ptr<pqxx::connection>> ConnectWithin(const std::string& url, int64_t timeout_ms,
-                                                        const std::string& node) {
+// Connects, retrying with backoff for up to `timeout_ms` (0: forever); `bound` names the
+// setting the time comes from, for the error.
+Result<std::unique_ptr<pqxx::connection>> ConnectWithin(
+    const std::string& url, int64_t timeout_ms, const std::string& node,
+    const char* bound = "connect_timeout_ms") {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   auto backoff = std::chrono::milliseconds(200);
   bool told = false;
@@ -127,7 +129,7 @@ Result<std::unique_ptr<pqxx::connection>> ConnectWithin(const std::string& url, 
     }
     if (timeout_ms > 0 && std::chrono::steady_clock::now() + backoff > deadline) {
       return Status::Unavailable(fmt::format(
-          "cannot connect to PostgreSQL within connect_timeout_ms ({} ms): {}", timeout_ms, why));
+          "cannot connect to PostgreSQL within {} ({} ms): {}", bound, timeout_ms, why));
     }
     if (!told) {
       Log(LogLevel::kWarn, fmt::format("source '{}': waiting for PostgreSQL: {}", node, why));
@@ -241,7 +243,10 @@ class PgSource : public SourceNode {
     // connect_timeout): a server that takes the connection and never answers would otherwise
     // hold it for the source's own 10 s.
     const int64_t seconds = std::clamp<int64_t>((within + 999) / 1000, 2, 10);
-    auto conn = ConnectWithin(PgConnectionString(cfg_.user_url, seconds), within, node_.name);
+    auto conn = ConnectWithin(PgConnectionString(cfg_.user_url, seconds), within, node_.name,
+                              within < cfg_.connect_timeout_ms || cfg_.connect_timeout_ms == 0
+                                  ? "--connect-timeout-ms"
+                                  : "connect_timeout_ms");
     if (!conn.ok()) return Located(conn.status().code(), "url", conn.status().message());
     try {
       pqxx::read_transaction tx(**conn);

@@ -399,7 +399,7 @@ TEST_CASE(
     CHECK(Has(problems,
               std::to_string(LineOf(away, "hung_db:")) + " hung_db:", "failed: timeout expired"));
     CHECK(Has(problems, std::to_string(LineOf(away, "hung_rows:")) + " hung_rows:",
-              "cannot connect to PostgreSQL within connect_timeout_ms (1500 ms)"));
+              "cannot connect to PostgreSQL within --connect-timeout-ms (1500 ms)"));
     CHECK(Has(problems, std::to_string(LineOf(away, "hung_rows:")) + " hung_rows:",
               "failed: timeout expired"));
     // Only the dead-letter file, which needs no service.
