@@ -26,7 +26,8 @@ What this script does:
      pipelines/sql/iris_prediction.sql, `sluice dev-kafka` with the topic on enough partitions
      that the broker keeps every message, produces the input with kcat and checks that every low
      watermark is 0 and the highs add up; starts the model server on a free loopback port;
-  3. runs each side (--runs times, the seed once), one after the other, each with a consumer group
+  3. runs each side (--runs times, the seed once), one after the other (the Python consumer and
+     the Sluice sides take turns at going first, round by round), each with a consumer group
      of its own, the table emptied (TRUNCATE ... RESTART IDENTITY) and a CHECKPOINT taken before
      it, after waiting (up to --wait-idle s) for a quiet machine; a fast side that other processes
      disturbed (> 0.25 cores busy) is measured again (--retries);
@@ -554,26 +555,32 @@ def main():
                 runs.setdefault(key, []).append(k)
                 show(key, k, n)
 
-            def one_python():
-                nonlocal attempt
-                attempt += 1
-                return run_python(pg, db, broker, n, full_bytes, args, attempt)
-            r = measure("python", one_python)
-            check_full_table(db, n, expected_md5, "python consumer")
-            runs.setdefault("python", []).append(r)
-            show("python consumer", r, n)
-            for pipeline, t in sluice_sides:
-                key = f"sluice {pipeline.name} --threads {t}"
+            # The compared sides take turns at going first: a side's rate depends a little on
+            # what ran just before it (the server's and the broker's state after 1,000,000 rows),
+            # so a fixed order would favour the same sides in every round.
+            compared = [None] + list(sluice_sides)
+            turn = (i - 1) % len(compared)
+            for side in compared[turn:] + compared[:turn]:
+                if side is None:
+                    key, label = "python", "python consumer"
 
-                def one_sluice():
-                    nonlocal attempt
-                    attempt += 1
-                    return run_sluice(sluice, pipeline, t, pg, db, broker, n, full_bytes, args,
-                                      attempt)
-                r = measure(key, one_sluice)
-                check_full_table(db, n, expected_md5, key)
+                    def one():
+                        nonlocal attempt
+                        attempt += 1
+                        return run_python(pg, db, broker, n, full_bytes, args, attempt)
+                else:
+                    pipeline, t = side
+                    key = label = f"sluice {pipeline.name} --threads {t}"
+
+                    def one():
+                        nonlocal attempt
+                        attempt += 1
+                        return run_sluice(sluice, pipeline, t, pg, db, broker, n, full_bytes,
+                                          args, attempt)
+                r = measure(key, one)
+                check_full_table(db, n, expected_md5, label)
                 runs.setdefault(key, []).append(r)
-                show(key, r, n)
+                show(label, r, n)
         if not args.no_seed:
             log(f"-- the seed's subscriber: up to {args.seed_messages:,} messages or "
                 f"{args.seed_seconds:.0f} s after its first row")
