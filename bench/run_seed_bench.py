@@ -555,9 +555,9 @@ def main():
                 runs.setdefault(key, []).append(k)
                 show(key, k, n)
 
-            # The compared sides take turns at going first: a side's rate depends a little on
-            # what ran just before it (the server's and the broker's state after 1,000,000 rows),
-            # so a fixed order would favour the same sides in every round.
+            # The compared sides take turns at going first: a side's rate can depend on what ran
+            # just before it (iris.yaml ran 10-15% slower right after the Python consumer than
+            # elsewhere; bench/README.md), so a fixed order would favour the same sides.
             compared = [None] + list(sluice_sides)
             turn = (i - 1) % len(compared)
             for side in compared[turn:] + compared[:turn]:
