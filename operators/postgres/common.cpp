@@ -1,5 +1,6 @@
 #include "operators/postgres/common.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <tuple>
 
@@ -24,6 +25,10 @@ std::string PgConnectionString(const std::string& url, int64_t connect_timeout_s
                        fmt::join(options, "&"));
   }
   return fmt::format("{}{}{}", url, url.empty() ? "" : " ", fmt::join(options, " "));
+}
+
+int64_t PgConnectTimeoutSeconds(int64_t timeout_ms) {
+  return std::max<int64_t>(2, (timeout_ms + 999) / 1000);
 }
 
 PgInsertOrderInfo PgReadInsertOrderInfo(pqxx::transaction_base& tx, const PgTable& table) {

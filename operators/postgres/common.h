@@ -26,6 +26,9 @@ namespace sluice {
 //   from the network is noticed in about a minute instead of the system's two hours.
 // `connect_timeout_s` replaces the 10 s (libpq takes 2 s at least).
 std::string PgConnectionString(const std::string& url, int64_t connect_timeout_s = 10);
+// A bound in milliseconds as libpq's connect_timeout: whole seconds, rounded up, at least 2
+// (libpq's least).
+int64_t PgConnectTimeoutSeconds(int64_t timeout_ms);
 
 // A table named as `table` or `schema.table`.
 struct PgTable {

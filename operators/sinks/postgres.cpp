@@ -423,9 +423,9 @@ class PgSink : public SinkNode {
 
   Result<std::string> Probe(const ProbeOptions& options) const override {
     // The check's timeout bounds the connection, unless the url sets a connect_timeout.
-    const int64_t seconds = std::max<int64_t>(2, (options.timeout_ms + 999) / 1000);
     try {
-      pqxx::connection conn(PgConnectionString(cfg_.user_url, seconds));
+      pqxx::connection conn(
+          PgConnectionString(cfg_.user_url, PgConnectTimeoutSeconds(options.timeout_ms)));
       pqxx::read_transaction tx(conn);
       std::vector<std::string> pg_types;
       bool missing = false;

@@ -240,10 +240,10 @@ class PgSource : public SourceNode {
                                ? std::min(options.timeout_ms, cfg_.connect_timeout_ms)
                                : options.timeout_ms;
     // Each attempt is bounded by the check's timeout too (unless the url sets a
-    // connect_timeout): a server that takes the connection and never answers would otherwise
-    // hold it for the source's own 10 s.
-    const int64_t seconds = std::clamp<int64_t>((within + 999) / 1000, 2, 10);
-    auto conn = ConnectWithin(PgConnectionString(cfg_.user_url, seconds), within, node_.name,
+    // connect_timeout), as the sink's check is: a server that takes the connection and never
+    // answers would otherwise hold it for the source's own 10 s.
+    auto conn = ConnectWithin(PgConnectionString(cfg_.user_url, PgConnectTimeoutSeconds(within)),
+                              within, node_.name,
                               within < cfg_.connect_timeout_ms || cfg_.connect_timeout_ms == 0
                                   ? "--connect-timeout-ms"
                                   : "connect_timeout_ms");
