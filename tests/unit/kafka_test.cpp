@@ -9,6 +9,7 @@
 #include "operator_helpers.h"
 #include "operators/kafka/fetch_waker.h"
 #include "operators/kafka/positions.h"
+#include "operators/kafka/read_ahead.h"
 #include "operators/sinks/value_template.h"
 #include "unit_helpers.h"
 
@@ -265,6 +266,64 @@ TEST_CASE("fetch waker: one partition per leader, and every partition whose lead
   // No metadata: every partition is asked for, as before.
   CHECK(FetchWaker::OnePerLeader(parts, {}) == parts);
   CHECK(FetchWaker::OnePerLeader({}, leaders).empty());
+}
+
+namespace {
+
+// The value librdkafka settled on for `name` in a consumer made from `props` (no broker needed:
+// the client only tries to connect).
+std::string EffectiveConsumerSetting(KafkaProperties props, const char* name) {
+  props.emplace_back("bootstrap.servers", "127.0.0.1:1");
+  props.emplace_back("log_level", "0");
+  auto rk = NewKafkaClient(RD_KAFKA_CONSUMER, props);
+  INFO(rk.status().ToString());
+  REQUIRE(rk.ok());
+  char buf[64];
+  size_t size = sizeof buf;
+  const bool got = rd_kafka_conf_get(rd_kafka_conf(*rk), name, buf, &size) == RD_KAFKA_CONF_OK;
+  rd_kafka_destroy(*rk);
+  REQUIRE(got);
+  return buf;
+}
+
+// The read-ahead's settings followed by the user's, as the kafka source applies them.
+KafkaProperties WithReadAhead(const KafkaProperties& user) {
+  KafkaProperties props = ReadAheadProperties(user);
+  props.insert(props.end(), user.begin(), user.end());
+  return props;
+}
+
+}  // namespace
+
+TEST_CASE("read-ahead: one fetch response is bounded by half the read-ahead",
+          "[operators][kafka]") {
+  using P = KafkaProperties;
+  // Defaults: 16 MiB of read-ahead, responses of 8 MiB (librdkafka's own: 64 MiB and 50 MiB).
+  CHECK(ReadAheadProperties({}) ==
+        P{{"queued.max.messages.kbytes", "16384"}, {"fetch.max.bytes", "8388608"}});
+  // The user's read-ahead sets the response size; the last of repeated keys counts.
+  CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "1"},
+                             {"queued.max.messages.kbytes", "4096"}}) ==
+        P{{"fetch.max.bytes", "2097152"}});
+  // Never above librdkafka's own largest response.
+  CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "1048576"}}) ==
+        P{{"fetch.max.bytes", "52428800"}});
+  // The user's own response size is left alone.
+  CHECK(ReadAheadProperties({{"fetch.max.bytes", "1000000"}}) ==
+        P{{"queued.max.messages.kbytes", "16384"}});
+  // A read-ahead librdkafka will refuse (and name) leaves the default response size.
+  CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "lots"}}) ==
+        P{{"fetch.max.bytes", "8388608"}});
+
+  // Never below the user's message.max.bytes, which librdkafka would refuse.
+  CHECK(ReadAheadProperties({{"message.max.bytes", "20000000"}}) ==
+        P{{"queued.max.messages.kbytes", "16384"}, {"fetch.max.bytes", "20000000"}});
+
+  // librdkafka takes them as they are.
+  CHECK(EffectiveConsumerSetting(WithReadAhead({}), "fetch.max.bytes") == "8388608");
+  CHECK(EffectiveConsumerSetting(WithReadAhead({}), "queued.max.messages.kbytes") == "16384");
+  CHECK(EffectiveConsumerSetting(WithReadAhead({{"message.max.bytes", "20000000"}}),
+                                 "fetch.max.bytes") == "20000000");
 }
 
 TEST_CASE("lost offsets: the loss is counted below the low watermark, and `continue` resumes there",

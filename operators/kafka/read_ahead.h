@@ -1,0 +1,26 @@
+// The kafka source's read-ahead: how much librdkafka may fetch before Sluice asks for it.
+#pragma once
+
+#include <cstdint>
+
+#include "operators/kafka/client.h"
+
+namespace sluice {
+
+// librdkafka keeps up to 64 MiB of fetched messages per consumer by default, which would dwarf
+// the batches Sluice holds in flight; 16 MiB keeps fetches large while bounding memory.
+constexpr int64_t kReadAheadKiB = 16384;
+// librdkafka's own largest fetch response (fetch.max.bytes).
+constexpr int64_t kLibrdkafkaFetchMaxBytes = 52428800;
+
+// The consumer settings that bound the read-ahead, for those of `user` (the source's
+// `properties`) does not set, to be applied before them:
+// - queued.max.messages.kbytes: kReadAheadKiB.
+// - fetch.max.bytes: half the read-ahead (the user's, if set), at most librdkafka's default.
+//   librdkafka fetches again whenever the queue is below its bound, and one response of up to
+//   fetch.max.bytes comes on top of it: on a topic of many partitions under a backlog, 50 MiB
+//   responses (librdkafka's default) held a consumer's fetch buffers at 107 MiB, more than its
+//   batches in flight. Never below the user's message.max.bytes, which librdkafka requires.
+KafkaProperties ReadAheadProperties(const KafkaProperties& user);
+
+}  // namespace sluice
