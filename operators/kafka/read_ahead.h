@@ -12,6 +12,8 @@ namespace sluice {
 constexpr int64_t kReadAheadKiB = 16384;
 // librdkafka's own largest fetch response (fetch.max.bytes).
 constexpr int64_t kLibrdkafkaFetchMaxBytes = 52428800;
+// librdkafka's default largest message (message.max.bytes); fetch.max.bytes may not be smaller.
+constexpr int64_t kLibrdkafkaMessageMaxBytes = 1000000;
 
 // The consumer settings that bound the read-ahead, for those of `user` (the source's
 // `properties`) does not set, to be applied before them:
@@ -20,7 +22,8 @@ constexpr int64_t kLibrdkafkaFetchMaxBytes = 52428800;
 //   librdkafka fetches again whenever the queue is below its bound, and one response of up to
 //   fetch.max.bytes comes on top of it: on a topic of many partitions under a backlog, 50 MiB
 //   responses (librdkafka's default) held a consumer's fetch buffers at 107 MiB, more than its
-//   batches in flight. Never below the user's message.max.bytes, which librdkafka requires.
+//   batches in flight. Never below message.max.bytes (the user's, else librdkafka's 1,000,000),
+//   which librdkafka requires.
 KafkaProperties ReadAheadProperties(const KafkaProperties& user);
 
 }  // namespace sluice

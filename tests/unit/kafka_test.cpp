@@ -315,15 +315,22 @@ TEST_CASE("read-ahead: one fetch response is bounded by half the read-ahead",
   CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "lots"}}) ==
         P{{"fetch.max.bytes", "8388608"}});
 
-  // Never below the user's message.max.bytes, which librdkafka would refuse.
+  // Never below message.max.bytes, which librdkafka would refuse: the user's, else its default.
   CHECK(ReadAheadProperties({{"message.max.bytes", "20000000"}}) ==
         P{{"queued.max.messages.kbytes", "16384"}, {"fetch.max.bytes", "20000000"}});
+  CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "256"}}) ==
+        P{{"fetch.max.bytes", "1000000"}});
 
   // librdkafka takes them as they are.
   CHECK(EffectiveConsumerSetting(WithReadAhead({}), "fetch.max.bytes") == "8388608");
   CHECK(EffectiveConsumerSetting(WithReadAhead({}), "queued.max.messages.kbytes") == "16384");
   CHECK(EffectiveConsumerSetting(WithReadAhead({{"message.max.bytes", "20000000"}}),
                                  "fetch.max.bytes") == "20000000");
+  // A read-ahead smaller than one largest message still makes a client.
+  CHECK(EffectiveConsumerSetting(WithReadAhead({{"queued.max.messages.kbytes", "256"}}),
+                                 "fetch.max.bytes") == "1000000");
+  CHECK(EffectiveConsumerSetting(WithReadAhead({{"queued.max.messages.kbytes", "1"}}),
+                                 "fetch.max.bytes") == "1000000");
 }
 
 TEST_CASE("lost offsets: the loss is counted below the low watermark, and `continue` resumes there",
