@@ -37,7 +37,7 @@ KafkaProperties ReadAheadProperties(const KafkaProperties& user) {
   }
   if (!Find(user, "fetch.max.bytes")) {
     const int64_t kib = PositiveNumber(user, "queued.max.messages.kbytes").value_or(kReadAheadKiB);
-    int64_t bytes = std::min(kib * 1024 / 2, kLibrdkafkaFetchMaxBytes);
+    int64_t bytes = std::min(kib * 1024, kLibrdkafkaFetchMaxBytes);
     // librdkafka refuses a fetch.max.bytes below message.max.bytes, the user's or its default:
     // a small read-ahead gets responses of one largest message.
     bytes = std::max(bytes, PositiveNumber(user, "message.max.bytes")

@@ -295,16 +295,16 @@ KafkaProperties WithReadAhead(const KafkaProperties& user) {
 
 }  // namespace
 
-TEST_CASE("read-ahead: one fetch response is bounded by half the read-ahead",
+TEST_CASE("read-ahead: one fetch response is bounded by the read-ahead",
           "[operators][kafka]") {
   using P = KafkaProperties;
-  // Defaults: 16 MiB of read-ahead, responses of 8 MiB (librdkafka's own: 64 MiB and 50 MiB).
+  // Defaults: 16 MiB of read-ahead, responses of 16 MiB (librdkafka's own: 64 MiB and 50 MiB).
   CHECK(ReadAheadProperties({}) ==
-        P{{"queued.max.messages.kbytes", "16384"}, {"fetch.max.bytes", "8388608"}});
+        P{{"queued.max.messages.kbytes", "16384"}, {"fetch.max.bytes", "16777216"}});
   // The user's read-ahead sets the response size; the last of repeated keys counts.
   CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "1"},
                              {"queued.max.messages.kbytes", "4096"}}) ==
-        P{{"fetch.max.bytes", "2097152"}});
+        P{{"fetch.max.bytes", "4194304"}});
   // Never above librdkafka's own largest response.
   CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "1048576"}}) ==
         P{{"fetch.max.bytes", "52428800"}});
@@ -313,7 +313,7 @@ TEST_CASE("read-ahead: one fetch response is bounded by half the read-ahead",
         P{{"queued.max.messages.kbytes", "16384"}});
   // A read-ahead librdkafka will refuse (and name) leaves the default response size.
   CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "lots"}}) ==
-        P{{"fetch.max.bytes", "8388608"}});
+        P{{"fetch.max.bytes", "16777216"}});
 
   // Never below message.max.bytes, which librdkafka would refuse: the user's, else its default.
   CHECK(ReadAheadProperties({{"message.max.bytes", "20000000"}}) ==
@@ -322,7 +322,7 @@ TEST_CASE("read-ahead: one fetch response is bounded by half the read-ahead",
         P{{"fetch.max.bytes", "1000000"}});
 
   // librdkafka takes them as they are.
-  CHECK(EffectiveConsumerSetting(WithReadAhead({}), "fetch.max.bytes") == "8388608");
+  CHECK(EffectiveConsumerSetting(WithReadAhead({}), "fetch.max.bytes") == "16777216");
   CHECK(EffectiveConsumerSetting(WithReadAhead({}), "queued.max.messages.kbytes") == "16384");
   CHECK(EffectiveConsumerSetting(WithReadAhead({{"message.max.bytes", "20000000"}}),
                                  "fetch.max.bytes") == "20000000");
