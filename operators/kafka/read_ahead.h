@@ -22,7 +22,7 @@ constexpr int64_t kLibrdkafkaMessageMaxBytes = 1000000;
 //   librdkafka fetches again whenever the queue is below its bound, and one response of up to
 //   fetch.max.bytes comes on top of it: on a topic of many partitions under a backlog, 50 MiB
 //   responses (librdkafka's default) held a consumer's fetch buffers at 107 MiB, more than its
-//   batches in flight, and took the memory benchmark to 286-332 MiB. Not smaller than the
+//   batches in flight, and took the memory benchmark to 286-338 MiB. Not smaller than the
 //   read-ahead either: a response covers fewer partitions, so they are read at uneven paces,
 //   and with responses of half of it the rows of a 10,000,000-message backlog reached the
 //   database in a far more scattered key order, which cost the server a third more per row
