@@ -41,7 +41,6 @@
 #include "operators/kafka/fetch_waker.h"
 #include "operators/kafka/offset_tracker.h"
 #include "operators/kafka/positions.h"
-#include "operators/kafka/read_ahead.h"
 
 namespace sluice {
 namespace {
@@ -77,6 +76,7 @@ struct KafkaSourceConfig {
 };
 
 constexpr auto kRevokeWait = std::chrono::seconds(10);
+constexpr int kReadAheadKiB = 16384;
 constexpr size_t kChunksAhead = 2;  // chunks the polling thread may hold ready
 constexpr int64_t kIdlePollMs = 100;  // longest wait for a first message before checking to stop
 constexpr int64_t kCommitIntervalMs = 100;  // least time between two asynchronous commits
@@ -122,10 +122,12 @@ class KafkaReader : public SourceReader {
         // Where to start is decided on assignment (see Assign); a position that falls out of
         // range while consuming comes back as an error instead of a silent reset.
         {"auto.offset.reset", "error"},
+        // librdkafka's read-ahead (64 MiB by default) would dwarf the batches Sluice holds in
+        // flight; 16 MiB keeps fetches large while bounding memory (docs/operations.md#memory).
+        // librdkafka also caps each fetch response (fetch.max.bytes, unless set) at this size.
+        {"queued.max.messages.kbytes", std::to_string(kReadAheadKiB)},
         {"log_level", "3"},
     };
-    // The read-ahead's bounds (docs/operations.md#memory), then the user's own settings.
-    for (auto& p : ReadAheadProperties(cfg_.properties)) props.push_back(std::move(p));
     for (const auto& p : cfg_.properties) props.push_back(p);
     SLUICE_ASSIGN_OR_RETURN(rk_,
                             NewKafkaClient(RD_KAFKA_CONSUMER, props, [this](rd_kafka_conf_t* conf) {

@@ -7,9 +7,9 @@
 #include "engine/json.h"
 #include "engine/testing.h"
 #include "operator_helpers.h"
+#include "operators/kafka/client.h"
 #include "operators/kafka/fetch_waker.h"
 #include "operators/kafka/positions.h"
-#include "operators/kafka/read_ahead.h"
 #include "operators/sinks/value_template.h"
 #include "unit_helpers.h"
 
@@ -286,51 +286,22 @@ std::string EffectiveConsumerSetting(KafkaProperties props, const char* name) {
   return buf;
 }
 
-// The read-ahead's settings followed by the user's, as the kafka source applies them.
-KafkaProperties WithReadAhead(const KafkaProperties& user) {
-  KafkaProperties props = ReadAheadProperties(user);
-  props.insert(props.end(), user.begin(), user.end());
-  return props;
-}
-
 }  // namespace
 
-TEST_CASE("read-ahead: one fetch response is bounded by the read-ahead",
-          "[operators][kafka]") {
-  using P = KafkaProperties;
-  // Defaults: 16 MiB of read-ahead, responses of 16 MiB (librdkafka's own: 64 MiB and 50 MiB).
-  CHECK(ReadAheadProperties({}) ==
-        P{{"queued.max.messages.kbytes", "16384"}, {"fetch.max.bytes", "16777216"}});
-  // The user's read-ahead sets the response size; the last of repeated keys counts.
-  CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "1"},
-                             {"queued.max.messages.kbytes", "4096"}}) ==
-        P{{"fetch.max.bytes", "4194304"}});
-  // Never above librdkafka's own largest response.
-  CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "1048576"}}) ==
-        P{{"fetch.max.bytes", "52428800"}});
-  // The user's own response size is left alone.
-  CHECK(ReadAheadProperties({{"fetch.max.bytes", "1000000"}}) ==
-        P{{"queued.max.messages.kbytes", "16384"}});
-  // A read-ahead librdkafka will refuse (and name) leaves the default response size.
-  CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "lots"}}) ==
-        P{{"fetch.max.bytes", "16777216"}});
-
-  // Never below message.max.bytes, which librdkafka would refuse: the user's, else its default.
-  CHECK(ReadAheadProperties({{"message.max.bytes", "20000000"}}) ==
-        P{{"queued.max.messages.kbytes", "16384"}, {"fetch.max.bytes", "20000000"}});
-  CHECK(ReadAheadProperties({{"queued.max.messages.kbytes", "256"}}) ==
-        P{{"fetch.max.bytes", "1000000"}});
-
-  // librdkafka takes them as they are.
-  CHECK(EffectiveConsumerSetting(WithReadAhead({}), "fetch.max.bytes") == "16777216");
-  CHECK(EffectiveConsumerSetting(WithReadAhead({}), "queued.max.messages.kbytes") == "16384");
-  CHECK(EffectiveConsumerSetting(WithReadAhead({{"message.max.bytes", "20000000"}}),
-                                 "fetch.max.bytes") == "20000000");
-  // A read-ahead smaller than one largest message still makes a client.
-  CHECK(EffectiveConsumerSetting(WithReadAhead({{"queued.max.messages.kbytes", "256"}}),
-                                 "fetch.max.bytes") == "1000000");
-  CHECK(EffectiveConsumerSetting(WithReadAhead({{"queued.max.messages.kbytes", "1"}}),
-                                 "fetch.max.bytes") == "1000000");
+// The kafka source bounds memory with librdkafka's read-ahead alone (queued.max.messages.kbytes,
+// 16 MiB); docs/operations.md#memory counts on librdkafka capping each fetch response at it.
+TEST_CASE("read-ahead: librdkafka caps a fetch response at the read-ahead", "[operators][kafka]") {
+  // The kafka source's setting: responses of 16 MiB, not librdkafka's default 50 MiB.
+  CHECK(EffectiveConsumerSetting({{"queued.max.messages.kbytes", "16384"}}, "fetch.max.bytes") ==
+        "16777216");
+  CHECK(EffectiveConsumerSetting({}, "fetch.max.bytes") == "52428800");
+  // A read-ahead smaller than the largest message: responses of one largest message.
+  CHECK(EffectiveConsumerSetting({{"queued.max.messages.kbytes", "256"}}, "fetch.max.bytes") ==
+        "1000000");
+  // A response size of the user's own is kept.
+  CHECK(EffectiveConsumerSetting({{"queued.max.messages.kbytes", "16384"},
+                                  {"fetch.max.bytes", "52428800"}},
+                                 "fetch.max.bytes") == "52428800");
 }
 
 TEST_CASE("lost offsets: the loss is counted below the low watermark, and `continue` resumes there",
