@@ -57,6 +57,42 @@ inline Result<rd_kafka_t*> NewKafkaClient(
   return rk;
 }
 
+// Whether librdkafka takes `props` (a node's settings followed by its `properties`) for a
+// client of `type`, for `sluice validate`: each property's name and value, and the rules between
+// them that librdkafka checks only when a client is made (fetch.max.bytes >= message.max.bytes,
+// receive.message.max.bytes >= fetch.max.bytes + 512, acks=all with idempotence, ...). That
+// client contacts no broker and touches no certificate or Kerberos setup: it is made without
+// bootstrap servers and with plaintext security, and destroyed at once. A problem is reported
+// at the node's `properties` key.
+inline Status CheckKafkaProperties(const NodeConfig& node, rd_kafka_type_t type,
+                                   const KafkaProperties& props) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return node.Error("properties", fmt::format("librdkafka property '{}': {}", k, err));
+    }
+  }
+  rd_kafka_conf_destroy(conf);
+  KafkaProperties offline;
+  for (const auto& p : props) {
+    if (p.first != "bootstrap.servers" && p.first != "metadata.broker.list") offline.push_back(p);
+  }
+  offline.emplace_back("security.protocol", "plaintext");
+  offline.emplace_back("log_level", "0");
+  auto client = NewKafkaClient(type, offline);
+  if (!client.ok()) {
+    std::string_view message = client.status().message();
+    constexpr std::string_view kPrefix = "cannot create a Kafka client: ";
+    if (message.starts_with(kPrefix)) message.remove_prefix(kPrefix.size());
+    return node.Error("properties",
+                      fmt::format("librdkafka refuses these settings together: {}", message));
+  }
+  rd_kafka_destroy(*client);
+  return Status::Ok();
+}
+
 // The earliest (RD_KAFKA_OFFSET_BEGINNING) or latest (RD_KAFKA_OFFSET_END) offset of each of
 // `parts`' partitions, asked of each partition's leader in one ListOffsets request for all its
 // partitions (rd_kafka_query_watermark_offsets asks per partition). Partitions whose answer is

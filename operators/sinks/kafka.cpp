@@ -309,6 +309,7 @@ class KafkaSink : public SinkNode {
                                      "found {}",
                                      node_.Int("connect_timeout_ms")));
     }
+    SLUICE_RETURN_IF_ERROR(CheckKafkaProperties(node_, RD_KAFKA_PRODUCER, ProducerProperties()));
     shape_ = SinkShape();
     if (node_.Has("key")) {
       SLUICE_RETURN_IF_ERROR(CheckFieldsExist(node_, "key", {node_.String("key")}, *input));
@@ -335,16 +336,8 @@ class KafkaSink : public SinkNode {
     return Status::Ok();
   }
 
-  Result<std::string> Probe(const ProbeOptions& options) const override {
-    // A producer that produces nothing, and no transactions begun: initialising them would
-    // fence a running pipeline that uses the same transactional id.
-    return ProbeTopics(node_, RD_KAFKA_PRODUCER, node_.String("brokers"),
-                       node_.StringMap("properties"), {node_.String("topic")},
-                       options.timeout_ms);
-  }
-
-  Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
-    const std::string topic_name = node_.String("topic");
+  // The producer's settings: Sluice's, then the sink's `properties`.
+  KafkaProperties ProducerProperties() const {
     KafkaProperties props = {
         {"bootstrap.servers", node_.String("brokers")},
         {"enable.idempotence", "true"},
@@ -355,12 +348,25 @@ class KafkaSink : public SinkNode {
     if (exactly_once()) {
       std::string id = node_.Has("transactional_id")
                            ? node_.String("transactional_id")
-                           : fmt::format("sluice.{}.{}", topic_name, node_.name);
+                           : fmt::format("sluice.{}.{}", node_.String("topic"), node_.name);
       props.push_back({"transactional.id", id});
       props.push_back({"transaction.timeout.ms", std::to_string(kTxnTimeoutMs)});
     }
     for (const auto& p : node_.StringMap("properties")) props.push_back(p);
-    auto client = NewKafkaClient(RD_KAFKA_PRODUCER, props, [](rd_kafka_conf_t* conf) {
+    return props;
+  }
+
+  Result<std::string> Probe(const ProbeOptions& options) const override {
+    // A producer that produces nothing, and no transactions begun: initialising them would
+    // fence a running pipeline that uses the same transactional id.
+    return ProbeTopics(node_, RD_KAFKA_PRODUCER, node_.String("brokers"),
+                       node_.StringMap("properties"), {node_.String("topic")},
+                       options.timeout_ms);
+  }
+
+  Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
+    const std::string topic_name = node_.String("topic");
+    auto client = NewKafkaClient(RD_KAFKA_PRODUCER, ProducerProperties(), [](rd_kafka_conf_t* conf) {
       rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
     });
     if (!client.ok()) {
@@ -419,7 +425,8 @@ void RegisterKafkaSink(Registry& registry) {
       "source → kafka sink) makes each batch one transaction that also commits the consumed "
       "offsets; this sink must then be the only one the source feeds, and consumers of the "
       "topic should read with isolation.level=read_committed. `properties` passes librdkafka "
-      "settings through (SASL/SSL); put secrets in `${VAR}`.";
+      "settings through (SASL/SSL), checked by `sluice validate` as librdkafka checks them at "
+      "start; put secrets in `${VAR}`.";
   spec.fields = {
       {"brokers", ConfigType::kString, true, "", "bootstrap servers, host:port[,host:port]", {}},
       {"topic", ConfigType::kString, true, "", "topic to produce to", {}},

@@ -83,6 +83,26 @@ constexpr int64_t kCommitIntervalMs = 100;  // least time between two asynchrono
 constexpr size_t kWakerCheckEvery = 256;  // messages between two looks at the read-ahead
 constexpr size_t kClockEvery = 64;        // messages between two looks at the clock in a chunk
 
+// The consumer's settings: Sluice's, then the source's `properties`.
+KafkaProperties ConsumerProperties(const KafkaSourceConfig& cfg) {
+  KafkaProperties props = {
+      {"bootstrap.servers", cfg.brokers},
+      {"group.id", cfg.group},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      // Where to start is decided on assignment (see Assign); a position that falls out of
+      // range while consuming comes back as an error instead of a silent reset.
+      {"auto.offset.reset", "error"},
+      // librdkafka's read-ahead (64 MiB by default) would dwarf the batches Sluice holds in
+      // flight; 16 MiB keeps fetches large while bounding memory (docs/operations.md#memory).
+      // librdkafka also caps each fetch response (fetch.max.bytes, unless set) at this size.
+      {"queued.max.messages.kbytes", std::to_string(kReadAheadKiB)},
+      {"log_level", "3"},
+  };
+  for (const auto& p : cfg.properties) props.push_back(p);
+  return props;
+}
+
 class KafkaReader : public SourceReader {
  public:
   // `commit`: false when a sink downstream commits the positions (exactly-once); `store`: where
@@ -114,26 +134,12 @@ class KafkaReader : public SourceReader {
   }
 
   Status Open() {
-    KafkaProperties props = {
-        {"bootstrap.servers", cfg_.brokers},
-        {"group.id", cfg_.group},
-        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"},
-        // Where to start is decided on assignment (see Assign); a position that falls out of
-        // range while consuming comes back as an error instead of a silent reset.
-        {"auto.offset.reset", "error"},
-        // librdkafka's read-ahead (64 MiB by default) would dwarf the batches Sluice holds in
-        // flight; 16 MiB keeps fetches large while bounding memory (docs/operations.md#memory).
-        // librdkafka also caps each fetch response (fetch.max.bytes, unless set) at this size.
-        {"queued.max.messages.kbytes", std::to_string(kReadAheadKiB)},
-        {"log_level", "3"},
+    auto configure = [this](rd_kafka_conf_t* conf) {
+      rd_kafka_conf_set_opaque(conf, this);
+      rd_kafka_conf_set_rebalance_cb(conf, &KafkaReader::OnRebalance);
     };
-    for (const auto& p : cfg_.properties) props.push_back(p);
     SLUICE_ASSIGN_OR_RETURN(rk_,
-                            NewKafkaClient(RD_KAFKA_CONSUMER, props, [this](rd_kafka_conf_t* conf) {
-                              rd_kafka_conf_set_opaque(conf, this);
-                              rd_kafka_conf_set_rebalance_cb(conf, &KafkaReader::OnRebalance);
-                            }));
+                            NewKafkaClient(RD_KAFKA_CONSUMER, ConsumerProperties(cfg_), configure));
     rd_kafka_poll_set_consumer(rk_);
     positions_ = std::make_unique<StartPositions>(
         rk_, PositionPolicy{node_, cfg_.start == "latest", cfg_.continue_on_lost}, store_);
@@ -620,6 +626,7 @@ Result<std::unique_ptr<SourceNode>> MakeKafkaSource(const NodeConfig& node) {
       std::find(cfg.topics.begin(), cfg.topics.end(), "") != cfg.topics.end()) {
     return node.Error("topic", "'topic' names no topic; expected a topic or a list of topics");
   }
+  SLUICE_RETURN_IF_ERROR(CheckKafkaProperties(node, RD_KAFKA_CONSUMER, ConsumerProperties(cfg)));
   return std::unique_ptr<SourceNode>(std::make_unique<KafkaSource>(node, std::move(cfg)));
 }
 
@@ -645,7 +652,8 @@ void RegisterKafkaSource(Registry& registry) {
       "the pipeline, `continue` reads on from the earliest available offset. At start the "
       "brokers must answer and the topics exist within `connect_timeout_ms`. Undecodable "
       "messages go to the dead-letter output with topic, partition and offset. `properties` "
-      "passes librdkafka consumer settings through (SASL/SSL); put secrets in `${VAR}`.";
+      "passes librdkafka consumer settings through (SASL/SSL), checked by `sluice validate` as "
+      "librdkafka checks them at start; put secrets in `${VAR}`.";
   spec.parallel = true;  // decoding
   spec.fields = {
       {"brokers", ConfigType::kString, true, "", "bootstrap servers, host:port[,host:port]", {}},
