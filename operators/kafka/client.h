@@ -67,16 +67,6 @@ inline Result<rd_kafka_t*> NewKafkaClient(
 // libraries as soon as it is set, and validating a file must not run code it names.
 inline Status CheckKafkaProperties(const NodeConfig& node, rd_kafka_type_t type,
                                    const KafkaProperties& props) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [k, v] : props) {
-    if (k == "plugin.library.paths") continue;
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return node.Error("properties", fmt::format("librdkafka property '{}': {}", k, err));
-    }
-  }
-  rd_kafka_conf_destroy(conf);
   KafkaProperties offline;
   for (const auto& p : props) {
     if (p.first != "bootstrap.servers" && p.first != "metadata.broker.list" &&
@@ -88,6 +78,9 @@ inline Status CheckKafkaProperties(const NodeConfig& node, rd_kafka_type_t type,
   offline.emplace_back("log_level", "0");
   auto client = NewKafkaClient(type, offline);
   if (!client.ok()) {
+    // A name or value librdkafka refuses comes back as InvalidConfig, naming the property.
+    if (client.status().code() == StatusCode::kInvalidConfig)
+      return node.Error("properties", client.status().message());
     std::string_view message = client.status().message();
     constexpr std::string_view kPrefix = "cannot create a Kafka client: ";
     if (message.starts_with(kPrefix)) message.remove_prefix(kPrefix.size());

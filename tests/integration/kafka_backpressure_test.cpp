@@ -217,7 +217,7 @@ TEST_CASE("a slow sink pauses Kafka consumption and memory stays flat and bounde
   // What Sluice may hold: 8 batches of 1,024 records in flight (raw bytes, decoded columns and
   // encoded output), librdkafka's prefetch (queued.max.messages.kbytes, 16 MiB, plus a fetch
   // response, which librdkafka caps at the same 16 MiB) and the process itself. Measured here:
-  // a resident peak of 84-95 MiB, flat for as long as the sink is slow (with librdkafka's own 64
+  // a resident peak of 84-105 MiB, flat for as long as the sink is slow (with librdkafka's own 64
   // MiB read-ahead, a live heap of about 110 MiB, 86 MiB of it librdkafka's, and 120-190 MiB
   // resident). Holding the backlog would take more than its 577 MiB; the bound is half of that.
   constexpr long kPeakBoundKib = 288 * 1024;
