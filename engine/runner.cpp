@@ -92,6 +92,65 @@ class IoThreads {
   std::vector<std::thread> threads_;
 };
 
+// A source's reads, on a thread of its own. Read may wait: on a broker, for an HTTP request, or
+// on an idle stream, up to the reader's own bound. On a TBB worker that wait would hold up the
+// nodes downstream, and with one worker (the default on a one-core machine) a second source
+// that is idle would let the first through only between its waits. The pump keeps at most
+// `limit` chunks in flight (settings.max_in_flight), puts each into the graph from its thread,
+// and holds the graph open (reserve_wait) until it ends: at the end of the input, on a stop, or
+// on a failure.
+class SourcePump {
+ public:
+  SourcePump(flow::graph& g, size_t limit) : g_(g), limit_(std::max<size_t>(1, limit)) {}
+  ~SourcePump() { Join(); }
+
+  // Runs `step` (read one chunk and put it into the graph; false once the source is done)
+  // whenever fewer than `limit` chunks are in flight, until it returns false or `stopping`.
+  void Start(std::function<bool()> step, std::function<bool()> stopping) {
+    g_.reserve_wait();
+    thread_ = std::thread([this, step = std::move(step), stopping = std::move(stopping)] {
+      while (WaitForRoom(stopping) && step()) {
+      }
+      g_.release_wait();
+    });
+  }
+  // A chunk entered the graph.
+  void Sent() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++in_flight_;
+  }
+  // Every sink has acknowledged a chunk (any thread).
+  void Released() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --in_flight_;
+    }
+    cv_.notify_one();
+  }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  // False on a stop. A stop is a flag (a signal handler's, or a failure's), not a notification,
+  // so the wait looks at it every 100 ms.
+  bool WaitForRoom(const std::function<bool()>& stopping) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (in_flight_ >= limit_) {
+      if (stopping()) return false;
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    return !stopping();
+  }
+
+  flow::graph& g_;
+  const size_t limit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t in_flight_ = 0;
+  std::thread thread_;
+};
+
 using SinkThread = IoThreads<SinkItem, flow::continue_msg>;
 using TransformThreads = IoThreads<BatchPtr, BatchPtr>;
 
@@ -115,8 +174,8 @@ struct NodeRt {
   std::unique_ptr<TransformRuntime> transform;
   std::unique_ptr<SinkRuntime> sink;
 
-  std::unique_ptr<flow::input_node<Chunk>> input;
-  std::unique_ptr<flow::limiter_node<Chunk>> limiter;
+  std::unique_ptr<SourcePump> pump;
+  std::function<bool()> read_step;  // the pump's step: one chunk read and put into the graph
   std::unique_ptr<flow::function_node<Chunk, BatchPtr>> decode;
   std::unique_ptr<flow::function_node<BatchPtr, BatchPtr>> fn;
   std::unique_ptr<flow::function_node<BatchPtr, SinkItem>> prepare;
@@ -299,51 +358,48 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     switch (cfg.role) {
       case Role::kSource: {
         const int paths = plan.SinkPaths(i);
-        r.limiter = std::make_unique<flow::limiter_node<Chunk>>(g, in_flight);
-        flow::limiter_node<Chunk>* limiter = r.limiter.get();
-        auto seq = std::make_shared<uint64_t>(0);
-        r.input = std::make_unique<flow::input_node<Chunk>>(
-            g, [&, seq, limiter, paths, rp = &r](oneapi::tbb::flow_control& fc) -> Chunk {
-              if (stopping()) {
-                fc.stop();
-                return {};
-              }
-              Result<std::shared_ptr<RawRecords>> got = Status::Internal("not read");
-              try {
-                got = rp->reader->Read(batch_size);
-              } catch (const std::exception& e) {
-                got = Status::Internal(e.what());
-              }
-              if (!got.ok()) {
-                fail(Status(got.status().code(), fmt::format("source '{}': {}", rp->ctx->node(),
-                                                             got.status().message())));
-                fc.stop();
-                return {};
-              }
-              if (!*got) {
-                fc.stop();
-                return {};
-              }
-              Chunk c;
-              (*got)->read_at_us = NowMicros();
-              c.raw = std::move(*got);
-              c.seq = (*seq)++;
-              rp->rows_in += c.raw->count();
-              rp->m.in->Inc(static_cast<double>(c.raw->count()));
-              live.records_read += c.raw->count();
-              rp->m.in_flight->Inc();
-              auto release = [limiter, rp, raw = c.raw] {
-                rp->reader->Acknowledge(*raw);
-                rp->m.in_flight->Dec();
-                limiter->decrementer().try_put(flow::continue_msg());
-              };
-              if (paths == 0) {
-                release();  // nothing downstream will acknowledge it
-              } else {
-                c.ticket = std::make_shared<Ticket>(paths, release);
-              }
-              return c;
-            });
+        r.pump = std::make_unique<SourcePump>(g, in_flight);
+        r.read_step = [&, seq = uint64_t{0}, paths, rp = &r]() mutable -> bool {
+          Result<std::shared_ptr<RawRecords>> got = Status::Internal("not read");
+          try {
+            got = rp->reader->Read(batch_size);
+          } catch (const std::exception& e) {
+            got = Status::Internal(e.what());
+          }
+          if (!got.ok()) {
+            fail(Status(got.status().code(), fmt::format("source '{}': {}", rp->ctx->node(),
+                                                         got.status().message())));
+            return false;
+          }
+          if (!*got) return false;  // the end of the input
+          if ((*got)->count() == 0) {
+            // An idle source: nothing for the graph, and nothing to acknowledge but the chunk.
+            rp->reader->Acknowledge(**got);
+            return true;
+          }
+          Chunk c;
+          (*got)->read_at_us = NowMicros();
+          c.raw = std::move(*got);
+          c.seq = seq++;
+          rp->rows_in += c.raw->count();
+          rp->m.in->Inc(static_cast<double>(c.raw->count()));
+          live.records_read += c.raw->count();
+          rp->m.in_flight->Inc();
+          SourcePump* pump = rp->pump.get();
+          pump->Sent();
+          auto release = [pump, rp, raw = c.raw] {
+            rp->reader->Acknowledge(*raw);
+            rp->m.in_flight->Dec();
+            pump->Released();
+          };
+          if (paths == 0) {
+            release();  // nothing downstream will acknowledge it
+          } else {
+            c.ticket = std::make_shared<Ticket>(paths, release);
+          }
+          rp->decode->try_put(c);
+          return true;
+        };
         r.decode = std::make_unique<flow::function_node<Chunk, BatchPtr>>(
             g, concurrency, [&, rp = &r, schema = pn.output_schema](const Chunk& c) -> BatchPtr {
               const auto started = std::chrono::steady_clock::now();
@@ -380,8 +436,6 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
               if (c.raw->count() > 0) rp->m.duration->Observe(SecondsSince(started));
               return b;
             });
-        flow::make_edge(*r.input, *r.limiter);
-        flow::make_edge(*r.limiter, *r.decode);
         r.out_port = r.decode.get();
         break;
       }
@@ -562,9 +616,10 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
       [ready, &readiness, &failed] { ready->Set(readiness.Ready() && !failed.load() ? 1 : 0); });
   readiness.state = Readiness::kRunning;
   for (auto& r : rt)
-    if (r && r->input) r->input->activate();
+    if (r && r->pump) r->pump->Start(r->read_step, stopping);
   g.wait_for_all();
   for (auto& r : rt) {
+    if (r && r->pump) r->pump->Join();
     if (r && r->transform_threads) r->transform_threads->Join();
     if (r && r->sink_thread) r->sink_thread->Join();
   }

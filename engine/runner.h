@@ -1,13 +1,14 @@
 // Running a planned pipeline on a oneTBB flow graph.
 //
-// Shape: each source is an input_node (its reader, serial, may block) feeding a limiter_node that
-// bounds the batches in flight, then a decode function_node (parallel when the format allows).
+// Shape: each source's reader runs on a thread of its own (serial, may block), which keeps at
+// most max_in_flight batches in the graph and puts each into a decode function_node (parallel
+// when the format allows); a reader waiting for input therefore holds no oneTBB worker.
 // Transforms are function_nodes, parallel when their spec says so; one whose runtime blocks()
 // (a remote model call) is an async_node that hands batches to threads of the node's own. Each
 // sink prepares batches in a parallel function_node and writes them on a thread of its own,
 // behind a serial async_node (and a sequencer_node when exactly one source path reaches it, so
 // it sees batches in read order): the oneTBB workers never wait for a server. A batch's ticket
-// is acknowledged once per sink path; the last acknowledgement releases the limiter slot. Stop
+// is acknowledged once per sink path; the last acknowledgement releases the source's slot. Stop
 // requests drain: sources stop reading, in-flight batches finish, sinks flush.
 #pragma once
 

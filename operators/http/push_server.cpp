@@ -389,7 +389,7 @@ Result<std::shared_ptr<RawRecords>> PushServer::Read(size_t max_records) {
   if (queued_records_ == 0) {
     if (!failed_.empty()) return Status::IoError(fmt::format("{}: {}", origin_, failed_));
     if (stopping_) return std::shared_ptr<RawRecords>();
-    // An idle endpoint is not the end of input: an empty chunk keeps the graph asking.
+    // An idle endpoint is not the end of input: an empty chunk, and the runner asks again.
     auto empty = std::make_shared<RawRecords>();
     empty->offsets.push_back(0);
     return empty;

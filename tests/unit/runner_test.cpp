@@ -1,6 +1,7 @@
-// The runner's threading contract: sinks, and transforms that block, run on threads of their
-// own, never on the oneTBB workers, so a node waiting for its server leaves the workers to the
-// next batches; and a sink still writes its batches one at a time, in read order.
+// The runner's threading contract: sources, sinks, and transforms that block, run on threads of
+// their own, never on the oneTBB workers, so a node waiting for its server (or a source waiting
+// for input) leaves the workers to the next batches; and a sink still writes its batches one at
+// a time, in read order.
 #include <oneapi/tbb/task_arena.h>
 
 #include <atomic>
@@ -57,6 +58,7 @@ class HoldRuntime : public SinkRuntime {
     const Column& n = batch.column(0);
     for (size_t r = 0; r < batch.num_rows(); ++r) g_log->written.push_back(n.ints[r]);
     --g_log->concurrent;
+    g_log->cv.notify_all();
     return Status::Ok();
   }
 };
@@ -110,7 +112,59 @@ class WaitTransform : public TransformNode {
   }
 };
 
-// The built-in operators plus the `wait` transform and the `hold` sink.
+// What the `gate` source saw, shared with the test.
+struct GateLog {
+  bool read_on_worker = false;     // some Read ran on a oneTBB worker
+  bool released_by_rows = false;   // its Read ended because the `hold` sink had every row
+  size_t rows_to_wait_for = 0;
+};
+GateLog* g_gate = nullptr;
+
+// A source that has nothing to read, as an idle topic or endpoint: its first Read waits (up to
+// a bound) until the `hold` sink has written every row of the other source, then ends its input.
+// With one worker thread that can only happen if the Read does not hold the worker.
+class GateReader : public SourceReader {
+ public:
+  Result<std::shared_ptr<RawRecords>> Read(size_t) override {
+    if (oneapi::tbb::this_task_arena::current_thread_index() !=
+        oneapi::tbb::task_arena::not_initialized) {
+      g_gate->read_on_worker = true;
+    }
+    std::unique_lock<std::mutex> lock(g_log->mu);
+    g_gate->released_by_rows = g_log->cv.wait_for(lock, std::chrono::seconds(10), [] {
+      return g_log->written.size() >= g_gate->rows_to_wait_for;
+    });
+    return std::shared_ptr<RawRecords>();
+  }
+};
+
+class GateDecoder : public Decoder {
+ public:
+  explicit GateDecoder(SchemaPtr schema) : schema_(std::move(schema)) {}
+  Result<std::shared_ptr<Batch>> Decode(std::shared_ptr<const RawRecords>,
+                                        NodeContext&) const override {
+    return std::make_shared<Batch>(schema_, std::vector<ColumnPtr>{}, 0);
+  }
+
+ private:
+  SchemaPtr schema_;
+};
+
+class GateSource : public SourceNode {
+ public:
+  Result<SchemaPtr> OutputSchema() override { return schema_; }
+  Result<std::unique_ptr<Decoder>> MakeDecoder() const override {
+    return std::unique_ptr<Decoder>(std::make_unique<GateDecoder>(schema_));
+  }
+  Result<std::unique_ptr<SourceReader>> OpenReader() const override {
+    return std::unique_ptr<SourceReader>(std::make_unique<GateReader>());
+  }
+
+ private:
+  SchemaPtr schema_ = std::make_shared<Schema>(std::vector<Field>{});
+};
+
+// The built-in operators plus the `gate` source, the `wait` transform and the `hold` sink.
 const Registry& WithTestOperators() {
   static const Registry* registry = [] {
     auto* r = new Registry;
@@ -134,6 +188,15 @@ const Registry& WithTestOperators() {
       return std::unique_ptr<SinkNode>(std::make_unique<HoldSink>());
     };
     r->Add(std::move(spec));
+    OperatorSpec gate;
+    gate.name = "gate";
+    gate.role = Role::kSource;
+    gate.summary = "test source";
+    gate.example = "{type: gate}";
+    gate.make_source = [](const NodeConfig&) -> Result<std::unique_ptr<SourceNode>> {
+      return std::unique_ptr<SourceNode>(std::make_unique<GateSource>());
+    };
+    r->Add(std::move(gate));
     return r;
   }();
   return *registry;
@@ -144,8 +207,8 @@ constexpr int kBatches = 4;  // of 10 rows: all of them fit in flight at once
 
 // Runs `nodes` (YAML of the transforms and sinks sections) on a file source of kRows records
 // {"n": i} in batches of 10, up to kBatches in flight, with one oneTBB worker: a node that held
-// it would stall every other batch.
-RunSummary RunOnOneWorker(const std::string& nodes) {
+// it would stall every other batch. `sources_before` declares sources ahead of it.
+RunSummary RunOnOneWorker(const std::string& nodes, const std::string& sources_before = "") {
   TempDir dir;
   dir.Write("s.json", R"({"type": "object", "properties": {"n": {"type": "integer"}},
                           "required": ["n"]})");
@@ -154,9 +217,8 @@ RunSummary RunOnOneWorker(const std::string& nodes) {
   dir.Write("in.jsonl", lines);
   const std::string yaml =
       "settings: {batch_size: 10, max_in_flight: 4}\n"
-      "sources:\n"
-      "  src: {type: file, path: in.jsonl, schema: s.json}\n" +
-      nodes;
+      "sources:\n" +
+      sources_before + "  src: {type: file, path: in.jsonl, schema: s.json}\n" + nodes;
   Diagnostics diags;
   auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithTestOperators(), diags);
   REQUIRE(decl);
@@ -219,5 +281,26 @@ TEST_CASE("runner: a transform that blocks runs on threads of its own, several b
   CHECK_FALSE(wait.on_worker);
   CHECK(wait.most_at_once == kBatches);  // all calls waited together, while one worker was free
   // The transform's threads may finish batches out of order; the sink still writes in order.
+  CHECK(hold.written == AllRows());
+}
+
+TEST_CASE("runner: a source waiting for input holds up no other source", "[runner]") {
+  HoldLog hold;
+  hold.expected_batches = kBatches;
+  GateLog gate;
+  gate.rows_to_wait_for = kRows;
+  g_log = &hold;
+  g_gate = &gate;
+  RunOnOneWorker(
+      "sinks:\n"
+      "  out: {type: hold, inputs: [src]}\n"
+      "  idle_out: {type: stdout, inputs: [idle]}\n",
+      "  idle: {type: gate}\n");
+  g_gate = nullptr;
+  g_log = nullptr;
+
+  CHECK_FALSE(gate.read_on_worker);
+  // Every row of `src` was written while `idle` waited in Read, on the one worker's watch.
+  CHECK(gate.released_by_rows);
   CHECK(hold.written == AllRows());
 }
