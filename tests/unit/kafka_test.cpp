@@ -1,6 +1,12 @@
 // The kafka source and sink without a broker: their configuration, the schemas they plan, the
 // value shapes the sink builds, the exactly-once planning rules, and the string format.
 // Behaviour against a broker is in tests/integration/dev_kafka_test.cpp.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include "engine/formats.h"
@@ -8,6 +14,7 @@
 #include "engine/testing.h"
 #include "operator_helpers.h"
 #include "operators/kafka/client.h"
+#include "operators/kafka/dev_kafka.h"
 #include "operators/kafka/fetch_waker.h"
 #include "operators/kafka/positions.h"
 #include "operators/sinks/value_template.h"
@@ -328,4 +335,46 @@ TEST_CASE("lost offsets: the loss is counted below the low watermark, and `conti
   auto recreated = ResumeAfterLoss(go_on, "rides", 3, 900, 0, 20);
   REQUIRE(recreated.ok());
   CHECK(*recreated == 0);
+}
+
+// The development broker's ports are set like a real broker's: a connection it accepts sends
+// each response at once (TCP_NODELAY), instead of holding a small one back for the client's
+// delayed ACK, which held a producer that waits for every batch to one batch per ~45 ms.
+TEST_CASE("dev-kafka: connections accepted on the broker's ports have TCP_NODELAY",
+          "[operators][kafka]") {
+  auto listener_on = [](sockaddr_in& addr) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    REQUIRE(listen(fd, 4) == 0);
+    return fd;
+  };
+  auto accepted_nodelay = [](int listener, const sockaddr_in& addr) {
+    const int client = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(client >= 0);
+    REQUIRE(connect(client, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    const int conn = accept(listener, nullptr, nullptr);
+    REQUIRE(conn >= 0);
+    int nodelay = -1;
+    socklen_t len = sizeof nodelay;
+    REQUIRE(getsockopt(conn, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0);
+    close(conn);
+    close(client);
+    return nodelay != 0;
+  };
+  sockaddr_in broker{}, other{};
+  const int broker_fd = listener_on(broker);
+  const int other_fd = listener_on(other);
+  CHECK_FALSE(accepted_nodelay(broker_fd, broker));  // the default: Nagle's algorithm on
+
+  CHECK(SetNoDelayOnListeners({ntohs(broker.sin_port)}) == 1);
+  CHECK(accepted_nodelay(broker_fd, broker));
+  CHECK_FALSE(accepted_nodelay(other_fd, other));  // only the ports asked for
+  close(broker_fd);
+  close(other_fd);
 }
