@@ -164,35 +164,32 @@ class GateSource : public SourceNode {
   SchemaPtr schema_ = std::make_shared<Schema>(std::vector<Field>{});
 };
 
+OperatorSpec TestSpec(const char* name, Role role, const char* example) {
+  OperatorSpec spec;
+  spec.name = name;
+  spec.role = role;
+  spec.summary = "test operator";
+  spec.example = example;
+  return spec;
+}
+
 // The built-in operators plus the `gate` source, the `wait` transform and the `hold` sink.
 const Registry& WithTestOperators() {
   static const Registry* registry = [] {
     auto* r = new Registry;
     RegisterBuiltinOperators(*r);
-    OperatorSpec wait;
-    wait.name = "wait";
-    wait.role = Role::kTransform;
-    wait.summary = "test transform";
-    wait.example = "{type: wait, inputs: [src]}";
+    OperatorSpec wait = TestSpec("wait", Role::kTransform, "{type: wait, inputs: [src]}");
     wait.parallel = true;
     wait.make_transform = [](const NodeConfig&) -> Result<std::unique_ptr<TransformNode>> {
       return std::unique_ptr<TransformNode>(std::make_unique<WaitTransform>());
     };
     r->Add(std::move(wait));
-    OperatorSpec spec;
-    spec.name = "hold";
-    spec.role = Role::kSink;
-    spec.summary = "test sink";
-    spec.example = "{type: hold, inputs: [src]}";
-    spec.make_sink = [](const NodeConfig&) -> Result<std::unique_ptr<SinkNode>> {
+    OperatorSpec hold = TestSpec("hold", Role::kSink, "{type: hold, inputs: [src]}");
+    hold.make_sink = [](const NodeConfig&) -> Result<std::unique_ptr<SinkNode>> {
       return std::unique_ptr<SinkNode>(std::make_unique<HoldSink>());
     };
-    r->Add(std::move(spec));
-    OperatorSpec gate;
-    gate.name = "gate";
-    gate.role = Role::kSource;
-    gate.summary = "test source";
-    gate.example = "{type: gate}";
+    r->Add(std::move(hold));
+    OperatorSpec gate = TestSpec("gate", Role::kSource, "{type: gate}");
     gate.make_source = [](const NodeConfig&) -> Result<std::unique_ptr<SourceNode>> {
       return std::unique_ptr<SourceNode>(std::make_unique<GateSource>());
     };
