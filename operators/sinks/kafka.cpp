@@ -277,11 +277,11 @@ class KafkaSinkRuntime : public SinkRuntime {
     return why;  // retried from the start: a new transaction
   }
 
-  // Delivery reports arrive through poll; librdkafka's own retries and timeouts bound the wait
-  // (message.timeout.ms), after which a failed report arrives. Flushing rather than polling sends
-  // what waits for `linger.ms` at once (librdkafka >= 1.8): the batch is all there is to send
-  // until it is acknowledged, so lingering would only delay it. Every message in the producer
-  // is this batch's, as Write is serial and waits for each batch.
+  // Delivery reports arrive through poll, which flush calls; librdkafka's own retries and
+  // timeouts bound the wait (message.timeout.ms), after which a failed report arrives. Flushing
+  // rather than polling sends what waits for `linger.ms` at once (librdkafka >= 1.8): the batch
+  // is all there is to send until it is acknowledged, so lingering would only delay it. Every
+  // message in the producer is this batch's, as Write is serial and waits for each batch.
   void WaitForDeliveries(const BatchDelivery& delivery) {
     while (delivery.pending.load() > 0) rd_kafka_flush(rk_, kFlushSliceMs);
   }
