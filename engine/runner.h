@@ -1,8 +1,10 @@
 // Running a planned pipeline on a oneTBB flow graph.
 //
-// Shape: each source's reader runs on a thread of its own (serial, may block), which keeps at
-// most max_in_flight batches in the graph and puts each into a decode function_node (parallel
-// when the format allows); a reader waiting for input therefore holds no oneTBB worker.
+// Shape: a pipeline's only source is an input_node (its reader, serial, may block) feeding a
+// limiter_node that bounds the batches in flight, then a decode function_node (parallel when
+// the format allows). With several sources, each reader runs on a thread of its own instead,
+// which keeps the same bound and puts each chunk into the decode node, so that a source waiting
+// for input holds up no other.
 // Transforms are function_nodes, parallel when their spec says so; one whose runtime blocks()
 // (a remote model call) is an async_node that hands batches to threads of the node's own. Each
 // sink prepares batches in a parallel function_node and writes them on a thread of its own,

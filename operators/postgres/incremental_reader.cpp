@@ -120,7 +120,7 @@ Result<std::shared_ptr<RawRecords>> PgIncrementalReader::Read(size_t max_records
     return chunk;
   }
   if (ended_) return std::shared_ptr<RawRecords>();
-  // Caught up: an empty chunk, so that the runner's thread comes back (and sees stop requests).
+  // Caught up: an empty chunk, so that the runner asks again (and sees stop requests).
   auto empty = std::make_shared<RawRecords>();
   empty->offsets.push_back(0);
   return empty;

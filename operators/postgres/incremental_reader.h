@@ -11,8 +11,8 @@
 //
 // Threading: a thread of the reader's own runs every query (reads, and the position writes) on
 // the reader's one connection, reconnecting with backoff when the database fails, and keeps up
-// to two chunks ready. Read, on the runner's thread for the source, only takes a ready chunk,
-// waiting at most 100 ms.
+// to two chunks ready. Read (called by the runner, serially) only takes a ready chunk, waiting
+// at most 100 ms.
 // Acknowledge, from sink threads, only marks a chunk done and wakes the thread.
 #pragma once
 

@@ -13,8 +13,8 @@
 // its rows, from where the source starts each partition it is assigned.
 //
 // Threading: a thread of the reader's own polls the consumer, serves its rebalance callbacks
-// (which may wait for in-flight chunks) and keeps up to two chunks ready; Read, on the runner's
-// thread for the source, only takes a ready chunk, waiting at most 100 ms. Acknowledge is called
+// (which may wait for in-flight chunks) and keeps up to two chunks ready; Read (called by the
+// runner, serially) only takes a ready chunk, waiting at most 100 ms. Acknowledge is called
 // from sink threads and only updates the offset tracker. A FetchWaker, with a thread of its own,
 // wakes librdkafka's fetcher when a full read-ahead drains (operators/kafka/fetch_waker.h).
 #include <librdkafka/rdkafka.h>
@@ -163,8 +163,8 @@ class KafkaReader : public SourceReader {
   }
 
   // Hands on the next chunk the polling thread has ready, waiting at most kIdlePollMs: the
-  // runner's thread that calls this never blocks on the broker or on a rebalance, and sees a
-  // stop within kIdlePollMs.
+  // runner's thread that calls this (a worker, or the source's own) never blocks on the broker
+  // or on a rebalance, and sees a stop within kIdlePollMs.
   Result<std::shared_ptr<RawRecords>> Read(size_t max_records) override {
     max_records_.store(max_records);
     std::unique_lock<std::mutex> lock(queue_mu_);
