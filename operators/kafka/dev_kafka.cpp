@@ -295,7 +295,7 @@ int RunDevKafka(const DevKafkaOptions& opts) {
     while (next_fault < faults.size() && now - start >= faults[next_fault].at) {
       Log(LogLevel::kWarn, fmt::format("dev-kafka: injecting fault: {}", faults[next_fault].text));
       faults[next_fault].apply(cluster);
-      SetNoDelayOnListeners(ports);  // a broker brought back up may listen on a new socket
+      SetNoDelayOnListeners(ports);  // a broker brought back up listens on a new socket
       ++next_fault;
     }
   }
