@@ -116,7 +116,7 @@ class SourcePump {
       g_.release_wait();
     });
   }
-  // A chunk entered the graph.
+  // A slot is taken, before the read that may fill it (an idle read gives it back).
   void Sent() {
     std::lock_guard<std::mutex> lock(mu_);
     ++in_flight_;
