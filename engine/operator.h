@@ -141,7 +141,19 @@ class SinkRuntime {
   virtual bool prepares() const { return false; }
   virtual Result<std::string> Prepare(const Batch&) const { return std::string(); }
   // Durably writes (or buffers, then writes in Flush) the batch. Serial, in batch order.
+  // A sink that settles only hands the batch over here (to a producer's queue); Settle says when
+  // it is durable. Every Write that returns Ok is then one batch for Settle to count.
   virtual Status Write(const Batch& batch, const std::string& prepared, NodeContext& ctx) = 0;
+  // True when Write returns before the batch is durable, so that the next batches can be sent
+  // while the earlier ones wait for their acknowledgements (a Kafka producer's delivery
+  // reports). The runner acknowledges a batch upstream only once Settle has counted it.
+  virtual bool settles() const { return false; }
+  // Waits until at most `keep` written batches are not yet durable (keep = SIZE_MAX: no wait),
+  // and returns how many of the oldest written batches have become durable since the last call;
+  // batches become durable in the order they were written. kUnavailable: some of the oldest
+  // batch's rows failed; the runner backs off and calls again, and that call sends them again.
+  // Called on the thread that calls Write.
+  virtual Result<size_t> Settle(size_t /*keep*/) { return size_t{0}; }
   // Makes everything written so far durable.
   virtual Status Flush() { return Status::Ok(); }
   virtual Status Close() { return Flush(); }

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -58,6 +59,11 @@ class IoThreads {
       queue_.emplace_back(item, &gateway);
     }
     cv_.notify_one();
+  }
+  // True when items wait for a thread (any thread may ask).
+  bool HasQueued() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !queue_.empty();
   }
   // Ends the threads once the queue is empty.
   void Join() {
@@ -189,6 +195,13 @@ struct NodeRt {
   std::unique_ptr<TransformThreads::Node> transform_io;
   std::unique_ptr<SinkThread> sink_thread;
   std::unique_ptr<SinkThread::Node> sink_fn;
+  // A sink that settles: the batches written and not yet durable, oldest first (sink thread).
+  struct Unsettled {
+    BatchPtr batch;
+    uint64_t written = 0;  // rows not refused one by one
+    std::chrono::steady_clock::time_point started;
+  };
+  std::deque<Unsettled> unsettled;
   flow::sender<BatchPtr>* out_port = nullptr;
   flow::receiver<BatchPtr>* in_port = nullptr;
 };
@@ -206,6 +219,8 @@ constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 // requests in flight (a remote predict's `concurrency`).
 constexpr int64_t kMaxTransformThreads = 64;
 constexpr auto kMaxBackoff = std::chrono::seconds(5);
+// SinkRuntime::Settle's `keep` that waits for nothing.
+constexpr size_t kNoWait = std::numeric_limits<size_t>::max();
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -311,7 +326,6 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     fail(dlq->Flush());
     return true;
   };
-
   // The graph outlives the nodes in `rt`, declared after it: a node's destructor unregisters
   // itself from its graph.
   flow::graph g;
@@ -356,6 +370,69 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
   const size_t in_flight = static_cast<size_t>(decl.settings.max_in_flight);
   LiveCounters local_live;
   LiveCounters& live = options.live ? *options.live : local_live;
+
+  // Runs a sink's `attempt` until it succeeds. A failure of its dependency (kUnavailable) is
+  // retried with backoff, the pipeline paused meanwhile; any other failure, or one while
+  // stopping, fails the run. False once the run has failed.
+  auto sink_retrying = [&](NodeRt& n, const std::function<Status()>& attempt) {
+    auto backoff = kFirstBackoff;
+    while (!failed.load()) {
+      Status st;
+      try {
+        st = attempt();
+      } catch (const std::exception& e) {
+        st = Status::Internal(e.what());
+      }
+      if (st.ok()) return true;
+      if (st.code() != StatusCode::kUnavailable || (options.stop && options.stop->load())) {
+        fail(Status(st.code(), fmt::format("sink '{}': {}", n.ctx->node(), st.message())));
+        break;
+      }
+      Log(LogLevel::kWarn,
+          fmt::format("sink '{}': {}; retrying in {} ms", n.ctx->node(), st.message(),
+                      backoff.count()),
+          {{"node", n.ctx->node()}});
+      n.m.retries->Inc();
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
+    }
+    return false;
+  };
+  // A batch is durable in a sink: counted, and acknowledged upstream for this sink's path.
+  auto sink_acknowledge = [&](NodeRt& n, const NodeRt::Unsettled& b) {
+    n.rows_out += b.written;
+    n.m.out->Inc(static_cast<double>(b.written));
+    if (b.batch->num_rows() > 0) {
+      n.m.duration->Observe(SecondsSince(b.started));
+      ObserveLatency(n.m.latency, *b.batch);
+    }
+    live.rows_written += b.written;
+    live.rejected.store(dlq->count(), std::memory_order_relaxed);
+    if (b.batch->ticket) b.batch->ticket->Done();
+  };
+  // Acknowledges what a settling sink has made durable, waiting until at most `keep` of its
+  // batches are not.
+  auto sink_settle = [&](NodeRt& n, size_t keep) {
+    bool first = true;
+    while (!failed.load() && (first || n.unsettled.size() > keep)) {
+      first = false;
+      const bool settled = sink_retrying(n, [&] {
+        Result<size_t> got = n.sink->Settle(keep);
+        if (!got.ok()) return got.status();
+        if (*got > n.unsettled.size()) {
+          return Status::Internal(fmt::format("settled {} batches of {} written", *got,
+                                              n.unsettled.size()));
+        }
+        for (size_t k = 0; k < *got; ++k) {
+          sink_acknowledge(n, n.unsettled.front());
+          n.unsettled.pop_front();
+        }
+        return Status::Ok();
+      });
+      if (!settled) return;
+    }
+  };
+
 
   for (int i : plan.topo) {
     PlannedNode& pn = plan.nodes[i];
@@ -582,42 +659,24 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
           const auto started = std::chrono::steady_clock::now();
           rp->rows_in += in.num_rows();
           rp->m.in->Inc(static_cast<double>(in.num_rows()));
-          auto backoff = kFirstBackoff;
-          while (!failed.load()) {
-            Status st;
+          uint64_t refused = 0;
+          const bool wrote = sink_retrying(*rp, [&] {
             const uint64_t refused_before = rp->ctx->rejected();
-            try {
-              st = rp->sink->Write(in, *item.prepared, *rp->ctx);
-            } catch (const std::exception& e) {
-              st = Status::Internal(e.what());
-            }
-            if (st.ok() && dead_letters_lost()) break;
-            if (st.ok()) {
-              // Rows the sink refused one by one went to the dead-letter output instead.
-              const uint64_t written = in.num_rows() - (rp->ctx->rejected() - refused_before);
-              rp->rows_out += written;
-              rp->m.out->Inc(static_cast<double>(written));
-              if (in.num_rows() > 0) {
-                rp->m.duration->Observe(SecondsSince(started));
-                ObserveLatency(rp->m.latency, in);
-              }
-              live.rows_written += written;
-              live.rejected.store(dlq->count(), std::memory_order_relaxed);
-              if (in.ticket) in.ticket->Done();
-              break;
-            }
-            if (st.code() != StatusCode::kUnavailable || (options.stop && options.stop->load())) {
-              fail(Status(st.code(), fmt::format("sink '{}': {}", rp->ctx->node(), st.message())));
-              break;
-            }
-            Log(LogLevel::kWarn,
-                fmt::format("sink '{}': {}; retrying in {} ms", rp->ctx->node(), st.message(),
-                            backoff.count()),
-                {{"node", rp->ctx->node()}});
-            rp->m.retries->Inc();
-            std::this_thread::sleep_for(backoff);
-            backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
+            Status st = rp->sink->Write(in, *item.prepared, *rp->ctx);
+            refused = rp->ctx->rejected() - refused_before;
+            return st;
+          });
+          if (!wrote || dead_letters_lost()) return;
+          // Rows the sink refused one by one went to the dead-letter output instead.
+          NodeRt::Unsettled done{item.batch, in.num_rows() - refused, started};
+          if (!rp->sink->settles()) {
+            sink_acknowledge(*rp, done);
+            return;
           }
+          // While more batches wait, send them before waiting for this one's acknowledgement;
+          // with none waiting, wait for every batch sent.
+          rp->unsettled.push_back(std::move(done));
+          sink_settle(*rp, rp->sink_thread->HasQueued() ? kNoWait : 0);
         });
         r.sink_fn = std::make_unique<SinkThread::Node>(
             g, flow::serial, [thread = r.sink_thread.get()](const SinkItem& item,

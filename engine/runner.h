@@ -9,8 +9,11 @@
 // (a remote model call) is an async_node that hands batches to threads of the node's own. Each
 // sink prepares batches in a parallel function_node and writes them on a thread of its own,
 // behind a serial async_node (and a sequencer_node when exactly one source path reaches it, so
-// it sees batches in read order): the oneTBB workers never wait for a server. A batch's ticket
-// is acknowledged once per sink path; the last acknowledgement releases the source's slot. Stop
+// it sees batches in read order): the oneTBB workers never wait for a server. A sink that
+// settles (a Kafka producer) is handed the next batch before the earlier ones are durable when
+// batches are waiting for it, and settles them all when none is. A batch's ticket is
+// acknowledged once per sink path, once durable there; the last acknowledgement releases the
+// source's slot. Stop
 // requests drain: sources stop reading, in-flight batches finish, sinks flush.
 #pragma once
 

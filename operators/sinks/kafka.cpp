@@ -2,19 +2,26 @@
 // shape built from its fields and constants (`value`); the key, when configured, is a field's
 // value; headers come from fields or constants. The producer is idempotent (acks=all), and a
 // batch is acknowledged upstream only when every one of its messages has a successful delivery
-// report: a delivery that fails for good makes the batch fail with a retryable status, so the
-// runner sends it again (at-least-once: a retried batch can repeat messages that did arrive).
+// report. The sink settles (SinkRuntime::settles): Write queues a batch's messages and returns,
+// so the next batches are produced while earlier ones wait for their reports, and Settle counts
+// the batches whose reports are all in. A message whose delivery fails for good is kept and
+// produced again after the runner's backoff (at-least-once: a message whose report was lost can
+// arrive twice, and one sent again arrives after later ones). A row whose message is larger than
+// the producer allows goes to the dead-letter output.
 //
 // With `delivery: exactly-once` each batch is one Kafka transaction that also commits the
 // source's consumed offsets (Kafka → Kafka, KIP-98/KIP-447): the rows and the positions become
 // visible together or not at all, and a failed transaction is aborted and the batch sent again.
+// Such a sink writes one batch at a time and does not settle.
 //
-// Threading: Prepare (encoding keys and values) runs on several batches at once; Write is serial.
+// Threading: Prepare (encoding keys and values) runs on several batches at once; Write and
+// Settle are serial, on one thread, which is also the only one that polls the producer, so
+// delivery reports run there.
 #include <librdkafka/rdkafka.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <map>
 
 #include <fmt/format.h>
@@ -32,25 +39,45 @@ constexpr int kFlushSliceMs = 100;
 constexpr int kTxnTimeoutMs = 60000;
 constexpr uint32_t kAbsent = 0xFFFFFFFF;  // a null key or value in the prepared encoding
 
-// Counts the delivery reports of one batch; the producer's callback fills it in.
-struct BatchDelivery {
-  std::atomic<int64_t> pending{0};
-  std::atomic<int64_t> failed{0};
-  std::string first_error;  // written once, by the first failure
-  std::atomic<bool> has_error{false};
+// A message to produce again: its delivery failed, or the producer refused it at once.
+struct Undelivered {
+  std::string key, value;
+  bool has_key = false, has_value = false;
+  std::unique_ptr<rd_kafka_headers_t, void (*)(rd_kafka_headers_t*)> headers{
+      nullptr, rd_kafka_headers_destroy};
 };
+
+// The delivery reports of one written batch. The producer's callback fills it in, on the thread
+// that polls (the sink's).
+struct BatchDelivery {
+  size_t rows = 0;
+  int64_t pending = 0;                // messages produced and without a report yet
+  std::vector<Undelivered> failed;    // to produce again
+  std::string first_error;            // of `failed`
+  bool resend_due = false;            // the runner has backed off: produce `failed` again
+};
+
+Undelivered Keep(const void* key, size_t key_len, const void* value, size_t value_len,
+                 const rd_kafka_headers_t* headers) {
+  Undelivered u;
+  u.has_key = key != nullptr;
+  if (key) u.key.assign(static_cast<const char*>(key), key_len);
+  u.has_value = value != nullptr;
+  if (value) u.value.assign(static_cast<const char*>(value), value_len);
+  if (headers) u.headers.reset(rd_kafka_headers_copy(headers));
+  return u;
+}
 
 void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
   auto* d = static_cast<BatchDelivery*>(msg->_private);
   if (!d) return;
   if (msg->err) {
-    d->failed.fetch_add(1);
-    bool expected = false;
-    if (d->has_error.compare_exchange_strong(expected, true)) {
-      d->first_error = rd_kafka_err2str(msg->err);
-    }
+    rd_kafka_headers_t* headers = nullptr;
+    rd_kafka_message_headers(msg, &headers);
+    d->failed.push_back(Keep(msg->key, msg->key_len, msg->payload, msg->len, headers));
+    if (d->first_error.empty()) d->first_error = rd_kafka_err2str(msg->err);
   }
-  d->pending.fetch_sub(1);
+  --d->pending;
 }
 
 // A header's value: a field's text, or a constant.
@@ -108,6 +135,10 @@ class KafkaSinkRuntime : public SinkRuntime {
         transactional_(transactional) {}
   ~KafkaSinkRuntime() override {
     rd_kafka_flush(rk_, 10000);
+    // What is still undelivered was never acknowledged upstream: it is read again. Its reports
+    // name batches in `unsettled_`, which outlives the producer.
+    rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(rk_, 0);
     rd_kafka_topic_destroy(topic_);
     rd_kafka_destroy(rk_);
   }
@@ -139,9 +170,38 @@ class KafkaSinkRuntime : public SinkRuntime {
     return out;
   }
 
-  Status Write(const Batch& batch, const std::string& prepared, NodeContext&) override {
-    if (!transactional_) return Produce(batch, prepared);
-    return WriteTransaction(batch, prepared);
+  Status Write(const Batch& batch, const std::string& prepared, NodeContext& ctx) override {
+    if (transactional_) return WriteTransaction(batch, prepared, ctx);
+    unsettled_.push_back(std::make_unique<BatchDelivery>());
+    return ProduceRows(batch, prepared, *unsettled_.back(), ctx);
+  }
+
+  bool settles() const override { return !transactional_; }
+
+  Result<size_t> Settle(size_t keep) override {
+    size_t settled = 0;
+    rd_kafka_poll(rk_, 0);
+    for (;;) {
+      while (!unsettled_.empty()) {
+        BatchDelivery& d = *unsettled_.front();
+        if (d.resend_due) {
+          d.resend_due = false;
+          SLUICE_RETURN_IF_ERROR(Resend(d));
+        }
+        if (d.pending > 0) break;
+        if (!d.failed.empty()) {
+          if (settled > 0) return settled;  // the next call reports the failure
+          SLUICE_RETURN_IF_ERROR(FatalError());
+          d.resend_due = true;
+          return NotDelivered(d);
+        }
+        unsettled_.pop_front();
+        ++settled;
+      }
+      if (unsettled_.size() <= keep) return settled;
+      // Sends at once what waits for linger.ms (librdkafka >= 1.8), and serves the reports.
+      rd_kafka_flush(rk_, kFlushSliceMs);
+    }
   }
 
   Status Flush() override {
@@ -151,11 +211,12 @@ class KafkaSinkRuntime : public SinkRuntime {
   }
 
  private:
-  // Produces the batch's messages and waits for their delivery reports.
-  Status Produce(const Batch& batch, const std::string& prepared) {
-    if (batch.num_rows() == 0) return Status::Ok();
-    BatchDelivery delivery;
-    delivery.pending = static_cast<int64_t>(batch.num_rows());
+  // Queues the batch's messages, each reporting to `delivery`. A row whose message is larger
+  // than the producer allows is dead-lettered; a message the producer refuses for another
+  // reason is kept in `delivery.failed`, to be sent again.
+  Status ProduceRows(const Batch& batch, const std::string& prepared, BatchDelivery& delivery,
+                     NodeContext& ctx) {
+    delivery.rows = batch.num_rows();
     PreparedReader in(prepared);
     std::string header_value;
     for (size_t r = 0; r < batch.num_rows(); ++r) {
@@ -163,34 +224,82 @@ class KafkaSinkRuntime : public SinkRuntime {
       const bool has_key = in.Next(key);
       const bool has_value = in.Next(value);
       rd_kafka_headers_t* headers = MakeHeaders(batch, r, header_value);
-      for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            rk_, RD_KAFKA_V_RKT(topic_), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_VALUE(has_value ? const_cast<char*>(value.data()) : nullptr,
-                             has_value ? value.size() : 0),
-            RD_KAFKA_V_KEY(has_key ? key.data() : nullptr, has_key ? key.size() : 0),
-            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(&delivery), RD_KAFKA_V_END);
-        if (!err) break;  // the message owns the headers now
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-          rd_kafka_poll(rk_, kFlushSliceMs);  // let deliveries drain the local queue
-          continue;
-        }
-        if (headers) rd_kafka_headers_destroy(headers);
-        // Messages of this batch already queued still report to `delivery`: wait for them.
-        delivery.pending.fetch_sub(static_cast<int64_t>(batch.num_rows() - r));
-        WaitForDeliveries(delivery);
-        return Status::Unavailable(
-            fmt::format("sink '{}': producing failed: {}", name_, rd_kafka_err2str(err)));
+      rd_kafka_resp_err_t err = Produce(has_key ? &key : nullptr, has_value ? &value : nullptr,
+                                        headers, delivery);
+      if (!err) continue;  // the message owns the headers now
+      if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        ctx.Reject(batch, r,
+                   fmt::format("sink '{}': the message ({} bytes of key and value) is larger than "
+                               "the producer's message.max.bytes",
+                               name_, key.size() + value.size()));
+      } else {
+        delivery.failed.push_back(Keep(has_key ? key.data() : nullptr, key.size(),
+                                       has_value ? value.data() : nullptr, value.size(),
+                                       headers));
+        if (delivery.first_error.empty()) delivery.first_error = rd_kafka_err2str(err);
       }
-      rd_kafka_poll(rk_, 0);
-    }
-    WaitForDeliveries(delivery);
-    if (delivery.failed.load() > 0) {
-      return Status::Unavailable(fmt::format("{} of {} messages were not delivered: {}",
-                                             delivery.failed.load(), batch.num_rows(),
-                                             delivery.first_error));
+      if (headers) rd_kafka_headers_destroy(headers);
+      if (err == RD_KAFKA_RESP_ERR__FATAL) return FatalError();
     }
     return Status::Ok();
+  }
+
+  // Queues one message, waiting while the producer's queue is full. On success the message
+  // owns `headers`.
+  rd_kafka_resp_err_t Produce(const std::string_view* key, const std::string_view* value,
+                              rd_kafka_headers_t* headers, BatchDelivery& delivery) {
+    for (;;) {
+      rd_kafka_resp_err_t err = rd_kafka_producev(
+          rk_, RD_KAFKA_V_RKT(topic_), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_VALUE(value ? const_cast<char*>(value->data()) : nullptr,
+                           value ? value->size() : 0),
+          RD_KAFKA_V_KEY(key ? key->data() : nullptr, key ? key->size() : 0),
+          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(&delivery), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_poll(rk_, kFlushSliceMs);  // let deliveries drain the local queue
+        continue;
+      }
+      if (!err) {
+        ++delivery.pending;
+        rd_kafka_poll(rk_, 0);
+      }
+      return err;
+    }
+  }
+
+  // Produces a batch's failed messages again, after the runner's backoff.
+  Status Resend(BatchDelivery& d) {
+    std::vector<Undelivered> again = std::move(d.failed);
+    d.failed.clear();
+    d.first_error.clear();
+    for (Undelivered& u : again) {
+      const std::string_view key(u.key), value(u.value);
+      rd_kafka_headers_t* headers = u.headers ? rd_kafka_headers_copy(u.headers.get()) : nullptr;
+      rd_kafka_resp_err_t err =
+          Produce(u.has_key ? &key : nullptr, u.has_value ? &value : nullptr, headers, d);
+      if (!err) continue;
+      if (headers) rd_kafka_headers_destroy(headers);
+      if (d.first_error.empty()) d.first_error = rd_kafka_err2str(err);
+      d.failed.push_back(std::move(u));
+      if (err == RD_KAFKA_RESP_ERR__FATAL) return FatalError();
+    }
+    return Status::Ok();
+  }
+
+  Status NotDelivered(const BatchDelivery& d) const {
+    return Status::Unavailable(fmt::format("{} of {} messages were not delivered: {}",
+                                           d.failed.size(), d.rows, d.first_error));
+  }
+
+  // The idempotent producer's fatal errors (a broken sequence) end it: the pipeline stops, and
+  // a restart resumes from the last acknowledged positions.
+  Status FatalError() {
+    char reason[512];
+    if (rd_kafka_fatal_error(rk_, reason, sizeof(reason)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::Ok();
+    }
+    return Status::Internal(
+        fmt::format("sink '{}': the producer failed for good: {}", name_, reason));
   }
 
   rd_kafka_headers_t* MakeHeaders(const Batch& batch, size_t row, std::string& scratch) const {
@@ -217,7 +326,7 @@ class KafkaSinkRuntime : public SinkRuntime {
   }
 
   // One transaction: the batch's messages and the source offsets it covers.
-  Status WriteTransaction(const Batch& batch, const std::string& prepared) {
+  Status WriteTransaction(const Batch& batch, const std::string& prepared, NodeContext& ctx) {
     const RawRecords* raw = batch.raw().get();
     if (!raw || raw->consumer_group_metadata.empty()) {
       // A batch that read nothing (an idle poll) has no positions to commit.
@@ -228,7 +337,10 @@ class KafkaSinkRuntime : public SinkRuntime {
                       name_));
     }
     SLUICE_RETURN_IF_ERROR(Check(rd_kafka_begin_transaction(rk_), "beginning a transaction"));
-    Status st = Produce(batch, prepared);
+    BatchDelivery delivery;
+    Status st = ProduceRows(batch, prepared, delivery, ctx);
+    WaitForDeliveries(delivery);
+    if (st.ok() && !delivery.failed.empty()) st = NotDelivered(delivery);
     if (!st.ok()) return Abort(st);
     // The positions after the last record of each partition this batch covers.
     std::map<std::pair<std::string, int32_t>, int64_t> next;
@@ -279,11 +391,10 @@ class KafkaSinkRuntime : public SinkRuntime {
 
   // Delivery reports arrive through poll, which flush calls; librdkafka's own retries and
   // timeouts bound the wait (message.timeout.ms), after which a failed report arrives. Flushing
-  // rather than polling sends what waits for `linger.ms` at once (librdkafka >= 1.8): the batch
-  // is all there is to send until it is acknowledged, so lingering would only delay it. Every
-  // message in the producer is this batch's, as Write is serial and waits for each batch.
+  // rather than polling sends what waits for `linger.ms` at once (librdkafka >= 1.8): in a
+  // transaction the batch is all there is to send until it is acknowledged.
   void WaitForDeliveries(const BatchDelivery& delivery) {
-    while (delivery.pending.load() > 0) rd_kafka_flush(rk_, kFlushSliceMs);
+    while (delivery.pending > 0) rd_kafka_flush(rk_, kFlushSliceMs);
   }
 
   rd_kafka_t* rk_;
@@ -291,6 +402,9 @@ class KafkaSinkRuntime : public SinkRuntime {
   SinkShape shape_;
   std::string name_;
   bool transactional_;
+  // Batches written and not yet counted by Settle, oldest first. Declared after the producer's
+  // handles but destroyed after the destructor's body, so late reports find their batch.
+  std::deque<std::unique_ptr<BatchDelivery>> unsettled_;
 };
 
 class KafkaSink : public SinkNode {
@@ -422,9 +536,12 @@ void RegisterKafkaSink(Registry& registry) {
       "prediction: {ride_id: .ride_id}}`; `value: .payload` sends a string field's text as it "
       "is (replaying messages verbatim) and a null field as a message without a value. `key` "
       "names the field whose value becomes the message key; `headers` maps header names to "
-      "`.field` or constant text. The producer is idempotent (acks=all); a batch is "
-      "acknowledged only when every message has a successful delivery report, and a batch "
-      "whose delivery fails is sent again (at-least-once). `delivery: exactly-once` (kafka "
+      "`.field` or constant text. The producer is idempotent (acks=all). The next batches are "
+      "produced while earlier ones wait for their delivery reports; a batch is acknowledged "
+      "upstream only when every message has a successful report, and a message whose delivery "
+      "fails for good is produced again after a backoff (at-least-once; it then arrives after "
+      "later messages). A row whose message is larger than the producer's `message.max.bytes` "
+      "goes to the dead-letter output. `delivery: exactly-once` (kafka "
       "source → kafka sink) makes each batch one transaction that also commits the consumed "
       "offsets; this sink must then be the only one the source feeds, and consumers of the "
       "topic should read with isolation.level=read_committed. `properties` passes librdkafka "

@@ -538,3 +538,56 @@ timeout 30 kcat -C -b "$KAFKA_BROKERS" -t in -e -o beginning -q | wc -l > )SH" +
   CHECK(*keys.begin() == 1);
   CHECK(*keys.rbegin() == 6000);
 }
+
+TEST_CASE("kafka: messages the broker refuses are sent again, and only they; a row too large for "
+          "the producer is dead-lettered",
+          "[integration][kafka][faults]") {
+  TempDir dir;
+  std::ofstream(dir / "schema.json") << kIdSchema;
+  {
+    std::ofstream in(dir / "in.jsonl");
+    for (int i = 1; i <= 3000; ++i) in << "{\"id\": " << i << "}\n";
+    in << "{\"id\": 0, \"pad\": \"" << std::string(6000, 'x') << "\"}\n";
+  }
+  std::ofstream(dir / "p.yaml") << R"(
+name: resend
+sources:
+  in: {type: file, path: in.jsonl, schema: schema.json}
+sinks:
+  out: {type: kafka, inputs: [in], brokers: "${KAFKA_BROKERS}", topic: out, key: id,
+        properties: {message.max.bytes: "4000"}}
+settings: {batch_size: 100}
+dead_letter: {path: dead.jsonl}
+)";
+  // The first three Produce requests, all of them Sluice's, are refused with an error that
+  // librdkafka does not retry: their messages fail for good, after later batches were sent.
+  const std::string script =
+      StartBroker(dir, "-t out:4 --run-seconds 60 "
+                       "--fault '0 request-errors Produce 3 INVALID_RECORD'") +
+      "timeout -k 10 60 " + Sluice() + " run " + (dir / "p.yaml") + " 2>" + (dir / "run.err") +
+      R"SH(
+echo "run exit $?"
+timeout 30 kcat -C -b "$KAFKA_BROKERS" -t out -e -o beginning -q -f '%k\n' > )SH" +
+      (dir / "keys.txt") + "\n" + kStopBroker;
+  auto r = Run(script);
+  const std::string run_err = Slurp(dir / "run.err");
+  INFO(r.out + r.err + run_err + Slurp(dir / "broker.err"));
+  CHECK(r.out.find("run exit 0") != std::string::npos);
+  // Deliveries failed for good, and the sink sent them again after backing off.
+  CHECK(run_err.find("messages were not delivered: Broker: Broker failed to validate record; "
+                     "retrying in") != std::string::npos);
+  CHECK(run_err.find("wrote 3,000 rows, 1 dead letters") != std::string::npos);
+  const auto keys = LinesOf(Slurp(dir / "keys.txt"));
+  std::set<int> unique;
+  for (const auto& k : keys) unique.insert(std::stoi(k));
+  REQUIRE(unique.size() == 3000u);  // every row but the large one: no gap
+  CHECK(*unique.begin() == 1);
+  CHECK(*unique.rbegin() == 3000);
+  // The refused messages were not stored, and only they were sent again: no duplicates either.
+  CHECK(keys.size() == 3000u);
+  const auto dead = LinesOf(Slurp(dir / "dead.jsonl"));
+  REQUIRE(dead.size() == 1u);
+  CHECK(dead[0].find("the message (6018 bytes of key and value) is larger than the producer's "
+                     "message.max.bytes") != std::string::npos);
+  CHECK(dead[0].find(R"("node":"out")") != std::string::npos);
+}

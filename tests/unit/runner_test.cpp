@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <catch2/catch.hpp>
@@ -18,6 +19,9 @@ using namespace sluice;
 using namespace sluice::test;
 
 namespace {
+
+constexpr int kRows = 40;    // n = 0..39 in the input file
+constexpr int kBatches = 4;  // of 10 rows: all of them fit in flight at once
 
 // What the `hold` sink saw, shared with the test.
 struct HoldLog {
@@ -68,6 +72,78 @@ class HoldSink : public SinkNode {
   Status CheckInput(const SchemaPtr&) override { return Status::Ok(); }
   Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
     return std::unique_ptr<SinkRuntime>(std::make_unique<HoldRuntime>());
+  }
+};
+
+// What the `settle` sink saw, shared with the test.
+struct SettleLog {
+  std::mutex mu;
+  std::condition_variable cv;
+  int prepared = 0;
+  int expected_prepared = 0;     // the first write waits (up to a bound) for this many
+  std::vector<int64_t> written;  // `n` of every row, in write order
+  size_t unsettled = 0;          // batches written and not yet settled
+  size_t most_unsettled = 0;
+  int settled = 0;
+  int failures_to_return = 0;    // Settle calls that wait answer kUnavailable this many times
+  int failures_returned = 0;
+  int limit = 0;                 // settings.max_in_flight
+  bool waited_for_read_ahead = false;
+  bool read_ahead = false;       // a batch was read while `limit` others were not settled
+};
+SettleLog* g_settle = nullptr;
+
+// A sink that settles, as a producer waiting for delivery reports: its batches become durable
+// only when the runner asks it to wait for them, so that the test sees how many the runner
+// lets it send ahead.
+class SettleRuntime : public SinkRuntime {
+ public:
+  bool prepares() const override { return true; }
+  Result<std::string> Prepare(const Batch&) const override {
+    std::lock_guard<std::mutex> lock(g_settle->mu);
+    ++g_settle->prepared;
+    if (g_settle->prepared - g_settle->settled > g_settle->limit) g_settle->read_ahead = true;
+    g_settle->cv.notify_all();
+    return std::string();
+  }
+  Status Write(const Batch& batch, const std::string&, NodeContext&) override {
+    std::unique_lock<std::mutex> lock(g_settle->mu);
+    if (g_settle->written.empty()) {
+      g_settle->cv.wait_for(lock, std::chrono::seconds(10), [] {
+        return g_settle->prepared >= g_settle->expected_prepared;
+      });
+    }
+    const Column& n = batch.column(0);
+    for (size_t r = 0; r < batch.num_rows(); ++r) g_settle->written.push_back(n.ints[r]);
+    g_settle->most_unsettled = std::max(g_settle->most_unsettled, ++g_settle->unsettled);
+    return Status::Ok();
+  }
+  bool settles() const override { return true; }
+  Result<size_t> Settle(size_t keep) override {
+    std::unique_lock<std::mutex> lock(g_settle->mu);
+    if (keep == std::numeric_limits<size_t>::max()) return size_t{0};
+    if (g_settle->limit < kBatches && !g_settle->waited_for_read_ahead) {
+      // Gives a runner that released batches before they settled the time to read ahead.
+      g_settle->waited_for_read_ahead = true;
+      g_settle->cv.wait_for(lock, std::chrono::seconds(1),
+                            [] { return g_settle->prepared > g_settle->limit; });
+    }
+    if (g_settle->failures_returned < g_settle->failures_to_return) {
+      ++g_settle->failures_returned;
+      return Status::Unavailable("the broker is away");
+    }
+    const size_t n = g_settle->unsettled - std::min(g_settle->unsettled, keep);
+    g_settle->unsettled -= n;
+    g_settle->settled += static_cast<int>(n);
+    return n;
+  }
+};
+
+class SettleSink : public SinkNode {
+ public:
+  Status CheckInput(const SchemaPtr&) override { return Status::Ok(); }
+  Result<std::unique_ptr<SinkRuntime>> Open(const SchemaPtr&) const override {
+    return std::unique_ptr<SinkRuntime>(std::make_unique<SettleRuntime>());
   }
 };
 
@@ -173,7 +249,8 @@ OperatorSpec TestSpec(const char* name, Role role, const char* example) {
   return spec;
 }
 
-// The built-in operators plus the `gate` source, the `wait` transform and the `hold` sink.
+// The built-in operators plus the `gate` source, the `wait` transform and the `hold` and
+// `settle` sinks.
 const Registry& WithTestOperators() {
   static const Registry* registry = [] {
     auto* r = new Registry;
@@ -189,6 +266,11 @@ const Registry& WithTestOperators() {
       return std::unique_ptr<SinkNode>(std::make_unique<HoldSink>());
     };
     r->Add(std::move(hold));
+    OperatorSpec settle = TestSpec("settle", Role::kSink, "{type: settle, inputs: [src]}");
+    settle.make_sink = [](const NodeConfig&) -> Result<std::unique_ptr<SinkNode>> {
+      return std::unique_ptr<SinkNode>(std::make_unique<SettleSink>());
+    };
+    r->Add(std::move(settle));
     OperatorSpec gate = TestSpec("gate", Role::kSource, "{type: gate}");
     gate.make_source = [](const NodeConfig&) -> Result<std::unique_ptr<SourceNode>> {
       return std::unique_ptr<SourceNode>(std::make_unique<GateSource>());
@@ -199,13 +281,12 @@ const Registry& WithTestOperators() {
   return *registry;
 }
 
-constexpr int kRows = 40;    // n = 0..39 in the input file
-constexpr int kBatches = 4;  // of 10 rows: all of them fit in flight at once
 
 // Runs `nodes` (YAML of the transforms and sinks sections) on a file source of kRows records
-// {"n": i} in batches of 10, up to kBatches in flight, with one oneTBB worker: a node that held
+// {"n": i} in batches of 10, up to `max_in_flight` in flight, with one oneTBB worker: a node that held
 // it would stall every other batch. `sources_before` declares sources ahead of it.
-RunSummary RunOnOneWorker(const std::string& nodes, const std::string& sources_before = "") {
+RunSummary RunOnOneWorker(const std::string& nodes, const std::string& sources_before = "",
+                          int max_in_flight = kBatches) {
   TempDir dir;
   dir.Write("s.json", R"({"type": "object", "properties": {"n": {"type": "integer"}},
                           "required": ["n"]})");
@@ -213,7 +294,7 @@ RunSummary RunOnOneWorker(const std::string& nodes, const std::string& sources_b
   for (int i = 0; i < kRows; ++i) lines += "{\"n\": " + std::to_string(i) + "}\n";
   dir.Write("in.jsonl", lines);
   const std::string yaml =
-      "settings: {batch_size: 10, max_in_flight: 4}\n"
+      "settings: {batch_size: 10, max_in_flight: " + std::to_string(max_in_flight) + "}\n"
       "sources:\n" +
       sources_before + "  src: {type: file, path: in.jsonl, schema: s.json}\n" + nodes;
   Diagnostics diags;
@@ -300,4 +381,40 @@ TEST_CASE("runner: a source waiting for input holds up no other source", "[runne
   // Every row of `src` was written while `idle` waited in Read, on the one worker's watch.
   CHECK(gate.released_by_rows);
   CHECK(hold.written == AllRows());
+}
+
+TEST_CASE("runner: a sink that settles sends the next batches before the first is durable, "
+          "within max_in_flight",
+          "[runner]") {
+  for (int in_flight : {kBatches, 2}) {
+    SettleLog log;
+    log.expected_prepared = in_flight;
+    log.limit = in_flight;
+    g_settle = &log;
+    RunOnOneWorker("sinks:\n  out: {type: settle, inputs: [src]}\n", "", in_flight);
+    g_settle = nullptr;
+    INFO("max_in_flight " << in_flight);
+    // Every batch waiting was written before any was settled; a batch not settled holds its
+    // place in flight, so the source read no further until the sink settled.
+    CHECK(log.most_unsettled == static_cast<size_t>(in_flight));
+    CHECK_FALSE(log.read_ahead);
+    CHECK(log.settled == kBatches);
+    CHECK(log.unsettled == 0u);
+    CHECK(log.written == AllRows());
+  }
+}
+
+TEST_CASE("runner: a sink's failing settle is retried, and the run ends once it succeeds",
+          "[runner]") {
+  SettleLog log;
+  log.expected_prepared = kBatches;
+  log.failures_to_return = 2;
+  log.limit = kBatches;
+  g_settle = &log;
+  const RunSummary summary = RunOnOneWorker("sinks:\n  out: {type: settle, inputs: [src]}\n");
+  g_settle = nullptr;
+  CHECK(log.failures_returned == 2);
+  CHECK(log.settled == kBatches);
+  CHECK(summary.rows_written == static_cast<uint64_t>(kRows));
+  CHECK(log.written == AllRows());  // written once: a failed settle sends nothing again itself
 }
