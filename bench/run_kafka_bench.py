@@ -348,7 +348,7 @@ def expected_output(sluice, envelopes, records, sort=True):
 # ---- the broker ----------------------------------------------------------------------------
 
 class Broker:
-    def __init__(self, sluice, topics):
+    def __init__(self, sluice, topics, extra=()):
         OUT.mkdir(parents=True, exist_ok=True)
         self.addr_file = OUT / "kafka-bootstrap.addr"
         self.addr_file.unlink(missing_ok=True)
@@ -356,6 +356,7 @@ class Broker:
         cmd = [sluice, "dev-kafka", "--bootstrap-file", str(self.addr_file), "--watch-ms", "5000"]
         for name, parts in topics:
             cmd += ["-t", f"{name}:{parts}"]
+        cmd += list(extra)  # e.g. --fault '0 rtt 1 10'
         self.err = open(self.err_path, "wb")
         self.p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.err, cwd=ROOT)
         deadline = time.monotonic() + 15
