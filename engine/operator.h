@@ -142,7 +142,8 @@ class SinkRuntime {
   virtual Result<std::string> Prepare(const Batch&) const { return std::string(); }
   // Durably writes (or buffers, then writes in Flush) the batch. Serial, in batch order.
   // A sink that settles only hands the batch over here (to a producer's queue); Settle says when
-  // it is durable. Every Write that returns Ok is then one batch for Settle to count.
+  // it is durable. Every Write that returns Ok is then one batch for Settle to count; one that
+  // fails must leave none (the runner retries it, or the run ends).
   virtual Status Write(const Batch& batch, const std::string& prepared, NodeContext& ctx) = 0;
   // True when Write returns before the batch is durable, so that the next batches can be sent
   // while the earlier ones wait for their acknowledgements (a Kafka producer's delivery

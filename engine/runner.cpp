@@ -326,6 +326,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     fail(dlq->Flush());
     return true;
   };
+
   // The graph outlives the nodes in `rt`, declared after it: a node's destructor unregisters
   // itself from its graph.
   flow::graph g;
@@ -432,7 +433,6 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
       if (!settled) return;
     }
   };
-
 
   for (int i : plan.topo) {
     PlannedNode& pn = plan.nodes[i];
