@@ -414,9 +414,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
   // Acknowledges what a settling sink has made durable, waiting until at most `keep` of its
   // batches are not.
   auto sink_settle = [&](NodeRt& n, size_t keep) {
-    bool first = true;
-    while (!failed.load() && (first || n.unsettled.size() > keep)) {
-      first = false;
+    do {
       const bool settled = sink_retrying(n, [&] {
         Result<size_t> got = n.sink->Settle(keep);
         if (!got.ok()) return got.status();
@@ -430,8 +428,8 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
         }
         return Status::Ok();
       });
-      if (!settled) return;
-    }
+      if (!settled) return;  // the run failed
+    } while (n.unsettled.size() > keep);
   };
 
   for (int i : plan.topo) {
