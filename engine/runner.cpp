@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/info.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include "engine/log.h"
 #include "engine/metrics.h"
@@ -114,11 +116,14 @@ class SourcePump {
 
   // Runs `step` (read one chunk and put it into the graph; false once the source is done)
   // whenever fewer than `limit` chunks are in flight, until it returns false or `stopping`.
-  void Start(std::function<bool()> step, std::function<bool()> stopping) {
+  void Start(std::function<bool()> step, std::function<bool()> stopping,
+             std::function<void()> ended) {
     g_.reserve_wait();
-    thread_ = std::thread([this, step = std::move(step), stopping = std::move(stopping)] {
+    thread_ = std::thread([this, step = std::move(step), stopping = std::move(stopping),
+                           ended = std::move(ended)] {
       while (WaitForRoom(stopping) && step()) {
       }
+      ended();
       g_.release_wait();
     });
   }
@@ -304,11 +309,15 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     dlq = file_dlq.get();
   }
 
-  std::unique_ptr<oneapi::tbb::global_control> threads;
-  if (options.threads > 0) {
-    threads = std::make_unique<oneapi::tbb::global_control>(
-        oneapi::tbb::global_control::max_allowed_parallelism, options.threads);
-  }
+  // TBB's workers do the graph's work, `threads` of them in an arena of the graph's own; this
+  // thread does not take a slot. It sleeps until the sources end (or a stop or failure) and
+  // only then joins in to drain: a thread waiting in wait_for_all while the stream runs is woken
+  // by every chunk and spins looking for work between chunks.
+  const int threads =
+      options.threads > 0 ? options.threads : oneapi::tbb::info::default_concurrency();
+  oneapi::tbb::global_control parallelism(oneapi::tbb::global_control::max_allowed_parallelism,
+                                          static_cast<size_t>(threads) + 1);
+  oneapi::tbb::task_arena arena(threads, /*reserved_for_masters=*/0);
 
   std::atomic<bool> failed{false};
   std::mutex fatal_mu;
@@ -329,7 +338,20 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
 
   // The graph outlives the nodes in `rt`, declared after it: a node's destructor unregisters
   // itself from its graph.
-  flow::graph g;
+  std::unique_ptr<flow::graph> graph;
+  arena.execute([&] { graph = std::make_unique<flow::graph>(); });  // the graph's tasks: `arena`
+  flow::graph& g = *graph;
+  // Sources that have not ended yet; the last to end wakes this thread.
+  std::mutex sources_mu;
+  std::condition_variable sources_cv;
+  int sources_live = 0;
+  auto source_ended = [&] {
+    {
+      std::lock_guard<std::mutex> lock(sources_mu);
+      --sources_live;
+    }
+    sources_cv.notify_all();
+  };
   // Build phase: readers, decoders, transform runtimes, sinks.
   std::vector<std::unique_ptr<NodeRt>> rt(plan.nodes.size());
   for (int i : plan.topo) {
@@ -506,6 +528,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
                 if (stopping() || !read(c, false, [limiter] {
                       limiter->decrementer().try_put(flow::continue_msg());
                     })) {
+                  source_ended();
                   fc.stop();
                   return Chunk{};
                 }
@@ -715,8 +738,18 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
       [ready, &readiness, &failed] { ready->Set(readiness.Ready() && !failed.load() ? 1 : 0); });
   readiness.state = Readiness::kRunning;
   for (auto& r : rt) {
+    if (r && (r->input || r->pump)) ++sources_live;
+  }
+  for (auto& r : rt) {
     if (r && r->input) r->input->activate();
-    if (r && r->pump) r->pump->Start(r->read_step, stopping);
+    if (r && r->pump) r->pump->Start(r->read_step, stopping, source_ended);
+  }
+  {
+    // A stop or a failure is a flag, not a notification: looked at every 100 ms.
+    std::unique_lock<std::mutex> lock(sources_mu);
+    while (sources_live > 0 && !stopping()) {
+      sources_cv.wait_for(lock, std::chrono::milliseconds(100));
+    }
   }
   g.wait_for_all();
   for (auto& r : rt) {
