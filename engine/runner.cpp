@@ -53,19 +53,25 @@ class IoThreads {
   }
   ~IoThreads() { Join(); }
 
+  // An item is on its way (a sink's Prepare has begun on it): counted until its Push.
+  void Coming() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++coming_;
+  }
   // Called by the async_node's body, on a TBB worker: queues the item and returns at once.
   void Push(const In& item, Gateway& gateway) {
     gateway.reserve_wait();
     {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.emplace_back(item, &gateway);
+      if (coming_ > 0) --coming_;  // queued and no longer coming, at once for MoreComing
     }
     cv_.notify_one();
   }
-  // True when items wait for a thread (any thread may ask).
-  bool HasQueued() {
+  // True when items wait for a thread, or are on their way to the queue (any thread may ask).
+  bool MoreComing() {
     std::lock_guard<std::mutex> lock(mu_);
-    return !queue_.empty();
+    return !queue_.empty() || coming_ > 0;
   }
   // Ends the threads once the queue is empty.
   void Join() {
@@ -93,6 +99,7 @@ class IoThreads {
   }
 
   Work work_;
+  size_t coming_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<In, Gateway*>> queue_;
@@ -658,6 +665,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
         static const auto kNothing = std::make_shared<const std::string>();
         r.prepare = std::make_unique<flow::function_node<BatchPtr, SinkItem>>(
             g, flow::unlimited, [&, rp = &r](const BatchPtr& in) -> SinkItem {
+              rp->sink_thread->Coming();
               SinkItem item{in, kNothing};
               if (!rp->sink->prepares() || failed.load()) return item;
               Result<std::string> got = Status::Internal("not prepared");
@@ -694,15 +702,14 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
             sink_acknowledge(*rp, done);
             return;
           }
-          // While more batches wait, send them before waiting for this one's acknowledgement;
-          // with none waiting, wait for every batch sent.
+          // While more batches wait or are being prepared, send them before waiting for this
+          // one's acknowledgement; with none coming, wait for every batch sent.
           rp->unsettled.push_back(std::move(done));
-          sink_settle(*rp, rp->sink_thread->HasQueued() ? kNoWait : 0);
+          sink_settle(*rp, rp->sink_thread->MoreComing() ? kNoWait : 0);
         });
         r.sink_fn = std::make_unique<SinkThread::Node>(
-            g, flow::serial, [thread = r.sink_thread.get()](const SinkItem& item,
-                                                            SinkThread::Gateway& gateway) {
-              thread->Push(item, gateway);
+            g, flow::serial, [rp = &r](const SinkItem& item, SinkThread::Gateway& gateway) {
+              rp->sink_thread->Push(item, gateway);
             });
         r.in_port = r.prepare.get();
         // A sink reached by exactly one path from one source sees batches in read order.
