@@ -1,7 +1,7 @@
 // The runner's threading contract: sources, sinks, and transforms that block, run on threads of
 // their own, never on the oneTBB workers, so a node waiting for its server (or a source waiting
-// for input) leaves the workers to the next batches; and a sink still writes its batches one at
-// a time, in read order.
+// for input) leaves the workers to the next batches; a sink still writes its batches one at a
+// time, in read order; and the thread that starts the run does no graph work while it runs.
 #include <oneapi/tbb/task_arena.h>
 
 #include <atomic>
@@ -33,6 +33,8 @@ struct HoldLog {
   int concurrent = 0, most_concurrent = 0;
   std::vector<int64_t> written;     // `n` of every row, in write order
   int expected_batches = 0;
+  std::thread::id caller;           // the thread that called RunPipeline, when a test sets it
+  bool prepared_on_caller = false;  // some Prepare ran on it
 };
 HoldLog* g_log = nullptr;
 
@@ -44,6 +46,7 @@ class HoldRuntime : public SinkRuntime {
   Result<std::string> Prepare(const Batch&) const override {
     std::lock_guard<std::mutex> lock(g_log->mu);
     ++g_log->prepared;
+    if (std::this_thread::get_id() == g_log->caller) g_log->prepared_on_caller = true;
     g_log->cv.notify_all();
     return std::string();
   }
@@ -367,6 +370,7 @@ TEST_CASE("runner: a source waiting for input holds up no other source", "[runne
   hold.expected_batches = kBatches;
   GateLog gate;
   gate.rows_to_wait_for = kRows;
+  hold.caller = std::this_thread::get_id();
   g_log = &hold;
   g_gate = &gate;
   RunOnOneWorker(
@@ -381,6 +385,10 @@ TEST_CASE("runner: a source waiting for input holds up no other source", "[runne
   // Every row of `src` was written while `idle` waited in Read, on the one worker's watch.
   CHECK(gate.released_by_rows);
   CHECK(hold.written == AllRows());
+  // The thread that started the run only sleeps while a source is live: the workers prepared
+  // every batch (a thread waiting in the graph is woken by each batch and spins between them).
+  CHECK(hold.prepared == kBatches);
+  CHECK_FALSE(hold.prepared_on_caller);
 }
 
 TEST_CASE("runner: a sink that settles sends the next batches before the first is durable, "
