@@ -14,6 +14,7 @@
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
 
 #include "engine/log.h"
 #include "engine/metrics.h"
@@ -345,8 +346,12 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
 
   // The graph outlives the nodes in `rt`, declared after it: a node's destructor unregisters
   // itself from its graph.
+  // A node body's exception cancels the context, which this thread also looks at while it waits.
+  oneapi::tbb::task_group_context graph_context;
   std::unique_ptr<flow::graph> graph;
-  arena.execute([&] { graph = std::make_unique<flow::graph>(); });  // the graph's tasks: `arena`
+  arena.execute([&] {  // the graph's tasks go to `arena`
+    graph = std::make_unique<flow::graph>(graph_context);
+  });
   flow::graph& g = *graph;
   // Sources that have not ended yet; the last to end wakes this thread.
   std::mutex sources_mu;
@@ -708,8 +713,9 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
           sink_settle(*rp, rp->sink_thread->MoreComing() ? kNoWait : 0);
         });
         r.sink_fn = std::make_unique<SinkThread::Node>(
-            g, flow::serial, [rp = &r](const SinkItem& item, SinkThread::Gateway& gateway) {
-              rp->sink_thread->Push(item, gateway);
+            g, flow::serial, [thread = r.sink_thread.get()](const SinkItem& item,
+                                                            SinkThread::Gateway& gateway) {
+              thread->Push(item, gateway);
             });
         r.in_port = r.prepare.get();
         // A sink reached by exactly one path from one source sees batches in read order.
@@ -752,9 +758,10 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     if (r && r->pump) r->pump->Start(r->read_step, stopping, source_ended);
   }
   {
-    // A stop or a failure is a flag, not a notification: looked at every 100 ms.
+    // A stop, a failure or a cancelled graph is a flag, not a notification: looked at every
+    // 100 ms.
     std::unique_lock<std::mutex> lock(sources_mu);
-    while (sources_live > 0 && !stopping()) {
+    while (sources_live > 0 && !stopping() && !graph_context.is_group_execution_cancelled()) {
       sources_cv.wait_for(lock, std::chrono::milliseconds(100));
     }
   }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <limits>
 #include <mutex>
 #include <thread>
@@ -191,6 +192,21 @@ class WaitTransform : public TransformNode {
   }
 };
 
+// A transform whose every call throws what no node body expects (not a std::exception): oneTBB
+// then cancels the graph.
+class ThrowRuntime : public TransformRuntime {
+ public:
+  Result<BatchPtr> Process(const BatchPtr&, NodeContext&) const override { throw 42; }
+};
+
+class ThrowTransform : public TransformNode {
+ public:
+  Result<SchemaPtr> OutputSchema(const SchemaPtr& input) override { return input; }
+  Result<std::unique_ptr<TransformRuntime>> Build() const override {
+    return std::unique_ptr<TransformRuntime>(std::make_unique<ThrowRuntime>());
+  }
+};
+
 // What the `gate` source saw, shared with the test.
 struct GateLog {
   bool read_on_worker = false;     // some Read ran on a oneTBB worker
@@ -252,8 +268,8 @@ OperatorSpec TestSpec(const char* name, Role role, const char* example) {
   return spec;
 }
 
-// The built-in operators plus the `gate` source, the `wait` transform and the `hold` and
-// `settle` sinks.
+// The built-in operators plus the `gate` source, the `wait` and `throw` transforms and the
+// `hold` and `settle` sinks.
 const Registry& WithTestOperators() {
   static const Registry* registry = [] {
     auto* r = new Registry;
@@ -264,6 +280,11 @@ const Registry& WithTestOperators() {
       return std::unique_ptr<TransformNode>(std::make_unique<WaitTransform>());
     };
     r->Add(std::move(wait));
+    OperatorSpec thrower = TestSpec("throw", Role::kTransform, "{type: throw, inputs: [src]}");
+    thrower.make_transform = [](const NodeConfig&) -> Result<std::unique_ptr<TransformNode>> {
+      return std::unique_ptr<TransformNode>(std::make_unique<ThrowTransform>());
+    };
+    r->Add(std::move(thrower));
     OperatorSpec hold = TestSpec("hold", Role::kSink, "{type: hold, inputs: [src]}");
     hold.make_sink = [](const NodeConfig&) -> Result<std::unique_ptr<SinkNode>> {
       return std::unique_ptr<SinkNode>(std::make_unique<HoldSink>());
@@ -425,4 +446,45 @@ TEST_CASE("runner: a sink's failing settle is retried, and the run ends once it 
   CHECK(log.settled == kBatches);
   CHECK(summary.rows_written == static_cast<uint64_t>(kRows));
   CHECK(log.written == AllRows());  // written once: a failed settle sends nothing again itself
+}
+
+TEST_CASE("runner: a graph cancelled by an exception ends the run while its source is still live",
+          "[runner]") {
+  // Every batch is lost to the exception, so none is acknowledged and, with all of them in
+  // flight, the source is never asked for the end of its input: only the cancelled graph can
+  // end the wait of the thread that started the run.
+  TempDir dir;
+  dir.Write("s.json", R"({"type": "object", "properties": {"n": {"type": "integer"}},
+                          "required": ["n"]})");
+  std::string lines;
+  for (int i = 0; i < kRows; ++i) lines += "{\"n\": " + std::to_string(i) + "}\n";
+  dir.Write("in.jsonl", lines);
+  const std::string yaml =
+      "settings: {batch_size: 10, max_in_flight: 2}\n"
+      "sources:\n  src: {type: file, path: in.jsonl, schema: s.json}\n"
+      "transforms:\n  boom: {type: throw, inputs: [src]}\n"
+      "sinks:\n  out: {type: stdout, inputs: [boom]}\n";
+  Diagnostics diags;
+  auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithTestOperators(), diags);
+  REQUIRE(decl);
+  auto plan = PlanPipeline(std::move(*decl), diags);
+  REQUIRE(plan);
+  MemoryDeadLetter dead;
+  std::atomic<bool> stop{false};
+  RunOptions options;
+  options.dead_letter = &dead;
+  options.threads = 1;
+  options.stop = &stop;
+  auto run = std::async(std::launch::async, [&] {
+    try {
+      (void)RunPipeline(*plan, options);
+    } catch (int thrown) {
+      return thrown;
+    }
+    return 0;
+  });
+  const bool ended = run.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  if (!ended) stop = true;  // releases a run that waits for its source, to fail, not hang
+  CHECK(ended);
+  CHECK(run.get() == 42);  // the exception reaches the caller, as from wait_for_all
 }
