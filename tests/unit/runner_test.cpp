@@ -309,18 +309,22 @@ const Registry& WithTestOperators() {
 // Runs `nodes` (YAML of the transforms and sinks sections) on a file source of kRows records
 // {"n": i} in batches of 10, up to `max_in_flight` in flight, with one oneTBB worker: a node that held
 // it would stall every other batch. `sources_before` declares sources ahead of it.
-RunSummary RunOnOneWorker(const std::string& nodes, const std::string& sources_before = "",
-                          int max_in_flight = kBatches) {
-  TempDir dir;
+// Writes kRows records {"n": i} and their schema into `dir`, and returns the pipeline's
+// settings and sources: a file source `src` of them in batches of 10, after `sources_before`.
+std::string WriteInput(TempDir& dir, int max_in_flight, const std::string& sources_before = "") {
   dir.Write("s.json", R"({"type": "object", "properties": {"n": {"type": "integer"}},
                           "required": ["n"]})");
   std::string lines;
   for (int i = 0; i < kRows; ++i) lines += "{\"n\": " + std::to_string(i) + "}\n";
   dir.Write("in.jsonl", lines);
-  const std::string yaml =
-      "settings: {batch_size: 10, max_in_flight: " + std::to_string(max_in_flight) + "}\n"
-      "sources:\n" +
-      sources_before + "  src: {type: file, path: in.jsonl, schema: s.json}\n" + nodes;
+  return "settings: {batch_size: 10, max_in_flight: " + std::to_string(max_in_flight) + "}\n" +
+         "sources:\n" + sources_before + "  src: {type: file, path: in.jsonl, schema: s.json}\n";
+}
+
+RunSummary RunOnOneWorker(const std::string& nodes, const std::string& sources_before = "",
+                          int max_in_flight = kBatches) {
+  TempDir dir;
+  const std::string yaml = WriteInput(dir, max_in_flight, sources_before) + nodes;
   Diagnostics diags;
   auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithTestOperators(), diags);
   REQUIRE(decl);
@@ -454,16 +458,9 @@ TEST_CASE("runner: a graph cancelled by an exception ends the run while its sour
   // flight, the source is never asked for the end of its input: only the cancelled graph can
   // end the wait of the thread that started the run.
   TempDir dir;
-  dir.Write("s.json", R"({"type": "object", "properties": {"n": {"type": "integer"}},
-                          "required": ["n"]})");
-  std::string lines;
-  for (int i = 0; i < kRows; ++i) lines += "{\"n\": " + std::to_string(i) + "}\n";
-  dir.Write("in.jsonl", lines);
-  const std::string yaml =
-      "settings: {batch_size: 10, max_in_flight: 2}\n"
-      "sources:\n  src: {type: file, path: in.jsonl, schema: s.json}\n"
-      "transforms:\n  boom: {type: throw, inputs: [src]}\n"
-      "sinks:\n  out: {type: stdout, inputs: [boom]}\n";
+  const std::string yaml = WriteInput(dir, 2) +
+                           "transforms:\n  boom: {type: throw, inputs: [src]}\n"
+                           "sinks:\n  out: {type: stdout, inputs: [boom]}\n";
   Diagnostics diags;
   auto decl = ParsePipelineText(yaml, kFile, dir.path(), WithTestOperators(), diags);
   REQUIRE(decl);
