@@ -344,10 +344,10 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
     return true;
   };
 
-  // The graph outlives the nodes in `rt`, declared after it: a node's destructor unregisters
-  // itself from its graph.
   // A node body's exception cancels the context, which this thread also looks at while it waits.
   oneapi::tbb::task_group_context graph_context;
+  // The graph outlives the nodes in `rt`, declared after it: a node's destructor unregisters
+  // itself from its graph.
   std::unique_ptr<flow::graph> graph;
   arena.execute([&] {  // the graph's tasks go to `arena`
     graph = std::make_unique<flow::graph>(graph_context);

@@ -13,8 +13,8 @@
 // settles (a Kafka producer) is handed the next batch before the earlier ones are durable when
 // batches are waiting for it or being prepared for it, and settles them all when none is. A
 // batch's ticket is acknowledged once per sink path, once durable there; the last
-// acknowledgement releases the source's slot. Stop requests drain: sources stop reading, in-flight batches finish, sinks
-// flush.
+// acknowledgement releases the source's slot. Stop requests drain: sources stop reading,
+// in-flight batches finish, sinks flush.
 #pragma once
 
 #include <atomic>

@@ -306,9 +306,6 @@ const Registry& WithTestOperators() {
 }
 
 
-// Runs `nodes` (YAML of the transforms and sinks sections) on a file source of kRows records
-// {"n": i} in batches of 10, up to `max_in_flight` in flight, with one oneTBB worker: a node that held
-// it would stall every other batch. `sources_before` declares sources ahead of it.
 // Writes kRows records {"n": i} and their schema into `dir`, and returns the pipeline's
 // settings and sources: a file source `src` of them in batches of 10, after `sources_before`.
 std::string WriteInput(TempDir& dir, int max_in_flight, const std::string& sources_before = "") {
@@ -321,6 +318,9 @@ std::string WriteInput(TempDir& dir, int max_in_flight, const std::string& sourc
          "sources:\n" + sources_before + "  src: {type: file, path: in.jsonl, schema: s.json}\n";
 }
 
+// Runs `nodes` (YAML of the transforms and sinks sections) on a file source of kRows records
+// {"n": i} in batches of 10, up to `max_in_flight` in flight, with one oneTBB worker: a node
+// that held it would stall every other batch. `sources_before` declares sources ahead of it.
 RunSummary RunOnOneWorker(const std::string& nodes, const std::string& sources_before = "",
                           int max_in_flight = kBatches) {
   TempDir dir;
