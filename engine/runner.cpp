@@ -65,7 +65,7 @@ class IoThreads {
     {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.emplace_back(item, &gateway);
-      if (coming_ > 0) --coming_;  // queued and no longer coming, at once for MoreComing
+      if (coming_ > 0) --coming_;  // queued and no longer coming (items never Coming: none)
     }
     cv_.notify_one();
   }
@@ -670,7 +670,7 @@ Result<RunSummary> RunPipeline(Plan& plan, const RunOptions& options) {
         static const auto kNothing = std::make_shared<const std::string>();
         r.prepare = std::make_unique<flow::function_node<BatchPtr, SinkItem>>(
             g, flow::unlimited, [&, rp = &r](const BatchPtr& in) -> SinkItem {
-              rp->sink_thread->Coming();
+              if (rp->sink->settles()) rp->sink_thread->Coming();  // only it asks MoreComing
               SinkItem item{in, kNothing};
               if (!rp->sink->prepares() || failed.load()) return item;
               Result<std::string> got = Status::Internal("not prepared");
