@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <tuple>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include "engine/json.h"
 
 namespace sluice {
 
@@ -250,6 +253,54 @@ void PgPositionTable::Store(pqxx::transaction_base& tx, const PgPositions& posit
                   "= EXCLUDED.next_offset, updated_at = now()",
                   table_.Quoted()),
       pipeline_, node_, PgTextArray(topics), NumberArray(partitions), NumberArray(nexts));
+}
+
+bool PgPositionTable::StoreIfAt(pqxx::transaction_base& tx, const PgPositions& next,
+                                const PgPositions& expected) const {
+  if (next.empty()) return true;
+  std::vector<std::string> topics;
+  std::vector<int32_t> partitions;
+  std::vector<int64_t> nexts;
+  // The expected positions as {"topic": {"partition": position}}: the statement's condition
+  // looks each row's up there (the proposed row, EXCLUDED, has only the table's columns).
+  std::string expected_json = "{";
+  const std::string* topic = nullptr;
+  for (const auto& [k, position] : next) {
+    topics.push_back(k.topic);
+    partitions.push_back(k.partition);
+    nexts.push_back(position);
+    if (!topic || *topic != k.topic) {
+      if (topic) expected_json += "},";
+      AppendJsonString(expected_json, k.topic);
+      expected_json += ":{";
+      topic = &k.topic;
+    } else {
+      expected_json += ',';
+    }
+    const auto it = expected.find(k);
+    fmt::format_to(std::back_inserter(expected_json), "\"{}\":{}", k.partition,
+                   it == expected.end() ? -2 : it->second);
+  }
+  expected_json += "}}";
+  // A row whose stored position is not the expected one is locked but neither changed nor
+  // returned; a missing row is inserted, and returned with xmax 0 (a row an upsert updated has
+  // the updating transaction in xmax).
+  pqxx::result r = tx.exec_params(
+      fmt::format("INSERT INTO {0} AS p (pipeline, node, topic, \"partition\", next_offset) "
+                  "SELECT $1, $2, k.topic, k.part, k.next FROM unnest($3::text[], $4::int[], "
+                  "$5::bigint[]) WITH ORDINALITY AS k(topic, part, next, n) ORDER BY k.n "
+                  "ON CONFLICT (pipeline, node, topic, \"partition\") DO UPDATE SET next_offset "
+                  "= EXCLUDED.next_offset, updated_at = now() WHERE p.next_offset = ($6::jsonb "
+                  "-> EXCLUDED.topic ->> EXCLUDED.\"partition\"::text)::bigint "
+                  "RETURNING p.xmax = 0",
+                  table_.Quoted()),
+      pipeline_, node_, PgTextArray(topics), NumberArray(partitions), NumberArray(nexts),
+      expected_json);
+  if (r.size() != next.size()) return false;
+  for (const auto& row : r) {
+    if (row[0].as<bool>()) return false;  // inserted: the row was missing
+  }
+  return true;
 }
 
 }  // namespace sluice

@@ -96,6 +96,7 @@ struct PgPositionKey {
   bool operator<(const PgPositionKey& o) const {
     return std::tie(topic, partition) < std::tie(o.topic, o.partition);
   }
+  bool operator==(const PgPositionKey&) const = default;
 };
 using PgPositions = std::map<PgPositionKey, int64_t>;
 
@@ -118,6 +119,12 @@ class PgPositionTable {
   PgPositions LoadForUpdate(pqxx::transaction_base& tx, const std::vector<PgPositionKey>& keys) const;
   // Stores `positions` (insert or overwrite) in `tx`.
   void Store(pqxx::transaction_base& tx, const PgPositions& positions) const;
+  // Moves each key of `next` from its position in `expected` (which names every key of `next`)
+  // to its position in `next`, in one statement that locks the rows in key order, as
+  // LoadForUpdate does. True when every stored position was the expected one. False when one
+  // was not or a row was missing: `tx` has then changed some rows and must be rolled back.
+  bool StoreIfAt(pqxx::transaction_base& tx, const PgPositions& next,
+                 const PgPositions& expected) const;
 
  private:
   PgTable table_;

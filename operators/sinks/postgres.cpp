@@ -116,13 +116,22 @@ class PgSinkRuntime : public SinkRuntime {
     SLUICE_RETURN_IF_ERROR(Connect());
     try {
       EnsureStaging();
-      pqxx::work tx(*conn_);
-      std::string kept;
-      const std::string& payload = TakeNewRows(tx, batch, copy_text, kept);
-      if (payload.size() > 1) WriteBatch(tx, payload);  // more than the format: rows
-      StorePositions(tx, batch);
-      tx.commit();
-      return Status::Ok();
+      // Exactly-once: first at the positions this sink stored last; again, reading them under
+      // lock, when another writer has moved one since.
+      for (bool at_known = true;; at_known = false) {
+        pqxx::work tx(*conn_);
+        if (!LockPositions(tx, batch, at_known)) {
+          tx.abort();
+          continue;
+        }
+        std::string kept;
+        const std::string& payload = TakeNewRows(batch, copy_text, kept);
+        if (payload.size() > 1) WriteBatch(tx, payload);  // more than the format: rows
+        StorePositions(tx);
+        tx.commit();
+        Committed();
+        return Status::Ok();
+      }
     } catch (const pqxx::sql_error& e) {
       if (!IsPgDataError(PgSqlState(e))) return Failed(e);
     } catch (const std::exception& e) {
@@ -163,18 +172,55 @@ class PgSinkRuntime : public SinkRuntime {
 
   bool exactly_once() const { return cfg_.exactly_once; }
 
-  // Exactly-once: locks this batch's partitions in the positions table and returns the COPY
-  // payload of the rows not written before (at or past each partition's stored position). Rows
-  // before it were committed by an earlier run (or another process of the pipeline) whose
-  // positions the source had not seen: they are skipped, not written twice. `kept` holds the
-  // payload when some rows are skipped.
-  const std::string& TakeNewRows(pqxx::transaction_base& tx, const Batch& batch,
-                                 const std::string& copy_text, std::string& kept) {
+  // Exactly-once: locks this batch's partitions in the positions table, for the rest of `tx`,
+  // and finds their stored positions (stored_) and where the batch leaves them (next_).
+  //  - With `at_known`, when this sink knows every partition's stored position from its own
+  //    last commits (known_), one statement checks those positions and moves them
+  //    (PgPositionTable::StoreIfAt): half the server's work of reading them under lock and then
+  //    storing them, and one round trip less. False when another writer has moved one since:
+  //    `tx` must then be rolled back.
+  //  - Otherwise they are read under lock (PgPositionTable::LoadForUpdate), and StorePositions
+  //    moves them.
+  bool LockPositions(pqxx::transaction_base& tx, const Batch& batch, bool at_known) {
     stored_.clear();
-    if (!exactly_once() || !batch.has_raw()) return copy_text;
+    next_.clear();
+    stored_now_ = false;
+    if (!exactly_once() || !batch.has_raw()) return true;
+    const PgPositions ends = EndsOf(*batch.raw());
+    if (ends.empty()) return true;
+    PgPositions expected;
+    for (const auto& [k, end] : ends) {
+      if (!at_known) break;
+      const auto it = known_.find(k);
+      if (it == known_.end()) {
+        expected.clear();
+        break;
+      }
+      expected.emplace(k, it->second);
+    }
+    if (!expected.empty()) {
+      for (const auto& [k, end] : ends) next_[k] = std::max(end, expected[k]);
+      if (!positions_.StoreIfAt(tx, next_, expected)) return false;
+      stored_ = std::move(expected);
+      stored_now_ = true;
+      return true;
+    }
     std::vector<PgPositionKey> keys;
-    for (const auto& [k, end] : EndsOf(*batch.raw())) keys.push_back(k);
+    for (const auto& [k, end] : ends) keys.push_back(k);
     stored_ = positions_.LoadForUpdate(tx, keys);
+    for (const auto& [k, end] : ends) {
+      const auto it = stored_.find(k);
+      next_[k] = it == stored_.end() ? end : std::max(end, it->second);
+    }
+    return true;
+  }
+
+  // Exactly-once: the COPY payload of the rows not written before (at or past each partition's
+  // stored position, after LockPositions). Rows before it were committed by an earlier run (or
+  // another process of the pipeline) whose positions the source had not seen: they are
+  // skipped, not written twice. `kept` holds the payload when some rows are skipped.
+  const std::string& TakeNewRows(const Batch& batch, const std::string& copy_text,
+                                 std::string& kept) {
     if (stored_.empty()) return copy_text;
     const PgCopyRows rows(copy_text);
     kept.push_back(rows.format());
@@ -201,27 +247,33 @@ class PgSinkRuntime : public SinkRuntime {
     }
     if (skipped == 0) return copy_text;
     Log(LogLevel::kInfo, fmt::format("sink '{}': {} rows were written before (by an earlier "
-                                     "run); skipped",
+                                     "run or another process); skipped",
                                      name_, skipped));
     return kept;
   }
 
-  // Exactly-once: the batch's end positions, in the transaction that writes its rows. A
-  // position never moves back.
-  void StorePositions(pqxx::transaction_base& tx, const Batch& batch) {
-    if (!exactly_once() || !batch.has_raw()) return;
+  // Exactly-once: the batch's end positions, in the transaction that writes its rows, unless
+  // LockPositions stored them already. A position never moves back.
+  void StorePositions(pqxx::transaction_base& tx) {
+    if (stored_now_) return;
     PgPositions moved;
-    for (const auto& [k, end] : EndsOf(*batch.raw())) {
-      auto it = stored_.find(k);
-      if (it == stored_.end() || end > it->second) moved[k] = end;
+    for (const auto& [k, next] : next_) {
+      const auto it = stored_.find(k);
+      if (it == stored_.end() || next > it->second) moved[k] = next;
     }
     positions_.Store(tx, moved);
+  }
+
+  // The batch's transaction committed: its positions are what the table now stores.
+  void Committed() {
+    for (const auto& [k, next] : next_) known_[k] = next;
   }
 
   // A statement failed for another reason than its data: retried when the server or the
   // connection may come back (a restart, a dropped connection, a deadlock), otherwise (a
   // permission, a table dropped while running) the run stops with the database's message.
   Status Failed(const pqxx::sql_error& e) {
+    known_.clear();  // the transaction may have committed or not
     const std::string state = PgSqlState(e);
     if (IsPgTransient(state)) return Lost(e.what());
     conn_.reset();
@@ -232,6 +284,7 @@ class PgSinkRuntime : public SinkRuntime {
   // The connection or the server failed: reconnect on the next attempt.
   Status Lost(const std::string& what) {
     conn_.reset();
+    known_.clear();  // a commit whose answer was lost may have happened or not
     return Status::Unavailable(fmt::format("PostgreSQL: {}", PgFirstLine(what)));
   }
 
@@ -297,8 +350,9 @@ class PgSinkRuntime : public SinkRuntime {
     try {
       EnsureStaging();
       pqxx::work tx(*conn_);
+      LockPositions(tx, batch, /*at_known=*/false);
       std::string kept;
-      TakeNewRows(tx, batch, copy_text, kept);
+      TakeNewRows(batch, copy_text, kept);
       const PgCopyRows rows(copy_text);
       size_t start = 0;
       for (size_t i = 0; i < batch.num_rows(); ++i) {
@@ -320,8 +374,9 @@ class PgSinkRuntime : public SinkRuntime {
           ctx.Reject(batch, r, fmt::format("postgres refused the row: {}", PgFirstLine(e.what())));
         }
       }
-      StorePositions(tx, batch);
+      StorePositions(tx);
       tx.commit();
+      Committed();
       return Status::Ok();
     } catch (const pqxx::sql_error& e) {
       return Failed(e);
@@ -344,7 +399,14 @@ class PgSinkRuntime : public SinkRuntime {
   size_t merge_next_ = 0;  // upsert: batches to merge before trying a straight COPY again
   size_t merge_run_ = 1;   // upsert: how many batches the next refusal sends to the merge
   PgPositionTable positions_;
-  PgPositions stored_;  // exactly-once: the stored positions of the batch being written
+  // Exactly-once, the batch being written: its partitions' stored positions, where it leaves
+  // them, and whether LockPositions has stored those already.
+  PgPositions stored_;
+  PgPositions next_;
+  bool stored_now_ = false;
+  // The positions this sink's own transactions stored last, while no failure has left a commit
+  // in doubt: what LockPositions expects to find.
+  PgPositions known_;
 };
 
 class PgSink : public SinkNode {

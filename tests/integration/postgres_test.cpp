@@ -65,3 +65,59 @@ TEST_CASE("postgres: concurrent creators of the positions table all succeed",
   CHECK(pg.Value("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'positions_%'") ==
         std::to_string(kTables));
 }
+
+// An exactly-once sink checks the positions it stored last in the statement that moves them on
+// (PgPositionTable::StoreIfAt): they move only when every one is where it was expected, and a
+// writer that has to wait for another's lock sees what the other committed.
+TEST_CASE("postgres: positions move on only from where they were expected",
+          "[integration][postgres]") {
+  ThrowawayPostgres pg;
+  pqxx::connection conn(pg.url());
+  sluice::PgPositionTable positions(sluice::PgTable{"public", "positions"}, "p", "n");
+  positions.Ensure(conn);
+  using Positions = sluice::PgPositions;
+  auto load = [&] {
+    pqxx::read_transaction tx(conn);
+    return positions.Load(tx);
+  };
+  auto store_if_at = [&](pqxx::connection& c, const Positions& next, const Positions& expected) {
+    pqxx::work tx(c);
+    const bool moved = positions.StoreIfAt(tx, next, expected);
+    if (moved) tx.commit(); else tx.abort();
+    return moved;
+  };
+  {
+    pqxx::work tx(conn);
+    positions.Store(tx, {{{"a", 0}, 10}, {{"a", 1}, 20}, {{"b", 0}, 5}});
+    tx.commit();
+  }
+  // Every position where it was expected: all move, across topics.
+  CHECK(store_if_at(conn, {{{"a", 0}, 15}, {{"a", 1}, 25}, {{"b", 0}, 6}},
+                    {{{"a", 0}, 10}, {{"a", 1}, 20}, {{"b", 0}, 5}}));
+  const Positions moved = {{{"a", 0}, 15}, {{"a", 1}, 25}, {{"b", 0}, 6}};
+  CHECK(load() == moved);
+  // One elsewhere (another writer moved it), or a row missing, or a key not expected at all:
+  // false, and after the rollback nothing has moved.
+  CHECK_FALSE(store_if_at(conn, {{{"a", 0}, 30}, {{"a", 1}, 40}},
+                          {{{"a", 0}, 15}, {{"a", 1}, 24}}));
+  CHECK_FALSE(store_if_at(conn, {{{"a", 0}, 30}, {{"a", 2}, 7}},
+                          {{{"a", 0}, 15}, {{"a", 2}, 0}}));
+  CHECK_FALSE(store_if_at(conn, {{{"a", 0}, 30}, {{"b", 0}, 7}}, {{{"a", 0}, 15}}));
+  CHECK(load() == moved);
+  // A second writer expecting 15 waits for the first one's lock, then sees the 16 it committed.
+  pqxx::connection other(pg.url());
+  pqxx::work first(conn);
+  REQUIRE(positions.StoreIfAt(first, {{{"a", 0}, 16}}, {{{"a", 0}, 15}}));
+  std::atomic<bool> done{false};
+  bool second_moved = true;
+  std::thread second([&] {
+    second_moved = store_if_at(other, {{{"a", 0}, 17}}, {{{"a", 0}, 15}});
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(done.load());  // waiting for the first writer's lock
+  first.commit();
+  second.join();
+  CHECK_FALSE(second_moved);
+  CHECK(load().at({"a", 0}) == 16);
+}
