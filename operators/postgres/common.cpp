@@ -1,7 +1,9 @@
 #include "operators/postgres/common.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <iterator>
 #include <tuple>
 
@@ -9,8 +11,13 @@
 #include <fmt/ranges.h>
 
 #include "engine/json.h"
+#include "engine/log.h"
 
 namespace sluice {
+
+namespace {
+constexpr char kPgUnknownStatement[] = "26000";  // invalid_sql_statement_name
+}  // namespace
 
 std::string PgConnectionString(const std::string& url, int64_t connect_timeout_s) {
   std::vector<std::string> options = {"client_encoding=UTF8"};
@@ -150,12 +157,45 @@ std::string PgSqlState(const pqxx::sql_error& e) {
 }
 
 bool IsPgTransient(const std::string& sqlstate) {
-  if (sqlstate.empty()) return true;
+  if (sqlstate.empty() || sqlstate == kPgUnknownStatement) return true;
   for (const char* c : {"08", "40", "53", "57", "58"}) {
     if (sqlstate.rfind(c, 0) == 0) return true;
   }
   return false;
 }
+
+namespace {
+std::atomic<bool> g_preparing{true};
+}  // namespace
+
+void PgStopPreparing() {
+  if (g_preparing.exchange(false)) {
+    Log(LogLevel::kWarn,
+        "PostgreSQL does not know a statement prepared on this connection (a connection pooler "
+        "in transaction mode?): statements are sent unprepared from now on");
+  }
+}
+bool PgPreparing() { return g_preparing.load(std::memory_order_relaxed); }
+void PgResumePreparing() { g_preparing = true; }
+
+namespace {
+
+// Runs `sql` with `args`, prepared on the transaction's connection while PgPreparing(): libpqxx
+// prepares it there on its first use, under a name derived from the text.
+template <typename... Args>
+pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& sql, Args&&... args) {
+  if (!PgPreparing()) return tx.exec_params(sql, std::forward<Args>(args)...);
+  const std::string name = fmt::format("sluice_{:016x}", std::hash<std::string>{}(sql));
+  tx.conn().prepare(name, sql);  // nothing new when the connection has it already
+  try {
+    return tx.exec_prepared(name, std::forward<Args>(args)...);
+  } catch (const pqxx::sql_error& e) {
+    if (PgSqlState(e) == kPgUnknownStatement) PgStopPreparing();
+    throw;
+  }
+}
+
+}  // namespace
 
 void PgLockForCreate(pqxx::transaction_base& tx, const PgTable& table) {
   tx.exec_params("SELECT pg_advisory_xact_lock(hashtext($1))", "sluice create " + table.Quoted());
@@ -188,7 +228,8 @@ PgPositions PgPositionTable::Load(pqxx::transaction_base& tx) const {
 
 std::optional<int64_t> PgPositionTable::LoadOne(pqxx::transaction_base& tx,
                                                const PgPositionKey& key) const {
-  pqxx::result r = tx.exec_params(
+  pqxx::result r = ExecPrepared(
+      tx,
       fmt::format("SELECT next_offset FROM {} WHERE pipeline = $1 AND node = $2 AND topic = $3 "
                   "AND \"partition\" = $4",
                   table_.Quoted()),
@@ -220,7 +261,8 @@ PgPositions PgPositionTable::LoadForUpdate(pqxx::transaction_base& tx,
     topics.push_back(k.topic);
     partitions.push_back(k.partition);
   }
-  pqxx::result r = tx.exec_params(
+  pqxx::result r = ExecPrepared(
+      tx,
       fmt::format("INSERT INTO {0} AS p (pipeline, node, topic, \"partition\", next_offset) "
                   "SELECT $1, $2, k.topic, k.part, -1 FROM unnest($3::text[], $4::int[]) WITH "
                   "ORDINALITY AS k(topic, part, n) ORDER BY k.n "
@@ -245,7 +287,8 @@ void PgPositionTable::Store(pqxx::transaction_base& tx, const PgPositions& posit
     partitions.push_back(k.partition);
     nexts.push_back(next);
   }
-  tx.exec_params(
+  ExecPrepared(
+      tx,
       fmt::format("INSERT INTO {0} AS p (pipeline, node, topic, \"partition\", next_offset) "
                   "SELECT $1, $2, k.topic, k.part, k.next FROM unnest($3::text[], $4::int[], "
                   "$5::bigint[]) AS k(topic, part, next) "
@@ -285,7 +328,8 @@ bool PgPositionTable::StoreIfAt(pqxx::transaction_base& tx, const PgPositions& n
   // A row whose stored position is not the expected one is locked but neither changed nor
   // returned; a missing row is inserted, and returned with xmax 0 (a row an upsert updated has
   // the updating transaction in xmax).
-  pqxx::result r = tx.exec_params(
+  pqxx::result r = ExecPrepared(
+      tx,
       fmt::format("INSERT INTO {0} AS p (pipeline, node, topic, \"partition\", next_offset) "
                   "SELECT $1, $2, k.topic, k.part, k.next FROM unnest($3::text[], $4::int[], "
                   "$5::bigint[]) WITH ORDINALITY AS k(topic, part, next, n) ORDER BY k.n "

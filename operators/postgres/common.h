@@ -81,8 +81,20 @@ bool IsPgDataError(const std::string& sqlstate);
 // Errors after which the same statement may succeed later: the connection (class 08, or no
 // SQLSTATE: libpq lost the server), a transaction rolled back for a serialization failure or a
 // deadlock (40), insufficient resources (53), an administrator's or a crash's shutdown (57),
-// the server's system errors (58).
+// the server's system errors (58), and a prepared statement the server does not know (26000,
+// see PgStopPreparing).
 bool IsPgTransient(const std::string& sqlstate);
+
+// The statements that run with every batch (the positions table's) are prepared on their
+// connection, so that the server parses and plans them once per connection rather than at every
+// batch. A connection pooler in transaction mode (PgBouncer before 1.21) can give a transaction
+// a server connection that never saw them: the statement then fails with SQLSTATE 26000, which
+// calls PgStopPreparing(), and from then on this process sends them unprepared. The failed
+// transaction is retried as any other transient failure.
+void PgStopPreparing();
+// Whether statements are prepared (until PgStopPreparing); tests turn it back on.
+bool PgPreparing();
+void PgResumePreparing();
 
 // The positions table: per pipeline, node (the node that owns the position: an exactly-once
 // sink, or a postgres source), topic (or source table) and partition, the next position to

@@ -121,3 +121,52 @@ TEST_CASE("postgres: positions move on only from where they were expected",
   CHECK_FALSE(second_moved);
   CHECK(load().at({"a", 0}) == 16);
 }
+
+// The positions statements run with every batch: each connection prepares them once. A server
+// connection that does not know them (a pooler in transaction mode switched it) fails the
+// statement with SQLSTATE 26000, a transient error: the batch is retried, and from then on the
+// statements go unprepared.
+TEST_CASE("postgres: the positions statements are prepared once per connection, and sent "
+          "unprepared once the server does not know them",
+          "[integration][postgres]") {
+  ThrowawayPostgres pg;
+  pqxx::connection conn(pg.url());
+  sluice::PgPositionTable positions(sluice::PgTable{"public", "positions"}, "p", "n");
+  positions.Ensure(conn);
+  REQUIRE(sluice::PgPreparing());
+  auto store_if_at = [&](int64_t from, int64_t to) {
+    pqxx::work tx(conn);
+    const bool moved = positions.StoreIfAt(tx, {{{"a", 0}, to}}, {{{"a", 0}, from}});
+    tx.commit();
+    return moved;
+  };
+  auto prepared = [&] {
+    pqxx::nontransaction tx(conn);
+    return tx.exec1("SELECT count(*) FROM pg_prepared_statements")[0].as<int>();
+  };
+  {
+    pqxx::work tx(conn);
+    positions.Store(tx, {{{"a", 0}, 1}});
+    tx.commit();
+  }
+  for (int i = 1; i < 8; ++i) CHECK(store_if_at(i, i + 1));
+  CHECK(prepared() == 2);  // Store's and StoreIfAt's, once each
+  {
+    pqxx::nontransaction tx(conn);
+    tx.exec0("DEALLOCATE ALL");  // what a server connection that never saw them knows
+  }
+  std::string state;
+  try {
+    store_if_at(8, 9);
+  } catch (const pqxx::sql_error& e) {
+    state = sluice::PgSqlState(e);
+  }
+  CHECK(state == "26000");
+  CHECK(sluice::IsPgTransient(state));
+  CHECK_FALSE(sluice::PgPreparing());
+  CHECK(store_if_at(8, 9));  // the retry, unprepared
+  CHECK(prepared() == 0);
+  pqxx::read_transaction tx(conn);
+  CHECK(positions.Load(tx).at({"a", 0}) == 9);
+  sluice::PgResumePreparing();
+}
