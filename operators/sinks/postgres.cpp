@@ -117,16 +117,22 @@ class PgSinkRuntime : public SinkRuntime {
     try {
       EnsureStaging();
       // Exactly-once: first at the positions this sink stored last; again, reading them under
-      // lock, when another writer has moved one since.
-      for (bool at_known = true;; at_known = false) {
+      // lock, when another writer has moved one since. An upsert whose straight COPY a key
+      // refused is written again, merged.
+      for (bool at_known = true;;) {
         pqxx::work tx(*conn_);
         if (!LockPositions(tx, batch, at_known)) {
           tx.abort();
+          at_known = false;
           continue;
         }
         std::string kept;
         const std::string& payload = TakeNewRows(batch, copy_text, kept);
-        if (payload.size() > 1) WriteBatch(tx, payload);  // more than the format: rows
+        // More than the format: rows.
+        if (payload.size() > 1 && !WriteBatch(tx, payload)) {
+          tx.abort();
+          continue;
+        }
         StorePositions(tx);
         tx.commit();
         Committed();
@@ -302,29 +308,33 @@ class PgSinkRuntime : public SinkRuntime {
   }
 
   // A batch's rows. An upsert whose keys are all new is an insert: the batch is COPYed straight
-  // into the table in a savepoint, less than half the server's work of the merge. When a key is
-  // already there (or repeats within the batch) the key's unique index refuses the COPY; the
-  // savepoint is rolled back and the batch merged through the staging table. The batches after
-  // a refusal are merged at once, twice as many after each further refusal (up to
-  // kMaxMergeRun), so a stream of updates wastes one COPY in kMaxMergeRun batches.
-  void WriteBatch(pqxx::dbtransaction& tx, const std::string& payload) {
-    if (!cfg_.upsert) return WriteRows(tx, payload);
+  // into the table, less than half the server's work of the merge. When a key is already there
+  // (or repeats within the batch) the key's unique index refuses the COPY, and this returns
+  // false: `tx` is then rolled back and the batch written again, merged through the staging
+  // table (a savepoint around the COPY would cost two round trips with every batch to save one
+  // transaction's with each refusal). The batches after a refusal are merged at once, twice as
+  // many after each further refusal (up to kMaxMergeRun), so a stream of updates wastes one
+  // COPY in kMaxMergeRun batches.
+  bool WriteBatch(pqxx::dbtransaction& tx, const std::string& payload) {
+    if (!cfg_.upsert) {
+      WriteRows(tx, payload);
+      return true;
+    }
     if (merge_next_ > 0) {
       --merge_next_;
-      return WriteRows(tx, payload);
+      WriteRows(tx, payload);
+      return true;
     }
     try {
-      PgSavepoint direct(tx, "direct");
-      Copy(direct, cfg_.target.Quoted(), payload);
-      direct.commit();
+      Copy(tx, cfg_.target.Quoted(), payload);
       merge_run_ = 1;
-      return;
+      return true;
     } catch (const pqxx::sql_error& e) {
       if (PgSqlState(e) != kUniqueViolation) throw;
     }
-    merge_next_ = merge_run_;
+    merge_next_ = merge_run_ + 1;  // this batch again, and merge_run_ after it
     merge_run_ = std::min(merge_run_ * 2, kMaxMergeRun);
-    WriteRows(tx, payload);
+    return false;
   }
 
   std::string UpsertSql() const {
