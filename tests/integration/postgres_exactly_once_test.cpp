@@ -34,21 +34,47 @@ sinks:
 )";
 }
 
-// Shell: `rows` prints the table's row count (0 before the table exists); `produce A B` sends
-// ids A..B to topic `in`, spread over its partitions.
+// Shell: `rows` prints the table's row count (0 before the table exists), `positions` the sum
+// of the stored positions; `produce A B [PAD]` sends ids A..B to topic `in`, spread over its
+// partitions.
 std::string Helpers(const ThrowawayPostgres& pg) {
   return "rows() { psql -X -At -d '" + pg.url() +
-         "' -c 'SELECT count(*) FROM t' 2>/dev/null || echo 0; }\n" + R"SH(
+         "' -c 'SELECT count(*) FROM t' 2>/dev/null || echo 0; }\n"
+         "positions() { psql -X -At -d '" + pg.url() +
+         "' -c 'SELECT coalesce(sum(next_offset), 0) FROM sluice_positions' 2>/dev/null || echo 0; "
+         "}\n" + R"SH(
 produce() {
-  seq $1 $2 | sed 's/.*/{"id": &, "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}/' \
+  seq $1 $2 | sed "s/.*/{\"id\": &, \"pad\": \"${3:-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx}\"}/" \
     | kcat -P -b "$KAFKA_BROKERS" -t in -X sticky.partitioning.linger.ms=0 -X batch.size=1000000
 }
-# wait_rows N SECONDS: until the table holds at least N rows, or the time is up.
+# wait_rows N SECONDS, wait_positions N SECONDS: until the table holds at least N rows, or the
+# stored positions add up to N, or the time is up.
 wait_rows() {
   end=$(($(date +%s) + $2))
   while [ "$(date +%s)" -lt $end ]; do [ "$(rows)" -ge "$1" ] && return 0; sleep 0.1; done
   return 1
 }
+wait_positions() {
+  end=$(($(date +%s) + $2))
+  while [ "$(date +%s)" -lt $end ]; do [ "$(positions)" -ge "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+)SH";
+}
+
+// A script that starts the broker (`broker_args`), runs `before`, starts the pipeline in the
+// background (its stderr in a.err), runs `during`, then stops the pipeline and the broker and
+// prints "a exit STATUS".
+std::string WithPipeline(const TempDir& dir, const ThrowawayPostgres& pg,
+                         const std::string& broker_args, const std::string& before,
+                         const std::string& during) {
+  return StartBroker(dir, broker_args) + Helpers(pg) + before + Sluice() + " run " +
+         (dir / "p.yaml") + " 2>" + (dir / "a.err") + " &\na=$!\n" + during + R"SH(
+sleep 1
+kill -TERM $a
+wait $a; echo "a exit $?"
+kill -TERM $broker
+wait $broker
 )SH";
 }
 
@@ -202,21 +228,10 @@ TEST_CASE("postgres exactly-once: positions another writer moved between two bat
       "' -c \"BEGIN; INSERT INTO t (id, pad, part, off) SELECT g + 1, 'other', 0, g FROM "
       "generate_series(1000, 1499) g; UPDATE sluice_positions SET next_offset = 1500 WHERE "
       "pipeline = 'eo' AND node = 'db' AND topic = 'in' AND \\\"partition\\\" = 0; COMMIT;\"\n";
-  const std::string script = StartBroker(dir, "-t in:1 --run-seconds 120") + Helpers(pg) +
-                             "produce 1 1000\n" + Sluice() + " run " + (dir / "p.yaml") + " 2>" +
-                             (dir / "a.err") + R"SH( &
-a=$!
-wait_rows 1000 60 || echo "first rows missing"
-)SH" + other_writer + R"SH(echo "other writer $?"
-produce 1001 2000
-wait_rows 2000 60 || echo "last rows missing"
-sleep 1
-kill -TERM $a
-wait $a; echo "a exit $?"
-kill -TERM $broker
-wait $broker
-)SH";
-  auto r = Run(script);
+  auto r = Run(WithPipeline(dir, pg, "-t in:1 --run-seconds 120", "produce 1 1000\n",
+                            "wait_rows 1000 60 || echo 'first rows missing'\n" + other_writer +
+                                "echo \"other writer $?\"\nproduce 1001 2000\n"
+                                "wait_rows 2000 60 || echo 'last rows missing'\n"));
   const std::string err = Slurp(dir / "a.err");
   INFO(r.out + r.err + err);
   CHECK(r.out.find("other writer 0") != std::string::npos);
@@ -235,25 +250,9 @@ TEST_CASE("postgres exactly-once: an upsert whose straight copy a known key refu
   TempDir dir;
   ThrowawayPostgres pg;
   WritePipeline(dir, pg, ", mode: upsert, key: [id]");
-  const std::string positions =
-      "psql -X -At -d '" + pg.url() +
-      "' -c \"SELECT coalesce(sum(next_offset), 0) FROM sluice_positions\" 2>/dev/null || echo 0";
-  const std::string script = StartBroker(dir, "-t in:2 --run-seconds 120") + Helpers(pg) +
-                             "produce 1 500\n" + Sluice() + " run " + (dir / "p.yaml") + " 2>" +
-                             (dir / "a.err") + R"SH( &
-a=$!
-wait_rows 500 60 || echo "first rows missing"
-seq 251 750 | sed 's/.*/{"id": &, "pad": "b"}/' \
-  | kcat -P -b "$KAFKA_BROKERS" -t in -X sticky.partitioning.linger.ms=0 -X batch.size=1000000
-end=$(($(date +%s) + 60))
-while [ "$()SH" + positions + R"SH()" -lt 1000 ] && [ "$(date +%s)" -lt $end ]; do sleep 0.1; done
-sleep 1
-kill -TERM $a
-wait $a; echo "a exit $?"
-kill -TERM $broker
-wait $broker
-)SH";
-  auto r = Run(script);
+  auto r = Run(WithPipeline(dir, pg, "-t in:2 --run-seconds 120", "produce 1 500\n",
+                            "wait_rows 500 60 || echo 'first rows missing'\nproduce 251 750 b\n"
+                            "wait_positions 1000 60 || echo 'positions missing'\n"));
   const std::string err = Slurp(dir / "a.err");
   INFO(r.out + r.err + err);
   CHECK(r.out.find("a exit 0") != std::string::npos);
