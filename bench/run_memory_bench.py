@@ -10,7 +10,8 @@ flight, the consumer's read-ahead), never by the backlog's size.
 What this script does:
   1. generates the input once into bench/data/: --records plain JSON rows of
      schemas/iris_data.json (~135 bytes each; ids 1..N, the 150 iris rows in turn, timestamps
-     one second apart);
+     one second apart), or with --format connect-json the Kafka Connect envelopes of the other
+     benchmarks (~650 bytes, as on pipelines/iris.yaml's topic);
   2. starts a throwaway PostgreSQL 15 cluster (durable defaults) with the table of
      pipelines/sql/iris_prediction.sql and `sluice dev-kafka` with the topic on enough partitions
      that the broker keeps every message (it keeps only 5 MiB per partition), produces the input
@@ -28,6 +29,7 @@ What this script does:
 
 Usage: run_memory_bench.py [--records N] [--batch-size N] [--max-in-flight N]
                            [--delivery at-least-once|exactly-once] [--partitions P]
+                           [--format json|connect-json]
                            [--sluice-env NAME=VALUE ...]
                            [--sample-ms MS] [--poll-ms MS] [--threads N] [--sluice PATH]
                            [--kcat PATH] [--psql PATH] [--pg-bin DIR] [--wait-idle S]
@@ -172,7 +174,8 @@ class RssSampler(threading.Thread):
 def run_sluice(sluice, pg, db, broker, args, records):
     env = dict(os.environ, KAFKA_BROKERS=broker.bootstrap, DATABASE_URL=pg.url,
                BENCH_INPUT_TOPIC=TOPIC, BENCH_GROUP=f"iris-memory-bench-{time.time_ns()}",
-               BENCH_DELIVERY=args.delivery, BENCH_BATCH_SIZE=str(args.batch_size),
+               BENCH_DELIVERY=args.delivery, BENCH_FORMAT=args.format,
+               BENCH_BATCH_SIZE=str(args.batch_size),
                BENCH_MAX_IN_FLIGHT=str(args.max_in_flight),
                BENCH_DEAD_LETTER=str(OUT / "memory-sluice.dead-letter.jsonl"))
     env.update(args.extra_env)
@@ -308,6 +311,9 @@ def main():
                     help=f"settings.max_in_flight (default {pb.MAX_IN_FLIGHT})")
     ap.add_argument("--delivery", choices=["at-least-once", "exactly-once"],
                     default="at-least-once")
+    ap.add_argument("--format", choices=["json", "connect-json"], default="json",
+                    help="the messages: plain JSON rows (default, ~135 bytes) or the Kafka "
+                         "Connect envelopes of pipelines/iris.yaml's topic (~650 bytes)")
     ap.add_argument("--partitions", type=int, default=0,
                     help="default: enough for the broker to keep every message")
     ap.add_argument("--sluice-env", action="append", default=[], metavar="NAME=VALUE",
@@ -340,18 +346,23 @@ def main():
             sys.exit(f"{name}: not found (Debian: apt-get install {hint})")
     psql, kcat = tools[args.psql], tools[args.kcat]
     v = subprocess.run([sluice, "validate", str(PIPELINE)], cwd=ROOT, capture_output=True,
-                       text=True, env=dict(os.environ, BENCH_DELIVERY=args.delivery))
+                       text=True, env=dict(os.environ, BENCH_DELIVERY=args.delivery,
+                                           BENCH_FORMAT=args.format))
     if v.returncode != 0:
         sys.exit(f"{rel(PIPELINE)} does not validate:\n{v.stdout}{v.stderr}")
     t_begin = time.monotonic()
     pg = db = broker = None
     try:
-        path = ensure_input(args.records)
+        if args.format == "json":
+            path = ensure_input(args.records)
+        else:
+            path = kb.ensure_input(args.records, "connect-json")[0]
         size = path.stat().st_size
         msg_bytes = size / args.records - 1
         parts = args.partitions or kb.partitions_for(
             args.records * (msg_bytes + kb.RECORD_OVERHEAD))
-        log(f"input: {rel(path)}, {args.records:,} JSON rows of {msg_bytes:.0f} bytes "
+        what = "JSON rows" if args.format == "json" else "Connect envelopes"
+        log(f"input: {rel(path)}, {args.records:,} {what} of {msg_bytes:.0f} bytes "
             f"({size / 2**20:,.0f} MiB); topic {TOPIC} on {parts} partitions")
         OUT.mkdir(parents=True, exist_ok=True)
         versions = {
@@ -429,7 +440,8 @@ def report(args, r, versions, settings, parts, msg_bytes, produced, broker_rss, 
         "broker_rss_mib": mib(broker_rss),
         "pipeline": rel(PIPELINE),
         "settings": {"batch_size": args.batch_size, "max_in_flight": args.max_in_flight,
-                     "delivery": args.delivery, "threads": args.threads or os.cpu_count(),
+                     "delivery": args.delivery, "format": args.format,
+                     "threads": args.threads or os.cpu_count(),
                      "env": args.extra_env},
         "target_mib": TARGET_MIB,
         "peak_rss_mib": mib(peak_kib),
@@ -468,7 +480,8 @@ def report(args, r, versions, settings, parts, msg_bytes, produced, broker_rss, 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"Memory benchmark, {result['date']}, {os.cpu_count()} CPUs ({kb.cpu_model()}); "
-          f"{n:,} JSON rows of {msg_bytes:.0f} bytes on {parts} partitions of `sluice dev-kafka` "
+          f"{n:,} {'JSON rows' if args.format == 'json' else 'Connect envelopes'} of "
+          f"{msg_bytes:.0f} bytes on {parts} partitions of `sluice dev-kafka` "
           f"before start; {rel(PIPELINE)} ({args.delivery}, batches of {args.batch_size:,} x "
           f"{args.max_in_flight}); PostgreSQL {settings.get('server_version', '?')}; "
           f"{elapsed / 60:.1f} min in all")
