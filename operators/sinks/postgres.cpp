@@ -13,7 +13,7 @@
 // resumes from the stored positions on start and on every assignment, and rows of a batch that
 // lie before a partition's stored position (committed by an earlier run or by another process
 // of the pipeline that held the partition) are skipped: each record is written once, however
-// the process stops.
+// the process stops (operators/postgres/sink_positions.h).
 //
 // Rows travel in COPY's binary format where every column has an exact binary form, in its text
 // format otherwise (postgres_copy.h). An upsert batch of new keys only is COPYed straight into
@@ -34,6 +34,7 @@
 #include "engine/log.h"
 #include "operators/builtin.h"
 #include "operators/postgres/common.h"
+#include "operators/postgres/sink_positions.h"
 #include "operators/sinks/postgres_copy.h"
 #include "operators/transforms/field_check.h"
 
@@ -54,22 +55,6 @@ struct PgSinkConfig {
   std::string node;                  ///< this sink's name, a key of the positions
   PgPositionTable PositionTable() const { return PgPositionTable(positions, pipeline, node); }
 };
-
-// Where each stream and partition of a batch ends: the next position to read after it.
-PgPositions EndsOf(const RawRecords& raw) {
-  PgPositions ends;
-  PgPositionKey last{"", -2};
-  int64_t* slot = nullptr;
-  for (size_t i = 0; i < raw.count(); ++i) {
-    PgPositionKey k{raw.OriginOf(i), raw.PartitionOf(i)};
-    if (!slot || k.partition != last.partition || k.topic != last.topic) {
-      last = k;
-      slot = &ends.try_emplace(k, -1).first->second;
-    }
-    *slot = std::max(*slot, raw.positions[i] + 1);
-  }
-  return ends;
-}
 
 // The positions store of an exactly-once sink, read by its kafka source on assignment.
 class PgPositionStore : public PositionStore {
@@ -98,7 +83,7 @@ class PgSinkRuntime : public SinkRuntime {
   PgSinkRuntime(PgSinkConfig cfg, std::string name, PgCopyEncoder encoder,
                 std::unique_ptr<pqxx::connection> conn)
       : cfg_(std::move(cfg)), name_(std::move(name)), encoder_(std::move(encoder)),
-        conn_(std::move(conn)), positions_(cfg_.PositionTable()) {
+        conn_(std::move(conn)), positions_(cfg_.PositionTable(), name_) {
     for (const auto& [column, field] : cfg_.columns) quoted_columns_.push_back(QuotePgIdent(column));
     column_list_ = fmt::format("{}", fmt::join(quoted_columns_, ", "));
   }
@@ -127,15 +112,15 @@ class PgSinkRuntime : public SinkRuntime {
           continue;
         }
         std::string kept;
-        const std::string& payload = TakeNewRows(batch, copy_text, kept);
+        const std::string& payload = positions_.TakeNewRows(batch, copy_text, kept);
         // More than the format: rows.
         if (payload.size() > 1 && !WriteBatch(tx, payload)) {
           tx.abort();
           continue;
         }
-        StorePositions(tx);
+        positions_.Store(tx);
         tx.commit();
-        Committed();
+        positions_.Committed();
         return Status::Ok();
       }
     } catch (const pqxx::sql_error& e) {
@@ -178,108 +163,18 @@ class PgSinkRuntime : public SinkRuntime {
 
   bool exactly_once() const { return cfg_.exactly_once; }
 
-  // Exactly-once: locks this batch's partitions in the positions table, for the rest of `tx`,
-  // and finds their stored positions (stored_) and where the batch leaves them (next_).
-  //  - With `at_known`, when this sink knows every partition's stored position from its own
-  //    last commits (known_), one statement checks those positions and moves them
-  //    (PgPositionTable::StoreIfAt): half the server's work of reading them under lock and then
-  //    storing them, and one round trip less. False when another writer has moved one since:
-  //    `tx` must then be rolled back.
-  //  - Otherwise they are read under lock (PgPositionTable::LoadForUpdate), and StorePositions
-  //    moves them.
+  // Exactly-once: locks the batch's partitions and finds the rows written before
+  // (PgSinkPositions); nothing otherwise. False when the transaction must be rolled back and
+  // the positions locked again with `at_known` false.
   bool LockPositions(pqxx::transaction_base& tx, const Batch& batch, bool at_known) {
-    stored_.clear();
-    next_.clear();
-    stored_now_ = false;
-    if (!exactly_once() || !batch.has_raw()) return true;
-    const PgPositions ends = EndsOf(*batch.raw());
-    if (ends.empty()) return true;
-    PgPositions expected;
-    for (const auto& [k, end] : ends) {
-      if (!at_known) break;
-      const auto it = known_.find(k);
-      if (it == known_.end()) {
-        expected.clear();
-        break;
-      }
-      expected.emplace(k, it->second);
-    }
-    if (!expected.empty()) {
-      for (const auto& [k, end] : ends) next_[k] = std::max(end, expected[k]);
-      if (!positions_.StoreIfAt(tx, next_, expected)) return false;
-      stored_ = std::move(expected);
-      stored_now_ = true;
-      return true;
-    }
-    std::vector<PgPositionKey> keys;
-    for (const auto& [k, end] : ends) keys.push_back(k);
-    stored_ = positions_.LoadForUpdate(tx, keys);
-    for (const auto& [k, end] : ends) {
-      const auto it = stored_.find(k);
-      next_[k] = it == stored_.end() ? end : std::max(end, it->second);
-    }
-    return true;
-  }
-
-  // Exactly-once: the COPY payload of the rows not written before (at or past each partition's
-  // stored position, after LockPositions). Rows before it were committed by an earlier run (or
-  // another process of the pipeline) whose positions the source had not seen: they are
-  // skipped, not written twice. `kept` holds the payload when some rows are skipped.
-  const std::string& TakeNewRows(const Batch& batch, const std::string& copy_text,
-                                 std::string& kept) {
-    if (stored_.empty()) return copy_text;
-    const PgCopyRows rows(copy_text);
-    kept.push_back(rows.format());
-    size_t start = 0, skipped = 0;
-    // Rows often come in runs of one partition (always, unless the batch was put in key order):
-    // look its position up once per run, not per row.
-    auto it = stored_.end();
-    const std::string* topic = nullptr;
-    int32_t partition = -2;
-    for (size_t i = 0; i < batch.num_rows(); ++i) {
-      const size_t r = rows.BatchRow(i);
-      const size_t end = rows.RowEnd(start);
-      if (batch.Partition(r) != partition || !topic || batch.Origin(r) != *topic) {
-        topic = &batch.Origin(r);
-        partition = batch.Partition(r);
-        it = stored_.find({*topic, partition});
-      }
-      if (it == stored_.end() || batch.Position(r) >= it->second) {
-        kept.append(rows.rows().substr(start, end - start));
-      } else {
-        ++skipped;
-      }
-      start = end;
-    }
-    if (skipped == 0) return copy_text;
-    Log(LogLevel::kInfo, fmt::format("sink '{}': {} rows were written before (by an earlier "
-                                     "run or another process); skipped",
-                                     name_, skipped));
-    return kept;
-  }
-
-  // Exactly-once: the batch's end positions, in the transaction that writes its rows, unless
-  // LockPositions stored them already. A position never moves back.
-  void StorePositions(pqxx::transaction_base& tx) {
-    if (stored_now_) return;
-    PgPositions moved;
-    for (const auto& [k, next] : next_) {
-      const auto it = stored_.find(k);
-      if (it == stored_.end() || next > it->second) moved[k] = next;
-    }
-    positions_.Store(tx, moved);
-  }
-
-  // The batch's transaction committed: its positions are what the table now stores.
-  void Committed() {
-    for (const auto& [k, next] : next_) known_[k] = next;
+    return !exactly_once() || positions_.Lock(tx, batch, at_known);
   }
 
   // A statement failed for another reason than its data: retried when the server or the
   // connection may come back (a restart, a dropped connection, a deadlock), otherwise (a
   // permission, a table dropped while running) the run stops with the database's message.
   Status Failed(const pqxx::sql_error& e) {
-    known_.clear();  // the transaction may have committed or not
+    positions_.Forget();  // the transaction may have committed or not
     const std::string state = PgSqlState(e);
     if (IsPgTransient(state)) return Lost(e.what());
     conn_.reset();
@@ -290,7 +185,7 @@ class PgSinkRuntime : public SinkRuntime {
   // The connection or the server failed: reconnect on the next attempt.
   Status Lost(const std::string& what) {
     conn_.reset();
-    known_.clear();  // a commit whose answer was lost may have happened or not
+    positions_.Forget();  // a commit whose answer was lost may have happened or not
     return Status::Unavailable(fmt::format("PostgreSQL: {}", PgFirstLine(what)));
   }
 
@@ -362,7 +257,7 @@ class PgSinkRuntime : public SinkRuntime {
       pqxx::work tx(*conn_);
       LockPositions(tx, batch, /*at_known=*/false);
       std::string kept;
-      TakeNewRows(batch, copy_text, kept);
+      positions_.TakeNewRows(batch, copy_text, kept);  // logs the rows written before
       const PgCopyRows rows(copy_text);
       size_t start = 0;
       for (size_t i = 0; i < batch.num_rows(); ++i) {
@@ -370,10 +265,7 @@ class PgSinkRuntime : public SinkRuntime {
         const size_t end = rows.RowEnd(start);
         const std::string line = rows.format() + std::string(rows.rows().substr(start, end - start));
         start = end;
-        if (!stored_.empty()) {
-          auto it = stored_.find({batch.Origin(r), batch.Partition(r)});
-          if (it != stored_.end() && batch.Position(r) < it->second) continue;  // written before
-        }
+        if (positions_.WrittenBefore(batch, r)) continue;
         try {
           PgSavepoint row(tx, "row");
           WriteRows(row, line);
@@ -384,9 +276,9 @@ class PgSinkRuntime : public SinkRuntime {
           ctx.Reject(batch, r, fmt::format("postgres refused the row: {}", PgFirstLine(e.what())));
         }
       }
-      StorePositions(tx);
+      positions_.Store(tx);
       tx.commit();
-      Committed();
+      positions_.Committed();
       return Status::Ok();
     } catch (const pqxx::sql_error& e) {
       return Failed(e);
@@ -408,15 +300,7 @@ class PgSinkRuntime : public SinkRuntime {
   std::string upsert_sql_;
   size_t merge_next_ = 0;  // upsert: batches to merge before trying a straight COPY again
   size_t merge_run_ = 1;   // upsert: how many batches the next refusal sends to the merge
-  PgPositionTable positions_;
-  // Exactly-once, the batch being written: its partitions' stored positions, where it leaves
-  // them, and whether LockPositions has stored those already.
-  PgPositions stored_;
-  PgPositions next_;
-  bool stored_now_ = false;
-  // The positions this sink's own transactions stored last, while no failure has left a commit
-  // in doubt: what LockPositions expects to find.
-  PgPositions known_;
+  PgSinkPositions positions_;  // exactly-once
 };
 
 class PgSink : public SinkNode {
